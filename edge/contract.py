@@ -1,0 +1,79 @@
+"""The preprocessing contract: what the model was trained on, imported by train, convert and edge.
+
+Kept free of TensorFlow so the runtime on the Pi can import it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Canonical FER2013 label order (the `emotion` column of fer2013.csv).
+LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NUM_CLASSES = len(LABELS)
+INPUT_SIZE = 48
+INPUT_SHAPE = (INPUT_SIZE, INPUT_SIZE, 1)
+# Pixel scaling: uint8 grey level p -> p / 127.5 - 1, so inputs lie in [-1, 1].
+PIXEL_SCALE = 1.0 / 127.5
+PIXEL_OFFSET = -1.0
+# Average each prediction with that of the horizontally mirrored face (test-time augmentation).
+# Reports and the runtime both do it by default, so reported accuracy is what the runtime gets.
+FLIP_TTA = True
+
+
+def label_index(name: str) -> int:
+    """Canonical index of an emotion name (case-insensitive); ValueError names unknown ones."""
+    try:
+        return LABELS.index(name.strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown emotion {name!r}; expected one of {', '.join(LABELS)}") from None
+
+
+def crop_face(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Cut box (x, y, w, h) out of a grayscale frame and resize it to the model's input size."""
+    import cv2
+
+    x, y, w, h = (int(v) for v in box)
+    height, width = gray.shape[:2]
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + w, width), min(y + h, height)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"face box {box} lies outside the {width}x{height} frame")
+    face = gray[y0:y1, x0:x1]
+    interpolation = cv2.INTER_AREA if face.shape[0] > INPUT_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(face, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
+
+
+def scale_pixels(faces: np.ndarray) -> np.ndarray:
+    """uint8 faces (N, 48, 48) or (N, 48, 48, 1) -> float32 model input (N, 48, 48, 1)."""
+    faces = np.asarray(faces)
+    if faces.dtype != np.uint8:
+        raise ValueError(f"faces must be uint8 grey levels, got {faces.dtype}")
+    if faces.ndim == 3:
+        faces = faces[..., np.newaxis]
+    if faces.shape[1:] != INPUT_SHAPE:
+        raise ValueError(f"faces must be (N, {INPUT_SIZE}, {INPUT_SIZE}[, 1]), got {faces.shape}")
+    return faces.astype(np.float32) * PIXEL_SCALE + PIXEL_OFFSET
+
+
+def with_mirrors(faces: np.ndarray) -> np.ndarray:
+    """Stack faces (N, H, W[, C]) with their horizontal mirrors: (2N, ...), originals first."""
+    return np.concatenate([faces, faces[:, :, ::-1]], axis=0)
+
+
+def average_mirrors(probabilities: np.ndarray) -> np.ndarray:
+    """Undo `with_mirrors`: average each face's scores with its mirror's."""
+    half = probabilities.shape[0] // 2
+    return (probabilities[:half] + probabilities[half:]) / 2.0
+
+
+def describe() -> dict:
+    """The contract as plain data, written into every model's sidecar JSON."""
+    return {
+        "labels": list(LABELS),
+        "input_shape": list(INPUT_SHAPE),
+        "color": "grayscale",
+        "pixel_scale": PIXEL_SCALE,
+        "pixel_offset": PIXEL_OFFSET,
+        "resize": "cv2.INTER_AREA when shrinking, else cv2.INTER_LINEAR",
+        "flip_tta": FLIP_TTA,
+    }

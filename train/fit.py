@@ -1,0 +1,304 @@
+"""Train mini-Xception on FER2013: tf.data with on-the-fly augmentation, select on PublicTest.
+
+Reads top to bottom: configuration, data, augmentation, model, training, evaluation, artifacts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE
+from train.data import Fer2013, default_cache_dir, load_fer2013
+from train.model import make_mini_xception, predict_probabilities
+
+MODEL_FILE = "mini_xception.keras"
+STATE_DIR = ".train"  # resume state, not an artifact
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out_dir: str = "models"
+    epochs: int = 100
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_epochs: int = 2
+    min_learning_rate: float = 1e-5
+    label_smoothing: float = 0.0
+    rotation_degrees: float = 10.0
+    shift_fraction: float = 0.1
+    zoom_fraction: float = 0.1
+    brightness: float = 0.15  # +- fraction of the grey range
+    contrast: float = 0.2  # +- fraction around the image mean
+    flip: bool = True
+    ema_momentum: float = 0.999  # 0 turns weight averaging off
+    l2: float = 0.01
+    patience: int = 20
+    seed: int = 1337
+    limit: int = 0  # >0: at most this many images per split (smoke runs)
+    skip_bad: bool = False
+    cache_dir: str | None = None
+    resume: bool = False
+    verbose: int = 1
+
+    def __post_init__(self):
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "ema_momentum": 0 <= self.ema_momentum < 1,
+            "shift_fraction": 0 <= self.shift_fraction < 0.5,
+            "zoom_fraction": 0 <= self.zoom_fraction < 0.5,
+            "patience": self.patience >= 1,
+            "limit": self.limit >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid training option(s): {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+
+def take_splits(dataset: Fer2013, limit: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name in ("Training", "PublicTest", "PrivateTest"):
+        images, labels = dataset.split(name)
+        if limit and len(images) > limit:
+            keep = np.sort(rng.choice(len(images), limit, replace=False))
+            images, labels = images[keep], labels[keep]
+        if len(images) == 0:
+            raise ValueError(f"{dataset.source}: the {name} split is empty")
+        splits[name] = (images, labels)
+    return splits
+
+
+def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf.Tensor:
+    """Random flip, rotation, zoom and shift in one projective transform per image, then brightness
+    and contrast; uint8 (B, 48, 48, 1) in, float32 model input out. All ops work on the whole batch."""
+    batch = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 7)
+
+    def uniform(index, low, high):
+        return tf.random.stateless_uniform([batch], seeds[index], low, high)
+
+    flip = tf.where(uniform(0, 0.0, 1.0) < 0.5, -1.0, 1.0) if config.flip else tf.ones([batch])
+    angle = uniform(1, -1.0, 1.0) * config.rotation_degrees * math.pi / 180
+    zoom = uniform(2, 1 - config.zoom_fraction, 1 + config.zoom_fraction)
+    shift_x = uniform(3, -1.0, 1.0) * config.shift_fraction * size
+    shift_y = uniform(4, -1.0, 1.0) * config.shift_fraction * size
+    center = (size - 1) / 2
+    # Output pixel p maps to input pixel zoom * R(angle) * Flip * (p - c) + c + shift.
+    a0, a1 = zoom * tf.cos(angle) * flip, -zoom * tf.sin(angle)
+    b0, b1 = zoom * tf.sin(angle) * flip, zoom * tf.cos(angle)
+    a2 = center + shift_x - (a0 + a1) * center
+    b2 = center + shift_y - (b0 + b1) * center
+    zeros = tf.zeros([batch])
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    pixels = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(images, tf.float32),
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
+    mean = tf.reduce_mean(pixels, axis=[1, 2, 3], keepdims=True)
+    contrast = tf.reshape(uniform(5, 1 - config.contrast, 1 + config.contrast), [-1, 1, 1, 1])
+    brightness = tf.reshape(uniform(6, -config.brightness, config.brightness) * 255.0, [-1, 1, 1, 1])
+    pixels = tf.clip_by_value((pixels - mean) * contrast + mean + brightness, 0.0, 255.0)
+    return pixels * PIXEL_SCALE + PIXEL_OFFSET
+
+
+def make_train_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
+    """Shuffled each epoch, augmented, and every batch full-sized (drop_remainder): oneDNN in
+    TensorFlow 2.21 segfaults in a training step when the batch shape changes. Reshuffling means the
+    dropped remainder differs each epoch, so no image is left out for good."""
+    if len(images) < config.batch_size:
+        raise ValueError(f"Training split has {len(images)} images, fewer than batch size {config.batch_size}")
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    dataset = tf.data.Dataset.from_tensor_slices((images[..., np.newaxis], one_hot))
+    dataset = dataset.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size, drop_remainder=True)
+    seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda batch, seed: (augment_batch(batch[0], config, seed), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Padded to whole batches; the padding has sample weight 0 so metrics ignore it."""
+    pad = -len(images) % batch_size
+    inputs = np.concatenate([images, np.zeros((pad, *images.shape[1:]), np.uint8)])[..., np.newaxis]
+    targets = np.eye(NUM_CLASSES, dtype=np.float32)[np.concatenate([labels, np.zeros(pad, labels.dtype)])]
+    weights = np.concatenate([np.ones(len(images), np.float32), np.zeros(pad, np.float32)])
+    scaled = inputs.astype(np.float32) * PIXEL_SCALE + PIXEL_OFFSET
+    return tf.data.Dataset.from_tensor_slices((scaled, targets, weights)).batch(batch_size, drop_remainder=True)
+
+
+def learning_rate_at(epoch: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_learning_rate at the last epoch."""
+    if epoch < config.warmup_epochs:
+        return config.learning_rate * (epoch + 1) / config.warmup_epochs
+    span = max(config.epochs - config.warmup_epochs - 1, 1)
+    progress = min((epoch - config.warmup_epochs) / span, 1.0)
+    return config.min_learning_rate + 0.5 * (config.learning_rate - config.min_learning_rate) * (1 + math.cos(math.pi * progress))
+
+
+class SaveResumeState(keras.callbacks.Callback):
+    """Each epoch, the model with its optimizer state (raw weights, not the averaged ones) and
+    the best PublicTest accuracy so far, so an interrupted run can resume."""
+
+    def __init__(self, state_dir: Path, best_so_far: float):
+        super().__init__()
+        self.state_dir, self.best = state_dir, best_so_far
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.best = max(self.best, float((logs or {}).get("val_accuracy", -1.0)))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.state_dir / "last.partial.keras"
+        self.model.save(partial)
+        partial.replace(self.state_dir / "last.keras")
+        state = {"next_epoch": epoch + 1, "best_val_accuracy": self.best}
+        (self.state_dir / "state.json").write_text(json.dumps(state))
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    keras.utils.set_random_seed(config.seed)
+    model = make_mini_xception(l2=config.l2)
+    optimizer = keras.optimizers.Adam(
+        learning_rate=config.learning_rate,
+        use_ema=config.ema_momentum > 0,
+        ema_momentum=config.ema_momentum or 0.99,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        weighted_metrics=["accuracy"],
+    )
+    return model
+
+
+def fit(config: TrainConfig) -> dict:
+    """Train, keep the best PublicTest checkpoint, evaluate it, write the artifacts; returns the report."""
+    started = time.time()
+    out_dir = Path(config.out_dir)
+    state_dir = out_dir / STATE_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = config.cache_dir or default_cache_dir()
+    dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
+    splits = take_splits(dataset, config.limit, config.seed)
+    train_ds = make_train_dataset(*splits["Training"], config)
+    val_ds = make_eval_dataset(*splits["PublicTest"], config.batch_size)
+
+    initial_epoch, best_so_far = 0, -1.0
+    if config.resume:
+        state_file = state_dir / "state.json"
+        if not state_file.exists():
+            raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
+        state = json.loads(state_file.read_text())
+        initial_epoch, best_so_far = state["next_epoch"], state["best_val_accuracy"]
+        model = keras.models.load_model(state_dir / "last.keras")
+        print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
+    else:
+        model = build_model(config)
+    if initial_epoch >= config.epochs:
+        raise ValueError(f"the run already trained {initial_epoch} epochs; ask for more than that with --epochs")
+
+    callbacks = [
+        SaveResumeState(state_dir, best_so_far),
+        keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, config)),
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=config.resume),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
+    ]
+    if config.ema_momentum > 0:  # evaluate and checkpoint the averaged weights
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(
+        keras.callbacks.ModelCheckpoint(
+            str(out_dir / MODEL_FILE),
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far if best_so_far >= 0 else None,
+        )
+    )
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+
+    best = keras.models.load_model(out_dir / MODEL_FILE)
+    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started)
+    plot_history(out_dir / "history.csv", out_dir / "curves.png")
+    return report
+
+
+def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float) -> dict:
+    history = read_history(out_dir / "history.csv")
+    val_accuracy = [row["val_accuracy"] for row in history]
+    best_epoch = int(np.argmax(val_accuracy)) + 1
+    accuracy = {}
+    for name in ("PublicTest", "PrivateTest"):
+        images, labels = splits[name]
+        for tta in (False, True):
+            predicted = predict_probabilities(model, images, flip_tta=tta).argmax(axis=1)
+            accuracy[f"{name}{'_flip_tta' if tta else ''}"] = round(float((predicted == labels).mean()), 4)
+    report = {
+        "model": MODEL_FILE,
+        "parameters": int(model.count_params()),
+        "labels": list(LABELS),
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "selected_on": "PublicTest (validation); PrivateTest only reported",
+        "best_val_accuracy_during_training": round(max(val_accuracy), 4),
+        "float_accuracy": accuracy,
+        "float_accuracy_privatetest": accuracy["PrivateTest_flip_tta" if FLIP_TTA else "PrivateTest"],
+        "flip_tta_default": FLIP_TTA,
+        "train_images": int(len(splits["Training"][0])),
+        "training_seconds_this_run": round(seconds, 1),
+        "config": asdict(config),
+    }
+    (out_dir / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def read_history(history_csv: Path) -> list[dict]:
+    with history_csv.open() as stream:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(stream)]
+
+
+def plot_history(history_csv: Path, out_png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = read_history(history_csv)
+    epochs = [int(row["epoch"]) + 1 for row in history]
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("loss", "Training (augmented)"), ("val_loss", "PublicTest")):
+        loss_axes.plot(epochs, [row[key] for row in history], label=label)
+    for key, label in (("accuracy", "Training (augmented)"), ("val_accuracy", "PublicTest")):
+        accuracy_axes.plot(epochs, [row[key] for row in history], label=label)
+    loss_axes.set(title="loss", xlabel="epoch")
+    accuracy_axes.set(title="accuracy", xlabel="epoch")
+    loss_axes.legend()
+    accuracy_axes.legend()
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=100)
+    plt.close(figure)
+    return out_png

@@ -1,0 +1,55 @@
+"""mini-Xception (Arriaga, Ploeger, Valdenegro 2017), as in oarriaga/face_classification."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from edge.contract import FLIP_TTA, INPUT_SHAPE, NUM_CLASSES, average_mirrors, scale_pixels, with_mirrors
+
+
+def make_mini_xception(
+    input_shape: tuple[int, int, int] = INPUT_SHAPE, num_classes: int = NUM_CLASSES, l2: float = 0.01
+) -> keras.Model:
+    """Two 3x3 conv (8) base, four residual separable-conv modules (16, 32, 64, 128), a 3x3 conv to
+    the classes, global average pooling and softmax: 58,423 parameters for 48x48x1 and 7 classes."""
+    # The reference passes its L2 regularizer to SeparableConv2D as `kernel_regularizer`, which Keras
+    # ignored there, so in effect only the two base convolutions are regularized; so are they here.
+    regularizer = keras.regularizers.l2(l2) if l2 else None
+    inputs = keras.Input(input_shape, name="face")
+    x = inputs
+    for _ in range(2):
+        x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=regularizer)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    for filters in (16, 32, 64, 128):
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
+        residual = layers.BatchNormalization()(residual)
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.add([x, residual])
+    x = layers.Conv2D(num_classes, 3, padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Activation("softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="mini_xception")
+
+
+def predict_probabilities(model: keras.Model, faces: np.ndarray, batch_size: int = 256, flip_tta: bool = FLIP_TTA) -> np.ndarray:
+    """Class probabilities for uint8 faces (N, 48, 48[, 1]) through the shared contract.
+
+    Every batch has the same shape (the last is padded): TensorFlow 2.21 with oneDNN can crash when
+    the batch shape changes between steps.
+    """
+    inputs = scale_pixels(faces)
+    if flip_tta:
+        inputs = with_mirrors(inputs)
+    count = len(inputs)
+    padded = np.concatenate([inputs, np.zeros((-count % batch_size, *inputs.shape[1:]), inputs.dtype)])
+    outputs = np.concatenate([model(padded[i : i + batch_size], training=False).numpy() for i in range(0, len(padded), batch_size)])
+    probabilities = outputs[:count]
+    return average_mirrors(probabilities) if flip_tta else probabilities
