@@ -44,7 +44,6 @@ def fit(
     rotation: float = typer.Option(10.0, "--rotation", help="max random rotation, degrees"),
     shift: float = typer.Option(0.1, help="max random shift, fraction of the side"),
     zoom: float = typer.Option(0.1, help="max random zoom, fraction"),
-    ema: float = typer.Option(0.999, help="weight-averaging momentum per step; 0 turns it off"),
     patience: int = typer.Option(40, min=1, help="early stopping on PublicTest accuracy"),
     seed: int = typer.Option(1337),
     limit: int = typer.Option(0, min=0, help="use at most this many images per split (smoke runs)"),
@@ -61,7 +60,7 @@ def fit(
         config = TrainConfig(
             data=str(data), out_dir=str(out_dir), epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, label_smoothing=label_smoothing, rotation_degrees=rotation,
-            shift_fraction=shift, zoom_fraction=zoom, ema_momentum=ema, patience=patience, seed=seed,
+            shift_fraction=shift, zoom_fraction=zoom, patience=patience, seed=seed,
             limit=limit, skip_bad=skip_bad, cache_dir=str(cache_dir) if cache_dir else None, resume=resume,
             verbose=1 if sys.stdout.isatty() else 2,
         )

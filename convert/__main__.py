@@ -1,0 +1,3 @@
+from convert.cli import app
+
+app(prog_name="python -m convert")

@@ -1,0 +1,106 @@
+"""Accuracy of the float Keras model and each TFLite model on FER2013's test splits.
+
+TFLite models run through edge.model.EmotionModel, exactly as the runtime feeds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edge import contract
+
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names=contract.LABELS) -> dict:
+    """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix (rows = truth)."""
+    classes = len(names)
+    confusion = np.zeros((classes, classes), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_positive = np.diag(confusion).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.nan_to_num(true_positive / confusion.sum(axis=0))
+        recall = np.nan_to_num(true_positive / confusion.sum(axis=1))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    return {
+        "accuracy": round(float(true_positive.sum() / max(len(labels), 1)), 4),
+        "macro_f1": round(float(f1.mean()), 4),
+        "per_class": {
+            name: {
+                "precision": round(float(precision[i]), 4),
+                "recall": round(float(recall[i]), 4),
+                "f1": round(float(f1[i]), 4),
+                "support": int(confusion[i].sum()),
+            }
+            for i, name in enumerate(names)
+        },
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def predict_in_batches(classify: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    return np.concatenate([classify(faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)])
+
+
+def plot_confusion(confusion: list[list[int]], title: str, out_png: str | Path, names=contract.LABELS) -> Path:
+    """Row-normalised heat map with counts, rows = true class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(7, 6))
+    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axes.set_yticks(range(len(names)), names)
+    axes.set(xlabel="predicted", ylabel="true", title=title)
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if rates[row, column] > 0.5 else "black"
+        axes.text(column, row, f"{rates[row, column]:.2f}\n{count}", ha="center", va="center", fontsize=7, color=colour)
+    figure.colorbar(image, ax=axes, label="recall share")
+    figure.tight_layout()
+    out_png = Path(out_png)
+    figure.savefig(out_png, dpi=100)
+    plt.close(figure)
+    return out_png
+
+
+def gate(report: dict, max_drop: float, min_accuracy: float | None) -> list[str]:
+    """Reasons the int8 model fails, empty when it passes. Points are percentage points on PrivateTest."""
+    int8 = report["results"]["int8"]["PrivateTest"]["accuracy"] * 100
+    float_ = report["results"]["keras"]["PrivateTest"]["accuracy"] * 100
+    failures = []
+    if float_ - int8 > max_drop:
+        failures.append(f"int8 PrivateTest accuracy {int8:.2f}% is {float_ - int8:.2f} points below float {float_:.2f}% (--max-drop {max_drop})")
+    if min_accuracy is not None and int8 < min_accuracy:
+        failures.append(f"int8 PrivateTest accuracy {int8:.2f}% is below --min-accuracy {min_accuracy}")
+    return failures
+
+
+def markdown_summary(report: dict) -> str:
+    results = report["results"]
+    lines = [
+        "# Accuracy report",
+        "",
+        f"Model `{report['int8_model']}`: {report['parameters']:,} parameters, "
+        f"int8 file {report['sizes_bytes']['int8'] / 1024:.1f} KiB. "
+        f"Flip test-time averaging: {'on' if report['flip_tta'] else 'off'} (the runtime's default).",
+        "Selected on PublicTest; PrivateTest is the reported test split.",
+        "",
+        "| model | split | accuracy | macro-F1 |",
+        "|---|---|---|---|",
+    ]
+    for model_name, splits in results.items():
+        for split, metrics in splits.items():
+            lines.append(f"| {model_name} | {split} | {metrics['accuracy'] * 100:.2f}% | {metrics['macro_f1']:.3f} |")
+    lines += ["", f"float vs int8 top-1 agreement on PrivateTest: {report['agreement_privatetest'] * 100:.2f}%", ""]
+    lines += ["Per-class on PrivateTest (int8):", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name, row in results["int8"]["PrivateTest"]["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    gate_result = report["gate"]
+    lines += ["", f"Gate (max drop {gate_result['max_drop']} points, min accuracy {gate_result['min_accuracy']}): "
+              f"{'PASS' if gate_result['passed'] else 'FAIL: ' + '; '.join(gate_result['failures'])}", ""]
+    return "\n".join(lines)

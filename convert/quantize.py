@@ -1,0 +1,132 @@
+"""Keras mini-Xception -> full-integer TFLite (int8 in, int8 out, no float ops) and the sidecar JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from edge import contract
+from edge.model import Quantization, file_sha256, load_interpreter_api, sidecar_path
+
+# Ops that mean a graph is not integer-only end to end.
+BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+INTEGER_DTYPES = {np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_}
+
+
+class QuantizationError(RuntimeError):
+    """The converted model is not what the Pi (or an Edge TPU) needs; the message says what slipped in."""
+
+
+def representative_faces(images: np.ndarray, labels: np.ndarray, count: int = 300, seed: int = 0) -> np.ndarray:
+    """Real Training faces, balanced across classes (a class with too few gives all it has)."""
+    rng = np.random.default_rng(seed)
+    per_class = int(np.ceil(count / contract.NUM_CLASSES))
+    chosen = []
+    for label in range(contract.NUM_CLASSES):
+        members = np.flatnonzero(labels == label)
+        chosen.extend(rng.choice(members, min(per_class, len(members)), replace=False))
+    chosen = np.asarray(chosen)
+    if len(chosen) > count:
+        chosen = rng.choice(chosen, count, replace=False)
+    if len(chosen) == 0:
+        raise ValueError("no Training faces to calibrate quantization with")
+    return images[np.sort(chosen)]
+
+
+def to_int8_tflite(model: tf.keras.Model, calibration_faces: np.ndarray) -> bytes:
+    """Post-training full-integer quantization, calibrated on real faces through the shared contract.
+    Both the original and the mirrored faces calibrate, since the runtime feeds both."""
+    inputs = contract.scale_pixels(calibration_faces)
+    if contract.FLIP_TTA:
+        inputs = contract.with_mirrors(inputs)
+
+    def representative_dataset() -> Iterator[list[np.ndarray]]:
+        for face in inputs:
+            yield [face[np.newaxis]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def to_float_tflite(model: tf.keras.Model, float16: bool = False) -> bytes:
+    """Float32 export, or float16 weights with float32 compute (for comparison only)."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def graph_summary(model_path: str | Path) -> dict:
+    """Op names and tensor dtypes of a .tflite file, read with the runtime's interpreter."""
+    interpreter_class, _, _ = load_interpreter_api()
+    interpreter = interpreter_class(model_path=str(model_path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # the only public-ish way to list ops in the Python API
+    return {
+        "ops": [op["op_name"] for op in ops],
+        "op_tensors": [
+            (op["op_name"], [np.dtype(tensors[i]["dtype"]).name for i in [*op["inputs"], *op["outputs"]] if i in tensors])
+            for op in ops
+        ],
+        "input": interpreter.get_input_details()[0],
+        "output": interpreter.get_output_details()[0],
+    }
+
+
+def check_full_int8(model_path: str | Path) -> None:
+    """Raise QuantizationError unless input and output are int8 and every op runs on integers."""
+    summary = graph_summary(model_path)
+    problems = []
+    for end in ("input", "output"):
+        dtype = np.dtype(summary[end]["dtype"])
+        if dtype != np.int8:
+            problems.append(f"{end} tensor is {dtype.name}, not int8")
+    boundary = sorted({op for op in summary["ops"] if op in BOUNDARY_OPS})
+    if boundary:
+        problems.append(f"graph has {', '.join(boundary)} op(s) at its ends")
+    float_ops = sorted({name for name, dtypes in summary["op_tensors"] if any(d.startswith("float") for d in dtypes)})
+    if float_ops:
+        problems.append(f"float tensors in op(s) {', '.join(float_ops)}")
+    if problems:
+        raise QuantizationError(f"{model_path}: not a full-int8 model: " + "; ".join(problems))
+
+
+def write_sidecar(model_path: str | Path, parameters: int, source_model: str, extra: dict | None = None) -> Path:
+    """labels, shapes, dtype, contract, quantization, sha256 (and accuracy, added by the evaluation)."""
+    summary = graph_summary(model_path)
+    quant = {end: Quantization.of(summary[end]) for end in ("input", "output")}
+    sidecar = {
+        "model": Path(model_path).name,
+        "labels": list(contract.LABELS),
+        "input_shape": list(contract.INPUT_SHAPE),
+        "input_dtype": np.dtype(summary["input"]["dtype"]).name,
+        "output_dtype": np.dtype(summary["output"]["dtype"]).name,
+        "contract": contract.describe(),
+        "input_quantization": vars(quant["input"]) if quant["input"] else None,
+        "output_quantization": vars(quant["output"]) if quant["output"] else None,
+        "sha256": file_sha256(model_path),
+        "size_bytes": Path(model_path).stat().st_size,
+        "parameters": parameters,
+        "source_model": source_model,
+        **(extra or {}),
+    }
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(sidecar, indent=2) + "\n")
+    return path
+
+
+def update_sidecar(model_path: str | Path, **fields) -> None:
+    path = sidecar_path(model_path)
+    sidecar = json.loads(path.read_text())
+    sidecar.update(fields)
+    path.write_text(json.dumps(sidecar, indent=2) + "\n")

@@ -1,0 +1,160 @@
+"""Haar-cascade face detection: find the cascade file, detect faces in a grey frame or a region of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+# Distribution packages (apt's opencv-data) put the cascades here when cv2.data is absent.
+SYSTEM_CASCADE_DIRS = (Path("/usr/share/opencv4/haarcascades"), Path("/usr/share/opencv/haarcascades"))
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels: top-left corner (x, y), width w, height h."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return max(self.w, 0) * max(self.h, 0)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union, 0.0 for disjoint or empty boxes."""
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def scale(self, f: float) -> Box:
+        """Every coordinate times f (e.g. from a downscaled or lores image back to the full one)."""
+        return Box(round(self.x * f), round(self.y * f), round(self.w * f), round(self.h * f))
+
+    def clip(self, width: int, height: int) -> Box:
+        """The part of the box inside a width x height image (may be empty: w or h == 0)."""
+        x0, y0 = min(max(self.x, 0), width), min(max(self.y, 0), height)
+        x1, y1 = min(max(self.x + self.w, 0), width), min(max(self.y + self.h, 0), height)
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
+    def expand(self, f: float) -> Box:
+        """Grow (f > 1) or shrink (f < 1) about the centre; not clipped."""
+        w, h = round(self.w * f), round(self.h * f)
+        cx, cy = self.x + self.w / 2, self.y + self.h / 2
+        return Box(round(cx - w / 2), round(cy - h / 2), w, h)
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+def find_cascade(name: str = DEFAULT_CASCADE, explicit: str | Path | None = None) -> Path:
+    """The cascade file: `explicit` if given, else OpenCV's own copy, the system's, or the one shipped here."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"cascade file {path} not found (--cascade)")
+        return path
+    dirs: list[Path] = []
+    data = getattr(cv2, "data", None)  # pip wheels have cv2.data; distro builds usually don't
+    if data is not None and getattr(data, "haarcascades", None):
+        dirs.append(Path(data.haarcascades))
+    dirs.extend(SYSTEM_CASCADE_DIRS)
+    dirs.append(ASSETS_DIR)
+    for folder in dirs:
+        if (folder / name).is_file():
+            return folder / name
+    looked = ", ".join(str(folder / name) for folder in dirs)
+    raise FileNotFoundError(f"cannot find Haar cascade {name}; looked in: {looked}; pass --cascade PATH")
+
+
+class FaceDetector:
+    """A Haar cascade loaded once; `detect` finds faces in a grey frame, `detect_in` inside one region."""
+
+    def __init__(
+        self,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 30,
+        detect_width: int | None = None,
+        cascade_path: str | Path | None = None,
+    ):
+        if not scale_factor > 1.0:
+            raise ValueError(f"--scale-factor must be > 1 (e.g. 1.1), got {scale_factor}")
+        if min_neighbors < 0:
+            raise ValueError(f"--min-neighbors must be >= 0, got {min_neighbors}")
+        if min_size < 1:
+            raise ValueError(f"--min-size must be >= 1 pixel, got {min_size}")
+        if detect_width is not None and detect_width < 48:
+            raise ValueError(f"--detect-width must be at least 48 pixels (or unset), got {detect_width}")
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.min_size = int(min_size)
+        self.detect_width = detect_width
+        self.cascade_path = find_cascade(explicit=cascade_path)
+        try:
+            self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
+            empty = self._cascade.empty()
+        except (cv2.error, SystemError):  # a non-XML file makes the constructor raise, not return empty
+            empty = True
+        if empty:
+            raise ValueError(f"cannot load Haar cascade {self.cascade_path} (not a cascade XML file?)")
+
+    def ratio(self, frame_width: int) -> float:
+        """How much frames this wide are shrunk before detection (1.0 = not at all)."""
+        if self.detect_width is None or frame_width <= self.detect_width:
+            return 1.0
+        return self.detect_width / frame_width
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        """Faces in a grey (H, W) uint8 frame, in that frame's coordinates, sorted by position."""
+        _check_gray(gray)
+        height, width = gray.shape
+        boxes = self._detect_scaled(gray, self.ratio(width))
+        return sorted((b.clip(width, height) for b in boxes), key=_position)
+
+    def detect_in(self, gray: np.ndarray, region: Box) -> list[Box]:
+        """Faces inside `region` only (cheap re-detection around a tracked face), in frame coordinates.
+
+        The crop is shrunk by the same ratio as a full-frame `detect`, so a face is searched at the
+        same scales and the cost is a fraction of a full detection.
+        """
+        _check_gray(gray)
+        height, width = gray.shape
+        area = region.clip(width, height)
+        if area.w == 0 or area.h == 0:
+            return []
+        crop = gray[area.y : area.y + area.h, area.x : area.x + area.w]
+        boxes = self._detect_scaled(crop, self.ratio(width))
+        return sorted((Box(b.x + area.x, b.y + area.y, b.w, b.h).clip(width, height) for b in boxes), key=_position)
+
+    def _detect_scaled(self, image: np.ndarray, ratio: float) -> list[Box]:
+        if ratio < 1.0:
+            size = (max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        min_side = max(1, round(self.min_size * ratio))
+        if image.shape[0] < min_side or image.shape[1] < min_side:
+            return []
+        found = self._cascade.detectMultiScale(
+            image, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
+        )
+        boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
+        return [b.scale(1.0 / ratio) for b in boxes] if ratio < 1.0 else boxes
+
+
+def _check_gray(gray: np.ndarray) -> None:
+    if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8:
+        shape = getattr(gray, "shape", None)
+        dtype = getattr(gray, "dtype", type(gray).__name__)
+        raise ValueError(f"face detection needs a grey (H, W) uint8 image, got shape {shape} dtype {dtype}")
+
+
+def _position(box: Box) -> tuple[int, int]:
+    return box.x, box.y

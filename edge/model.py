@@ -1,0 +1,183 @@
+"""Load a .tflite emotion model with its sidecar JSON, check both, classify a batch of faces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge import contract
+
+
+class ModelError(ValueError):
+    """A model or sidecar that cannot be used; the message names the file."""
+
+
+def load_interpreter_api() -> tuple[type, object, str]:
+    """(Interpreter class, OpResolverType enum, "package version"), lightest package first.
+
+    TensorFlow is the last resort: on a Pi it is too heavy, and ai-edge-litert or tflite-runtime
+    run the same models."""
+    try:
+        from ai_edge_litert import interpreter as api
+
+        return api.Interpreter, api.OpResolverType, f"ai-edge-litert {_version('ai-edge-litert')}"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime import interpreter as api
+
+        return api.Interpreter, api.OpResolverType, f"tflite-runtime {_version('tflite-runtime')}"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise ImportError(
+            "no TFLite interpreter found: pip install ai-edge-litert (or tflite-runtime on older Pis)"
+        ) from None
+    return tf.lite.Interpreter, tf.lite.experimental.OpResolverType, f"tensorflow {tf.__version__}"
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def of(cls, tensor_details: dict) -> Quantization | None:
+        scale, zero_point = tensor_details["quantization"]
+        return cls(float(scale), int(zero_point)) if scale else None
+
+
+def quantize(values: np.ndarray, quantization: Quantization, dtype=np.int8) -> np.ndarray:
+    """float -> integer tensor values: round(x / scale) + zero_point, saturated to the dtype."""
+    limits = np.iinfo(dtype)
+    scaled = np.round(values / quantization.scale) + quantization.zero_point
+    return np.clip(scaled, limits.min, limits.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, quantization: Quantization) -> np.ndarray:
+    """integer tensor values -> float; widened before subtracting the zero point so int8 cannot wrap."""
+    return (values.astype(np.int32) - quantization.zero_point).astype(np.float32) * np.float32(quantization.scale)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The sidecar JSON, with the fields the runtime relies on checked."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: sidecar JSON missing; every model needs the one `python -m convert` writes beside it")
+    try:
+        sidecar = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelError(f"{path}: not valid JSON ({error})") from None
+    required = ("labels", "input_shape", "input_dtype", "sha256", "contract")
+    missing = [key for key in required if key not in sidecar]
+    if missing:
+        raise ModelError(f"{path}: sidecar lacks {', '.join(missing)}")
+    return sidecar
+
+
+def check_contract(sidecar: dict, where: str) -> None:
+    """Refuse a model trained with preprocessing other than what this runtime does."""
+    expected = contract.describe()
+    for key in ("input_shape", "pixel_scale", "pixel_offset", "color"):
+        theirs = sidecar["contract"].get(key)
+        same = np.allclose(theirs, expected[key]) if isinstance(theirs, float | int | list) else theirs == expected[key]
+        if not same:
+            raise ModelError(f"{where}: contract.{key} is {theirs!r}, this runtime preprocesses with {expected[key]!r}")
+    if list(sidecar["input_shape"])[-3:] != list(contract.INPUT_SHAPE):
+        raise ModelError(f"{where}: input_shape {sidecar['input_shape']} does not match {list(contract.INPUT_SHAPE)}")
+
+
+class EmotionModel:
+    """A TFLite emotion classifier, built once; `classify` takes all faces of a frame in one batch."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        num_threads: int = 1,
+        use_xnnpack: bool = True,
+        flip_tta: bool | None = None,
+        check_sha256: bool = True,
+    ):
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found")
+        if num_threads < 1:
+            raise ModelError(f"--num-threads must be at least 1, got {num_threads}")
+        self.sidecar = read_sidecar(sidecar_path(self.path))
+        where = str(sidecar_path(self.path))
+        if check_sha256 and file_sha256(self.path) != self.sidecar["sha256"]:
+            raise ModelError(f"{self.path}: sha256 differs from {where}; the model was changed or the sidecar belongs to another")
+        check_contract(self.sidecar, where)
+        self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])
+        self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
+
+        interpreter_class, resolver, self.interpreter_name = load_interpreter_api()
+        options = {} if use_xnnpack else {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        try:
+            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads, **options)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{self.path}: not a loadable TFLite model ({error})") from None
+        input_details = self.interpreter.get_input_details()[0]
+        output_details = self.interpreter.get_output_details()[0]
+        self._input_index, self._output_index = input_details["index"], output_details["index"]
+        self.input_dtype = np.dtype(input_details["dtype"])
+        self.input_quantization = Quantization.of(input_details)
+        self.output_quantization = Quantization.of(output_details)
+        if list(input_details["shape"][1:]) != list(contract.INPUT_SHAPE):
+            raise ModelError(f"{self.path}: input shape {list(input_details['shape'])} is not [N, {', '.join(map(str, contract.INPUT_SHAPE))}]")
+        if self.input_dtype.name != self.sidecar["input_dtype"]:
+            raise ModelError(f"{self.path}: input dtype {self.input_dtype} differs from the sidecar's {self.sidecar['input_dtype']}")
+        if output_details["shape"][-1] != len(self.labels):
+            raise ModelError(f"{self.path}: {output_details['shape'][-1]} outputs but {len(self.labels)} labels in {where}")
+        self._batch = int(input_details["shape"][0])
+
+    def prepare(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 faces (N, 48, 48[, 1]) -> the input tensor, mirrors appended when flip_tta is on."""
+        inputs = contract.scale_pixels(faces)
+        if self.flip_tta:
+            inputs = contract.with_mirrors(inputs)
+        if self.input_quantization is not None and self.input_dtype.kind == "i":
+            return quantize(inputs, self.input_quantization, self.input_dtype)
+        return inputs.astype(self.input_dtype)
+
+    def invoke(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the interpreter on a prepared input tensor; returns the raw output tensor."""
+        if len(tensor) != self._batch:
+            self.interpreter.resize_tensor_input(self._input_index, [len(tensor), *contract.INPUT_SHAPE])
+            self.interpreter.allocate_tensors()
+            self._batch = len(tensor)
+        self.interpreter.set_tensor(self._input_index, tensor)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output_index).copy()
+
+    def classify(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes) for uint8 faces (N, 48, 48[, 1])."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        raw = self.invoke(self.prepare(faces))
+        scores = dequantize(raw, self.output_quantization) if self.output_quantization else raw.astype(np.float32)
+        return contract.average_mirrors(scores) if self.flip_tta else scores

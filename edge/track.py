@@ -1,0 +1,169 @@
+"""Match faces across frames by box overlap and smooth each face's scores on its own.
+
+Deciding (the tracker and `should_update`) is kept apart from writing (edge.events).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from edge.detect import Box
+
+
+class EventType(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    type: EventType
+    track_id: int
+    frame_index: int
+    timestamp: float
+    box: Box
+    label_index: int  # top label of the smoothed scores
+    score: float  # its smoothed score
+    scores: tuple[float, ...]  # smoothed scores, canonical label order
+    frames_seen: int  # frames in which this face was matched
+
+
+def should_update(previous_label: int, current_label: int) -> bool:
+    """Emit an update only when a face's smoothed top label changes."""
+    return previous_label != current_label
+
+
+def top_label(scores: np.ndarray, previous: int = -1) -> int:
+    """Index of the highest score; on a tie the previous label stays, so equal scores do not flicker."""
+    best = int(np.argmax(scores))
+    if 0 <= previous < len(scores) and scores[previous] >= scores[best]:
+        return previous
+    return best
+
+
+@dataclass
+class _Track:
+    """Mutable state of one live face (private: callers see TrackEvents)."""
+
+    track_id: int
+    box: Box
+    history: deque
+    label: int = -1
+    missed: int = 0
+    frames_seen: int = 1
+    smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def add(self, box: Box, scores: np.ndarray) -> None:
+        self.box = box
+        self.history.append(scores)
+        self.smoothed = np.mean(self.history, axis=0)
+
+
+class Tracker:
+    """Greedy IoU tracker with a per-track moving average of the last `smoothing` score vectors."""
+
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10, smoothing: int = 5):
+        if not 0.0 < iou_threshold <= 1.0:
+            raise ValueError(f"--iou-threshold must be in (0, 1], got {iou_threshold}")
+        if max_missed < 0:
+            raise ValueError(f"--max-missed must be >= 0, got {max_missed}")
+        if smoothing < 1:
+            raise ValueError(f"--smoothing must be >= 1 frame, got {smoothing}")
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.smoothing = smoothing
+        self._tracks: dict[int, _Track] = {}
+        self._next_id = 1
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def predicted_boxes(self) -> list[Box]:
+        """Last box of every live track (where to re-detect next frame)."""
+        return [t.box for t in self._tracks.values()]
+
+    def update(self, frame_index: int, timestamp: float, boxes: list[Box], scores: np.ndarray) -> list[TrackEvent]:
+        """Take one frame's faces and their (N, C) probabilities; return the events they cause."""
+        scores = _check_scores(boxes, scores)
+        matches = self._match(boxes)
+        events: list[TrackEvent] = []
+
+        for track_id, box_index in matches.items():
+            track = self._tracks[track_id]
+            track.add(boxes[box_index], scores[box_index])
+            track.missed = 0
+            track.frames_seen += 1
+            label = top_label(track.smoothed, track.label)
+            if should_update(track.label, label):
+                track.label = label
+                events.append(_event(EventType.UPDATE, track, frame_index, timestamp))
+
+        for track_id in [t for t in self._tracks if t not in matches]:
+            track = self._tracks[track_id]
+            track.missed += 1
+            if track.missed > self.max_missed:
+                events.append(_event(EventType.END, self._tracks.pop(track_id), frame_index, timestamp))
+
+        matched_boxes = set(matches.values())
+        for box_index, box in enumerate(boxes):
+            if box_index in matched_boxes:
+                continue
+            track = _Track(self._next_id, box, deque(maxlen=self.smoothing))
+            self._next_id += 1
+            track.add(box, scores[box_index])
+            track.label = top_label(track.smoothed)
+            self._tracks[track.track_id] = track
+            events.append(_event(EventType.NEW, track, frame_index, timestamp))
+        return events
+
+    def finish(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
+        """End every live track (end of stream or shutdown)."""
+        events = [_event(EventType.END, t, frame_index, timestamp) for t in self._tracks.values()]
+        self._tracks.clear()
+        return events
+
+    def _match(self, boxes: list[Box]) -> dict[int, int]:
+        """track id -> box index, pairing the highest-IoU pairs first, each side used once."""
+        pairs = []
+        for track_id, track in self._tracks.items():
+            for box_index, box in enumerate(boxes):
+                overlap = track.box.iou(box)
+                if overlap >= self.iou_threshold:
+                    pairs.append((overlap, track_id, box_index))
+        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))  # ties: older track, earlier box
+        matches: dict[int, int] = {}
+        used_boxes: set[int] = set()
+        for _, track_id, box_index in pairs:
+            if track_id not in matches and box_index not in used_boxes:
+                matches[track_id] = box_index
+                used_boxes.add(box_index)
+        return matches
+
+
+def _check_scores(boxes: list[Box], scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(boxes) == 0:
+        return scores.reshape(0, scores.shape[-1] if scores.ndim == 2 else 0)
+    if scores.ndim != 2 or scores.shape[0] != len(boxes):
+        raise ValueError(f"scores must be (N, C) with N = {len(boxes)} boxes, got shape {scores.shape}")
+    return scores
+
+
+def _event(kind: EventType, track: _Track, frame_index: int, timestamp: float) -> TrackEvent:
+    label = track.label
+    return TrackEvent(
+        type=kind,
+        track_id=track.track_id,
+        frame_index=frame_index,
+        timestamp=timestamp,
+        box=track.box,
+        label_index=label,
+        score=float(track.smoothed[label]),
+        scores=tuple(float(s) for s in track.smoothed),
+        frames_seen=track.frames_seen,
+    )

@@ -1,0 +1,124 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from edge import contract
+from train.fit import TrainConfig, augment_batch, fit, make_eval_dataset, make_train_dataset
+from train.model import make_mini_xception, predict_probabilities
+
+
+def test_mini_xception_has_the_papers_parameter_count():
+    model = make_mini_xception()
+    assert model.count_params() == 58_423
+    assert model.input_shape == (None, *contract.INPUT_SHAPE)
+    assert model.output_shape == (None, contract.NUM_CLASSES)
+    assert not any("dense" in layer.name for layer in model.layers)
+
+
+def test_every_training_batch_has_the_same_shape(small_dataset):
+    images, labels, _ = small_dataset  # 140 images, batch 32: 4 full batches, remainder 12 dropped
+    config = TrainConfig(data="", batch_size=32)
+    shapes = {tuple(x.shape) for x, _ in make_train_dataset(images, labels, config)}
+    assert shapes == {(32, 48, 48, 1)}
+    eval_shapes = {tuple(x.shape) for x, _, _ in make_eval_dataset(images, labels, 32)}
+    assert eval_shapes == {(32, 48, 48, 1)}
+    weights = np.concatenate([w.numpy() for _, _, w in make_eval_dataset(images, labels, 32)])
+    assert weights.sum() == 140 and len(weights) == 160
+
+
+def test_predictions_run_in_fixed_batches_and_pad_nothing_into_results(small_dataset):
+    images = small_dataset[0][:37]
+    model = make_mini_xception()
+    seen = []
+
+    class RecordingModel:
+        def __call__(self, inputs, training=False):
+            seen.append(tuple(inputs.shape))
+            return model(inputs, training=training)
+
+    probabilities = predict_probabilities(RecordingModel(), images, batch_size=16, flip_tta=False)
+    assert seen == [(16, 48, 48, 1)] * 3
+    assert probabilities.shape == (37, 7)
+    np.testing.assert_allclose(probabilities, model(contract.scale_pixels(images), training=False).numpy(), atol=1e-5)
+    with_tta = predict_probabilities(RecordingModel(), images, batch_size=16, flip_tta=True)
+    mirrored = model(contract.scale_pixels(images[:, :, ::-1]), training=False).numpy()
+    np.testing.assert_allclose(with_tta, (probabilities + mirrored) / 2, atol=1e-5)
+
+
+def test_augmentation_off_is_exactly_the_contract(small_dataset):
+    images = small_dataset[0][:8]
+    config = TrainConfig(data="", flip=False, rotation_degrees=0, shift_fraction=0, zoom_fraction=0, brightness=0, contrast=0)
+    augmented = augment_batch(tf.constant(images[..., None]), config, tf.constant([1, 2], tf.int64)).numpy()
+    np.testing.assert_allclose(augmented, contract.scale_pixels(images), atol=1e-5)
+    eval_inputs = next(iter(make_eval_dataset(images, np.zeros(8, np.int64), 8)))[0].numpy()
+    np.testing.assert_allclose(eval_inputs, contract.scale_pixels(images), atol=1e-6)
+
+
+def test_augmentation_flip_mirrors_the_face(small_dataset):
+    images = small_dataset[0][:64]
+    config = TrainConfig(data="", rotation_degrees=0, shift_fraction=0, zoom_fraction=0, brightness=0, contrast=0)
+    augmented = augment_batch(tf.constant(images[..., None]), config, tf.constant([3, 4], tf.int64)).numpy()
+    plain, mirrored = contract.scale_pixels(images), contract.scale_pixels(images[:, :, ::-1])
+    same = [np.allclose(a, p, atol=1e-4) for a, p in zip(augmented, plain, strict=True)]
+    flipped = [np.allclose(a, m, atol=1e-4) for a, m in zip(augmented, mirrored, strict=True)]
+    assert all(s or f for s, f in zip(same, flipped, strict=True))
+    assert 10 < sum(flipped) < 54
+
+
+def run_fit(csv_path, out_dir, **overrides):
+    config = dict(data=str(csv_path), out_dir=str(out_dir), epochs=2, batch_size=16, patience=5, verbose=0, cache_dir=str(out_dir / "cache"))
+    config.update(overrides)
+    return fit(TrainConfig(**config))
+
+
+def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
+    report = run_fit(small_csv, tmp_path)
+    for name in ("mini_xception.keras", "history.csv", "curves.png", "train_report.json"):
+        assert (tmp_path / name).is_file(), name
+    stored = json.loads((tmp_path / "train_report.json").read_text())
+    assert stored == report
+    assert report["parameters"] == 58_423 and report["epochs_run"] == 2
+    assert set(report["float_accuracy"]) == {"PublicTest", "PublicTest_flip_tta", "PrivateTest", "PrivateTest_flip_tta"}
+    assert 0 <= report["float_accuracy_privatetest"] <= 1
+
+
+def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
+    run_fit(small_csv, tmp_path, epochs=1)
+    report = run_fit(small_csv, tmp_path, epochs=3, resume=True)
+    epochs = [line.split(",")[0] for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"] and report["epochs_run"] == 3
+    with pytest.raises(ValueError, match="already trained 3 epochs"):
+        run_fit(small_csv, tmp_path, epochs=3, resume=True)
+
+
+def test_resume_without_a_run_is_a_clear_error(small_csv, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        run_fit(small_csv, tmp_path, resume=True)
+
+
+def test_training_survives_a_dataset_not_divisible_by_the_batch(small_csv, tmp_path):
+    """Regression: tensorflow-cpu 2.21 with oneDNN segfaulted when the last batch was smaller.
+    Run in a child process with oneDNN forced on, so a crash fails this test instead of killing pytest."""
+    script = (
+        "from train.fit import TrainConfig, fit\n"
+        f"fit(TrainConfig(data={str(small_csv)!r}, out_dir={str(tmp_path)!r}, epochs=2, batch_size=24, verbose=0))\n"
+    )
+    env = {"TF_ENABLE_ONEDNN_OPTS": "1", "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"training crashed (exit {result.returncode}):\n{result.stderr[-2000:]}"
+
+
+def test_train_cli_reports_bad_data_without_a_traceback(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("emotion,pixels,Usage\n0,1 2,Training\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "train", "summary", "--data", str(bad), "--cache-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"{bad} row 2" in result.stderr and "Traceback" not in result.stderr
