@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convert.card import write_model_card
 from convert.evaluate import classification_metrics, gate, markdown_summary, plot_confusion, predict_in_batches
 from convert.quantize import (
     check_full_int8,
@@ -109,4 +110,5 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown_summary(report))
     plot_confusion(results["int8"]["PrivateTest"]["confusion_matrix"], "int8 on PrivateTest", out_dir / "confusion_int8.png")
+    write_model_card(out_dir)
     return report

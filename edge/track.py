@@ -87,6 +87,10 @@ class Tracker:
         """Last box of every live track (where to re-detect next frame)."""
         return [t.box for t in self._tracks.values()]
 
+    def states(self) -> dict[Box, tuple[int, np.ndarray]]:
+        """For each face matched in the latest frame: its box -> (track id, smoothed scores)."""
+        return {t.box: (t.track_id, t.smoothed) for t in self._tracks.values() if t.missed == 0}
+
     def update(self, frame_index: int, timestamp: float, boxes: list[Box], scores: np.ndarray) -> list[TrackEvent]:
         """Take one frame's faces and their (N, C) probabilities; return the events they cause."""
         scores = _check_scores(boxes, scores)

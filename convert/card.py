@@ -1,0 +1,273 @@
+"""The model card (MODEL_CARD.md): every figure read from report.json, the int8 sidecar and train_report.json.
+
+Nothing numeric is typed here; the prose around the figures is fixed, the figures are not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CARD_FILE = "MODEL_CARD.md"
+CONFUSION_PNG = "confusion_int8.png"
+SPLIT_ROLES = {
+    "Training": "training (augmented)",
+    "PublicTest": "validation: model selection",
+    "PrivateTest": "test: the reported figures",
+}
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f}%"
+
+
+def score(value: float) -> str:
+    """F1, precision and recall: a fraction shown with 3 decimals."""
+    return f"{value:.3f}"
+
+
+def size(num_bytes: int) -> str:
+    return f"{num_bytes:,} bytes ({num_bytes / 1024:.1f} KiB)"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def model_details(report: dict, sidecar: dict) -> list[str]:
+    contract = sidecar["contract"]
+    quant = {end: sidecar.get(f"{end}_quantization") for end in ("input", "output")}
+    quant_text = {
+        end: f"scale {q['scale']:.6g}, zero point {q['zero_point']}" if q else "not quantized" for end, q in quant.items()
+    }
+    shape = "x".join(str(d) for d in contract["input_shape"])
+    lines = [
+        "## Model details",
+        "",
+        f"- **Model:** `{report['int8_model']}`, a mini-Xception convolutional network (depthwise-separable "
+        f"residual blocks, global average pooling), converted from `{report['keras_model']}`.",
+        f"- **Task:** classify one {shape} {contract['color']} face crop into {len(sidecar['labels'])} expression "
+        f"labels: {', '.join(sidecar['labels'])} (output index order).",
+        f"- **Parameters:** {report['parameters']:,}.",
+        f"- **sha256 (int8 file):** `{sidecar['sha256']}`.",
+        "- **int8 scheme:** post-training full-integer quantization (int8 weights and activations, int8 input "
+        f"and output tensors, no float ops), calibrated on {report['config']['calibration_count']:,} class-balanced "
+        "Training faces" + (" and their mirror images" if contract["flip_tta"] else "") + ".",
+        f"  Input: {quant_text['input']}. Output: {quant_text['output']}.",
+        f"- **Interpreter:** figures measured with {report['evaluated_with']}, through the runtime's own "
+        "`EmotionModel`. The runtime uses ai-edge-litert, else tflite-runtime, else TensorFlow.",
+        "",
+        "File sizes:",
+        "",
+    ]
+    return lines + table(["model", "size"], [[name, size(n)] for name, n in report["sizes_bytes"].items()])
+
+
+def intended_use() -> list[str]:
+    return [
+        "## Intended use",
+        "",
+        "- Research and teaching on facial-expression recognition and on-device quantization.",
+        "- Prototyping and human-computer interaction studies with informed, consenting participants.",
+        "- Aggregate, anonymous signals (e.g. the share of smiling faces at an exhibit) where people are told.",
+        "",
+        "## Out-of-scope uses",
+        "",
+        "- Decisions about an individual: hiring, grading, policing, credit, insurance, medical diagnosis.",
+        "- Covert surveillance, or any use on people who have not been told.",
+        "- Workplaces and education: the EU AI Act, Art. 5(1)(f), prohibits emotion recognition there "
+        "except for medical or safety reasons.",
+        "- Children: they are not a population the training data was built for, nor one this model was checked on.",
+        "- Inferring anyone's inner state, intent, honesty or personality (see the caveat below).",
+    ]
+
+
+def training_data(report: dict, train_report: dict | None) -> list[str]:
+    splits = report["split_sizes"]
+    lines = [
+        "## Training data",
+        "",
+        "FER2013 (Goodfellow et al., 2013, the ICML representation-learning challenge): grey face crops found by "
+        "web image search and labelled with one of the expressions above. Its own three splits are used as is.",
+        "",
+    ]
+    lines += table(["split", "images", "role"], [[name, f"{n:,}", SPLIT_ROLES.get(name, "")] for name, n in splits.items()])
+    limit = report["config"].get("limit", 0)
+    if limit:
+        lines += ["", f"**Smoke run:** evaluated on at most {limit:,} faces per split; the figures below are not "
+                  "representative of the full test split."]
+    counts = {split: report["class_counts"][split] for split in report.get("class_counts", {})}
+    for split in report["results"]["keras"]:
+        counts.setdefault(split, {k: v["support"] for k, v in report["results"]["keras"][split]["per_class"].items()})
+    lines += ["", "Faces per class:", ""]
+    lines += table(["class", *counts], [[label, *(f"{c[label]:,}" for c in counts.values())] for label in report["labels"]])
+    if "class_counts" not in report or "Training" not in report["class_counts"]:
+        lines += ["", "Per-class counts of Training are not in the report; its size is above."]
+    if train_report is not None:
+        config = train_report["config"]
+        lines += [
+            "",
+            f"Training: {train_report['epochs_run']} epochs run, best at epoch {train_report['best_epoch']} "
+            f"(selected on {train_report['selected_on']}); batch {config['batch_size']}, learning rate "
+            f"{config['learning_rate']:g}, L2 {config['l2']:g}, label smoothing {config['label_smoothing']:g}, seed "
+            f"{config['seed']}. Augmentation: rotation up to {config['rotation_degrees']:g} degrees, shift up to "
+            f"{config['shift_fraction']:g} and zoom up to {config['zoom_fraction']:g} of the side, brightness "
+            f"{config['brightness']:g}, contrast {config['contrast']:g}"
+            + (", horizontal flips." if config["flip"] else ", no flips."),
+        ]
+    else:
+        lines += ["", "No train_report.json for this model beside it, so training details are left out."]
+    return lines
+
+
+def evaluation(report: dict) -> list[str]:
+    results, flip = report["results"], report["flip_tta"]
+    int8 = results["int8"]["PrivateTest"]
+    lines = [
+        "## Evaluation",
+        "",
+        f"int8 on PrivateTest ({report['split_sizes']['PrivateTest']:,} faces): accuracy {percent(int8['accuracy'])}, "
+        f"macro-F1 {score(int8['macro_f1'])}. The model was selected on PublicTest; PrivateTest was not used for any "
+        "choice. " + ("Every prediction averages the face with its mirror image (flip test-time averaging), as "
+                      "the runtime does by default." if flip else "No flip test-time averaging, as in the runtime."),
+        "",
+        "### Overall",
+        "",
+    ]
+    rows = []
+    for name, splits in results.items():
+        for split, metrics in splits.items():
+            rows.append([name, split, percent(metrics["accuracy"]), score(metrics["macro_f1"])])
+    lines += table(["model", "split", "accuracy", "macro-F1"], rows)
+    lines += ["", "### Float vs int8 (PrivateTest)", ""]
+    reference = results["keras"]["PrivateTest"]["accuracy"]
+    rows = []
+    for name, splits in results.items():
+        metrics = splits["PrivateTest"]
+        change = f"{(metrics['accuracy'] - reference) * 100:+.2f}" if name != "keras" else "reference"
+        file_size = size(report["sizes_bytes"][name]) if name in report["sizes_bytes"] else ""
+        rows.append([name, file_size, percent(metrics["accuracy"]), score(metrics["macro_f1"]), change])
+    lines += table(["model", "file size", "accuracy", "macro-F1", "accuracy vs Keras (points)"], rows)
+    lines += ["", f"Top-1 agreement of float (Keras) and int8 on PrivateTest: {percent(report['agreement_privatetest'])}."]
+    gate = report["gate"]
+    verdict = "passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"])
+    min_accuracy = "none" if gate["min_accuracy"] is None else f"{gate['min_accuracy']:.2f}%"
+    lines += [f"Accuracy gate (int8 at most {gate['max_drop']:g} points below float on PrivateTest, minimum "
+              f"accuracy {min_accuracy}): {verdict}.", "", "### Per class (int8, PrivateTest)", ""]
+    lines += table(
+        ["class", "precision", "recall", "F1", "support"],
+        [[label, score(m["precision"]), score(m["recall"]), score(m["f1"]), f"{m['support']:,}"]
+         for label, m in int8["per_class"].items()],
+    )
+    lines += ["", "### Confusion matrix (int8, PrivateTest; rows true, columns predicted)", ""]
+    labels = list(int8["per_class"])
+    lines += table(["true \\ predicted", *labels], [[t, *row] for t, row in zip(labels, int8["confusion_matrix"], strict=True)])
+    return lines + ["", f"![Row-normalised confusion matrix, int8 on PrivateTest]({CONFUSION_PNG})"]
+
+
+def preprocessing(sidecar: dict) -> list[str]:
+    contract = sidecar["contract"]
+    scale, offset = contract["pixel_scale"], contract["pixel_offset"]
+    high = 255 * scale + offset
+    quant = sidecar.get("input_quantization")
+    shape = "x".join(str(d) for d in contract["input_shape"][:2])
+    lines = [
+        "## Preprocessing contract",
+        "",
+        "The runtime, the training and this evaluation share it (`edge/contract.py`; also in the sidecar JSON):",
+        "",
+    ]
+    steps = [
+        f"Crop the face box from the frame, {contract['color']}.",
+        f"Resize to {shape}: {contract['resize']}.",
+        f"Scale each grey level p (0-255) to x = p / {1 / scale:g} {'-' if offset < 0 else '+'} {abs(offset):g}, "
+        f"so x lies in [{offset:g}, {high:g}].",
+    ]
+    if quant:
+        steps.append(f"Quantize: q = clip(round(x / {quant['scale']:.6g}) + {quant['zero_point']}, -128, 127) as int8.")
+    if contract["flip_tta"]:
+        steps.append("Run the face and its horizontal mirror; average the two score vectors.")
+    out = sidecar.get("output_quantization")
+    if out:
+        steps.append(f"Scores = (q - {out['zero_point']}) x {out['scale']:.6g}, in label order {', '.join(contract['labels'])}.")
+    return lines + [f"{number}. {step}" for number, step in enumerate(steps, 1)]
+    return lines
+
+
+def limitations(report: dict, sidecar: dict) -> list[str]:
+    per_class = report["results"]["int8"]["PrivateTest"]["per_class"]
+    rarest = min(per_class, key=lambda label: per_class[label]["support"])
+    commonest = max(per_class, key=lambda label: per_class[label]["support"])
+    weakest = min(per_class, key=lambda label: per_class[label]["recall"])
+    flip = report["flip_tta"]
+    shape = "x".join(str(d) for d in sidecar["contract"]["input_shape"][:2])
+    return [
+        "## Known limitations",
+        "",
+        "- **Label noise.** Each FER2013 image has one crowd label; many are ambiguous or wrong, and a later "
+        "re-annotation (FER+, Barsoum et al., 2016) disagreed with many of them. Accuracy against noisy labels "
+        "both understates and misstates what the model does.",
+        f"- **Class imbalance.** PrivateTest has {per_class[rarest]['support']:,} {rarest} faces against "
+        f"{per_class[commonest]['support']:,} {commonest}; the weakest class recall is {weakest} "
+        f"({score(per_class[weakest]['recall'])}). Macro-F1 is reported next to accuracy for this reason.",
+        "- **Posed vs spontaneous.** Web images are often posed or exaggerated; everyday spontaneous expressions "
+        "are subtler, and accuracy on them is expected to be lower than reported here.",
+        "- **Head pose.** Mostly near-frontal faces; turned, tilted or profile faces are out of distribution.",
+        f"- **Lighting and resolution.** Grey {shape} crops; low light, backlight, infrared and small distant faces "
+        "degrade the input.",
+        "- **Occlusion.** Masks, glasses, hands and hair over the face are not handled specially.",
+        "- **Demographic coverage.** FER2013 has no age, gender, skin-tone or cultural annotations, so coverage "
+        "is unknown and accuracy per group has not been measured; expression display also varies across cultures.",
+        "- **Single frames.** Each crop is classified on its own, without temporal context.",
+        "",
+        "**A detected expression is not a felt emotion.** The model labels the configuration of a face, "
+        "as annotators saw it; it is not a felt emotion. People smile when unhappy and look neutral when "
+        "moved (Barrett et al., 2019, *Emotional Expressions Reconsidered*). Do not report its output as "
+        "what someone feels.",
+        "",
+        "**Reading the figures.** Accuracy figures are on FER2013 PrivateTest, with the model selected on "
+        "PublicTest; "
+        + ("the runtime averages each face with its mirror image (flip TTA), as the reported figures do."
+           if flip else "neither the runtime nor the reported figures use flip test-time averaging.")
+        + " They are on FER2013's crops, not on faces found by the runtime's detector in your scenes.",
+    ]
+
+
+def render_model_card(report: dict, sidecar: dict, train_report: dict | None) -> str:
+    """Markdown model card for the int8 model; every figure comes from the three arguments."""
+    if list(sidecar["labels"]) != list(report["labels"]):
+        raise ValueError(f"sidecar labels {sidecar['labels']} differ from the report's {report['labels']}")
+    intro = [
+        f"# Model card: {report['int8_model']}",
+        "",
+        "Facial-expression recognition for the Raspberry Pi: mini-Xception trained on FER2013, full-int8 TFLite. "
+        "Generated by `python -m convert` from report.json, the sidecar JSON and train_report.json; regenerate it, "
+        "don't edit it.",
+    ]
+    sections = [intro, model_details(report, sidecar), intended_use(), training_data(report, train_report),
+                evaluation(report), preprocessing(sidecar), limitations(report, sidecar)]
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run python -m convert first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def write_model_card(out_dir: Path, report_name: str = "report.json") -> Path:
+    """Read report.json, the int8 sidecar and train_report.json (if any) from out_dir; write MODEL_CARD.md there."""
+    out_dir = Path(out_dir)
+    report = read_json(out_dir / report_name)
+    sidecar = read_json(out_dir / Path(report["int8_model"]).with_suffix(".json").name)
+    train_path = out_dir / "train_report.json"
+    train_report = read_json(train_path) if train_path.is_file() else None
+    if train_report is not None and train_report.get("parameters") != report["parameters"]:
+        train_report = None  # from another model: leave the training details out rather than mix models
+    path = out_dir / CARD_FILE
+    path.write_text(render_model_card(report, sidecar, train_report))
+    return path

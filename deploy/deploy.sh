@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the fer-edge bundle here and install it on a Raspberry Pi over ssh.
+#
+#   deploy/deploy.sh user@host [install.sh options, e.g. --no-systemd]
+#   DRY_RUN=1 deploy/deploy.sh user@host   # print every command; build nothing, contact nothing
+#
+# The bundle (build/bundle/): the project wheel, the int8 model with its sidecar (and model card),
+# edge.toml, install.sh and the systemd unit. It is rsynced to ~/fer-edge-bundle/ on the Pi and
+# install.sh runs there (it asks for your sudo password on the Pi for apt and systemd).
+# ssh and rsync use your own ssh config and agent; nothing here stores or asks for credentials.
+# PYTHON picks the Python that builds the wheel (default: python3); MODEL another .tflite to ship
+# (its sidecar .json next to it), installed under the standard name.
+set -euo pipefail
+
+usage() {
+    echo "usage: deploy/deploy.sh user@host [install.sh options]   (DRY_RUN=1 to only print the commands)" >&2
+}
+
+if [ $# -lt 1 ] || [ -z "$1" ] || [[ "$1" == -* ]]; then
+    usage
+    exit 2
+fi
+PI=$1
+shift
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+DRY_RUN=${DRY_RUN:-0}
+BUNDLE=build/bundle
+REMOTE_DIR=fer-edge-bundle # relative to the remote home
+MODEL=${MODEL:-models/mini_xception_int8.tflite}
+SIDECAR=${MODEL%.tflite}.json
+
+run() { # run a command; with DRY_RUN=1 only print it
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '+'; printf ' %q' "$@"; printf '\n'
+    else
+        "$@"
+    fi
+}
+
+cd "$ROOT"
+if [ "$DRY_RUN" != 1 ]; then
+    for f in "$MODEL" "$SIDECAR"; do
+        if [ ! -f "$f" ]; then
+            echo "deploy.sh: $f is missing; train and convert the model first" >&2
+            exit 1
+        fi
+    done
+fi
+
+echo "==> bundle in $BUNDLE"
+run rm -rf "$BUNDLE"
+run mkdir -p "$BUNDLE"
+run "$PYTHON" -m pip wheel --no-deps -w "$BUNDLE" .
+run cp "$MODEL" "$BUNDLE/mini_xception_int8.tflite"
+run cp "$SIDECAR" "$BUNDLE/mini_xception_int8.json"
+if [ -f models/MODEL_CARD.md ]; then
+    run cp models/MODEL_CARD.md "$BUNDLE/"
+fi
+run cp deploy/edge.toml deploy/install.sh deploy/fer-edge.service "$BUNDLE/"
+
+echo "==> copy to $PI:~/$REMOTE_DIR/ and install"
+run rsync -az --delete "$BUNDLE/" "$PI:$REMOTE_DIR/"
+# -t: a terminal, so sudo on the Pi can ask for the password.
+remote="bash ~/$REMOTE_DIR/install.sh"
+for arg in "$@"; do remote+=" $(printf '%q' "$arg")"; done
+run ssh -t "$PI" "$remote"

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Install fer-edge on a Raspberry Pi from the bundle this script sits in (deploy/deploy.sh copies
+# the bundle to ~/fer-edge-bundle). Run it as the user who will own the service; sudo is used only
+# for apt and systemd. The runtime needs numpy, OpenCV and a TFLite interpreter (ai-edge-litert,
+# or tflite-runtime where LiteRT has no wheel), nothing heavier.
+#
+#   bash ~/fer-edge-bundle/install.sh [--no-systemd] [--dir DIR] [--user USER]
+#   bash install.sh --print-unit [--dir DIR] [--user USER]   # print the rendered systemd unit
+#   DRY_RUN=1 bash install.sh                                 # print each command, run none
+set -euo pipefail
+
+usage() {
+    cat <<EOF
+usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--print-unit]
+  --no-systemd   install the app but no systemd service (containers, emulated runs)
+  --dir DIR      where the app goes (default: \$HOME/fer-edge)
+  --user USER    the user the service runs as (default: you)
+  --print-unit   print the rendered systemd unit and exit
+  DRY_RUN=1      print each command instead of running it
+EOF
+}
+
+BUNDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+APP_DIR="$HOME/fer-edge"
+SERVICE_USER=$(id -un)
+SYSTEMD=1
+PRINT_UNIT=0
+DRY_RUN=${DRY_RUN:-0}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-systemd) SYSTEMD=0 ;;
+        --dir) APP_DIR=${2:?--dir needs a folder}; shift ;;
+        --user) SERVICE_USER=${2:?--user needs a name}; shift ;;
+        --print-unit) PRINT_UNIT=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+VENV="$APP_DIR/venv"
+SERVICE_GROUP=$(id -gn "$SERVICE_USER" 2>/dev/null || echo "$SERVICE_USER")
+MODEL=mini_xception_int8.tflite
+SIDECAR=mini_xception_int8.json
+UNIT=fer-edge.service
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+
+say() { printf '==> %s\n' "$*"; }
+
+run() { # run a command; with DRY_RUN=1 only print it
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '+'; printf ' %q' "$@"; printf '\n'
+    else
+        "$@"
+    fi
+}
+
+write_to() { # write_to FILE COMMAND...: the command's output into FILE (printed under DRY_RUN)
+    local dest=$1; shift
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '+'; printf ' %q' "$@"; printf ' > %q\n' "$dest"
+    else
+        "$@" >"$dest"
+    fi
+}
+
+unit_sed=(sed -e "s|@USER@|$SERVICE_USER|g" -e "s|@GROUP@|$SERVICE_GROUP|g"
+    -e "s|@VENV@|$VENV|g" -e "s|@APP_DIR@|$APP_DIR|g" "$BUNDLE/$UNIT")
+if [ "$PRINT_UNIT" = 1 ]; then
+    "${unit_sed[@]}"
+    exit 0
+fi
+
+say "system packages (apt)"
+run "${SUDO[@]}" apt-get update
+run "${SUDO[@]}" apt-get install -y python3-venv python3-opencv python3-numpy
+if [ "$DRY_RUN" = 1 ]; then
+    echo "# only if apt-cache finds python3-picamera2:"
+    run "${SUDO[@]}" apt-get install -y python3-picamera2
+elif apt-cache show python3-picamera2 >/dev/null 2>&1; then
+    run "${SUDO[@]}" apt-get install -y python3-picamera2
+else
+    echo "picamera2 is not available from apt here (it comes from Raspberry Pi's archive); the Pi camera" \
+        "source will not work, USB cameras and files still do"
+fi
+
+say "virtual environment in $VENV (sees apt's numpy, OpenCV and picamera2)"
+run mkdir -p "$APP_DIR/logs"
+run python3 -m venv --system-site-packages "$VENV"
+
+shopt -s nullglob
+wheels=("$BUNDLE"/fer_edge-*.whl)
+shopt -u nullglob
+if [ ${#wheels[@]} -eq 1 ]; then
+    WHEEL=${wheels[0]}
+elif [ "$DRY_RUN" = 1 ]; then
+    WHEEL="$BUNDLE/fer_edge-VERSION-py3-none-any.whl"
+else
+    echo "install.sh: expected one fer_edge-*.whl in $BUNDLE, found ${#wheels[@]}" >&2
+    exit 1
+fi
+# Keep apt's numpy: OpenCV from apt is built against it, so pip must not replace it.
+write_to "$APP_DIR/constraints.txt" "$VENV/bin/python" -c 'import numpy; print("numpy==" + numpy.__version__)'
+# --no-deps: numpy and OpenCV come from apt, not from PyPI's opencv-python-headless.
+run "${PIP[@]}" --no-deps --force-reinstall "$WHEEL"
+run "${PIP[@]}" -c "$APP_DIR/constraints.txt" typer
+if [ "$DRY_RUN" = 1 ]; then
+    run "${PIP[@]}" -c "$APP_DIR/constraints.txt" ai-edge-litert
+    echo "# only if ai-edge-litert has no wheel here:"
+    run "${PIP[@]}" -c "$APP_DIR/constraints.txt" tflite-runtime
+elif ! run "${PIP[@]}" -c "$APP_DIR/constraints.txt" ai-edge-litert; then
+    say "ai-edge-litert has no wheel for $(uname -m) / $(python3 -V); trying tflite-runtime"
+    run "${PIP[@]}" -c "$APP_DIR/constraints.txt" tflite-runtime
+fi
+run "$VENV/bin/python" -c 'import cv2, numpy, edge
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:
+    from tflite_runtime.interpreter import Interpreter
+print("fer-edge ready: OpenCV", cv2.__version__, "numpy", numpy.__version__, "interpreter", Interpreter.__module__)'
+
+say "model and configuration in $APP_DIR"
+config_sed=(sed -e "s|/home/pi/fer-edge|$APP_DIR|g")
+if [ -f "$BUNDLE/$MODEL" ] || [ "$DRY_RUN" = 1 ]; then
+    if [ ! -f "$BUNDLE/$SIDECAR" ] && [ "$DRY_RUN" != 1 ]; then
+        echo "install.sh: $BUNDLE/$MODEL has no sidecar $SIDECAR next to it" >&2
+        exit 1
+    fi
+    run install -m 644 "$BUNDLE/$MODEL" "$BUNDLE/$SIDECAR" "$APP_DIR/"
+    config_sed+=(-e "s|^model = \"\"|model = \"$APP_DIR/$MODEL\"|")
+else
+    say "no $MODEL in the bundle: the configuration keeps the model bundled with fer-edge"
+fi
+if [ -f "$BUNDLE/MODEL_CARD.md" ]; then
+    run install -m 644 "$BUNDLE/MODEL_CARD.md" "$APP_DIR/"
+fi
+CONFIG="$APP_DIR/edge.toml"
+if [ -f "$CONFIG" ] && [ "$DRY_RUN" != 1 ]; then
+    write_to "$CONFIG.new" "${config_sed[@]}" "$BUNDLE/edge.toml"
+    if cmp -s "$CONFIG" "$CONFIG.new"; then
+        rm -f "$CONFIG.new"
+    else
+        say "kept your $CONFIG; the bundle's version is in $CONFIG.new"
+    fi
+else
+    write_to "$CONFIG" "${config_sed[@]}" "$BUNDLE/edge.toml"
+fi
+
+if [ "$SYSTEMD" = 0 ]; then
+    say "no systemd service (--no-systemd); run it by hand:"
+    echo "    $VENV/bin/python -m edge run --config $CONFIG"
+    exit 0
+fi
+
+say "systemd service $UNIT (runs as $SERVICE_USER)"
+was_active=0
+if [ "$DRY_RUN" != 1 ] && systemctl is-active --quiet "$UNIT"; then was_active=1; fi
+write_to "$APP_DIR/$UNIT" "${unit_sed[@]}"
+run "${SUDO[@]}" install -m 644 "$APP_DIR/$UNIT" "/etc/systemd/system/$UNIT"
+run "${SUDO[@]}" systemctl daemon-reload
+run "${SUDO[@]}" systemctl enable --now "$UNIT"
+if [ "$was_active" = 1 ]; then
+    run "${SUDO[@]}" systemctl restart "$UNIT" # pick up the new code and configuration
+fi
+say "done: journalctl -u fer-edge -f   (events: the log file named in $CONFIG)"

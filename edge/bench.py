@@ -1,0 +1,218 @@
+"""Benchmarks in the manner of TFLite's benchmark_model: warm up, time with perf_counter, then statistics
+computed apart from printing. Model latency per invoke; pipeline FPS, stage times and detection quality."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import re
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from edge.config import SAMPLE_TRUTH, RunConfig
+from edge.detect import Box
+from edge.events import read_throttled
+from edge.model import EmotionModel
+from edge.pipeline import FrameResult, peak_rss_mb, run
+
+# Detection settings compared by `bench pipeline`: each lever alone, then the default combination.
+PIPELINE_GRID: dict[str, dict] = {
+    "full-res Haar 1.1/5/30, every frame": dict(detect_width=0, scale_factor=1.1, detect_every=1),
+    "half-res Haar 1.2, every frame": dict(detect_width=320, scale_factor=1.2, detect_every=1),
+    "half-res Haar 1.1, every frame": dict(detect_width=320, scale_factor=1.1, detect_every=1),
+    "full-res Haar 1.1, full every 5 + windows": dict(detect_width=0, scale_factor=1.1, detect_every=5),
+    "half-res Haar 1.1, full every 5 + windows (default)": dict(detect_width=320, scale_factor=1.1, detect_every=5),
+    "half-res Haar 1.1, full every 10 + windows": dict(detect_width=320, scale_factor=1.1, detect_every=10),
+}
+
+
+def latency_stats(microseconds: np.ndarray) -> dict:
+    return {
+        "count": int(len(microseconds)),
+        "min_us": round(float(microseconds.min()), 1),
+        "max_us": round(float(microseconds.max()), 1),
+        "avg_us": round(float(microseconds.mean()), 1),
+        "std_us": round(float(microseconds.std()), 1),
+        "p50_us": round(float(np.percentile(microseconds, 50)), 1),
+        "p90_us": round(float(np.percentile(microseconds, 90)), 1),
+        "p99_us": round(float(np.percentile(microseconds, 99)), 1),
+    }
+
+
+def bench_model(path: Path, threads: int, xnnpack: bool, flip_tta: bool, count: int, warmup: int, faces: int) -> dict:
+    started = time.perf_counter()
+    model = EmotionModel(path, num_threads=threads, use_xnnpack=xnnpack, flip_tta=flip_tta)
+    init_ms = (time.perf_counter() - started) * 1000
+    rng = np.random.default_rng(0)
+    tensor = model.prepare(rng.integers(0, 256, size=(faces, 48, 48), dtype=np.uint8))
+    started = time.perf_counter()
+    model.invoke(tensor)
+    first_us = (time.perf_counter() - started) * 1e6
+    for _ in range(warmup):
+        model.invoke(tensor)
+    timings = np.empty(count)
+    for i in range(count):
+        started = time.perf_counter()
+        model.invoke(tensor)
+        timings[i] = (time.perf_counter() - started) * 1e6
+    return {
+        "model": path.name, "quantization": model.sidecar.get("quantization", model.input_dtype.name),
+        "size_bytes": path.stat().st_size, "threads": threads, "xnnpack": xnnpack, "flip_tta": flip_tta,
+        "faces": faces, "tensor_batch": len(tensor), "init_ms": round(init_ms, 2), "first_us": round(first_us, 1),
+        "warmup": warmup, **latency_stats(timings), "peak_rss_mb": peak_rss_mb(), "interpreter": model.interpreter_name,
+    }
+
+
+def bench_models(paths: list[Path], thread_counts: list[int], count: int, warmup: int, faces: int) -> list[dict]:
+    rows = []
+    for threads in thread_counts:
+        for xnnpack in (True, False):
+            for flip_tta in (False, True):
+                for path in paths:  # models side by side within each setting, so drift hits all alike
+                    rows.append(bench_model(Path(path), threads, xnnpack, flip_tta, count, warmup, faces))
+    return rows
+
+
+def match_boxes(predicted: list[Box], truth: list[Box], threshold: float = 0.5) -> int:
+    """Greedy one-to-one matches with IoU >= threshold; returns how many truth boxes were found."""
+    pairs = sorted(((p.iou(t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)), reverse=True)
+    used_p, used_t, matched = set(), set(), 0
+    for iou, i, j in pairs:
+        if iou < threshold:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+            matched += 1
+    return matched
+
+
+def load_truth(path: Path) -> dict[int, list[Box]]:
+    document = json.loads(Path(path).read_text())
+    return {entry["frame"]: [Box(*map(int, b)) for b in entry["boxes"]] for entry in document["frames"]}
+
+
+def bench_pipeline(config: RunConfig, truth: dict[int, list[Box]] | None, repeat: int = 1) -> dict:
+    best = None
+    for _ in range(repeat):
+        found, predicted_total, truth_total = 0, 0, 0
+
+        def observe(result: FrameResult) -> None:
+            nonlocal found, predicted_total, truth_total
+            predicted_total += len(result.boxes)
+            if truth is not None:
+                expected = truth.get(result.frame.index, [])
+                truth_total += len(expected)
+                found += match_boxes(result.boxes, expected)
+
+        with tempfile.TemporaryDirectory() as folder:
+            summary = run(replace(config, log=str(Path(folder) / "events.jsonl"), stats_interval=3600.0), observer=observe)
+        row = {
+            "frames": summary["frames"], "seconds": summary["seconds"], "fps": summary["fps"],
+            "stage_ms": summary["stage_ms"], "faces": predicted_total, "full_detections": summary["full_detections"],
+            "tracks": summary["new"], "peak_rss_mb": summary["peak_rss_mb"],
+        }
+        if truth is not None:
+            row.update(
+                truth_faces=truth_total, found=found,
+                recall=round(found / truth_total, 4) if truth_total else None,
+                false_detections=predicted_total - found,
+            )
+        if best is None or row["fps"] > best["fps"]:
+            best = row
+    return best
+
+
+def bench_pipelines(source: str, truth_path: Path | None, grid: str, model: str, repeat: int) -> list[dict]:
+    base = RunConfig(source=source, model=model, num_threads=1)
+    if truth_path is None and source == "sample":
+        truth_path = SAMPLE_TRUTH
+    truth = load_truth(truth_path) if truth_path else None
+    settings = PIPELINE_GRID if grid == "default" else {"current": {}}
+    if grid not in ("default", "current"):
+        raise ValueError(f"--settings must be default or current, got {grid!r}")
+    rows = []
+    for name, overrides in settings.items():
+        config = replace(base, **overrides)
+        row = bench_pipeline(config, truth, repeat)
+        rows.append({"setting": name, "detect_width": config.detect_width, "scale_factor": config.scale_factor,
+                     "min_neighbors": config.min_neighbors, "min_face": config.min_face,
+                     "detect_every": config.detect_every, **row})
+    return rows
+
+
+def board_name() -> str:
+    model_file = Path("/proc/device-tree/model")
+    if model_file.exists():
+        return model_file.read_text(errors="ignore").strip("\x00 \n")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def environment_warnings() -> list[str]:
+    """On a Pi, figures are only meaningful with the performance governor and no throttling."""
+    warnings = []
+    governor = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    if governor.exists() and governor.read_text().strip() != "performance":
+        warnings.append(f"CPU governor is {governor.read_text().strip()!r}, not 'performance': figures will vary")
+    throttled = read_throttled()
+    if throttled and any(throttled.get(key) for key in throttled if key != "raw"):
+        warnings.append(f"the board reports throttling: {throttled}")
+    return warnings
+
+
+def save_results(rows: list[dict], out_dir: Path, kind: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    board = board_name()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"{re.sub(r'[^A-Za-z0-9]+', '-', board).strip('-')}_{kind}_{stamp}"
+    document = {"board": board, "python": platform.python_version(), "time": stamp, "warnings": environment_warnings(), "rows": rows}
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    csv_path = out_dir / f"{stem}.csv"
+    flat = [{k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()} for row in rows]
+    with csv_path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(dict.fromkeys(k for row in flat for k in row)))
+        writer.writeheader()
+        writer.writerows(flat)
+    return [json_path, csv_path]
+
+
+def print_table(rows: list[dict], out: TextIO) -> None:
+    for warning in environment_warnings():
+        print(f"WARNING: {warning}", file=out)
+    print(f"board: {board_name()}", file=out)
+    header = f"{'model':32} {'thr':>3} {'xnn':>3} {'tta':>3} {'init ms':>8} {'first us':>9} {'count':>6} {'min':>7} {'avg':>7} {'std':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>8}"
+    print(header + "   (microseconds per invoke)", file=out)
+    for r in rows:
+        print(
+            f"{r['model']:32} {r['threads']:>3} {'on' if r['xnnpack'] else 'off':>3} {'on' if r['flip_tta'] else 'off':>3} "
+            f"{r['init_ms']:>8.1f} {r['first_us']:>9.1f} {r['count']:>6} {r['min_us']:>7.1f} {r['avg_us']:>7.1f} "
+            f"{r['std_us']:>6.1f} {r['p50_us']:>7.1f} {r['p90_us']:>7.1f} {r['p99_us']:>7.1f} {r['max_us']:>8.1f}",
+            file=out,
+        )
+    print(f"peak resident memory: {max(r['peak_rss_mb'] for r in rows)} MB", file=out)
+
+
+def print_pipeline_table(rows: list[dict], out: TextIO) -> None:
+    for warning in environment_warnings():
+        print(f"WARNING: {warning}", file=out)
+    print(f"board: {board_name()}", file=out)
+    stages = list(dict.fromkeys(s for r in rows for s in r["stage_ms"]))
+    print(f"{'setting':52} {'FPS':>6} {'recall':>7} {'false':>6} " + " ".join(f"{s:>10}" for s in stages) + "  (ms per frame)", file=out)
+    for r in rows:
+        recall = f"{r['recall'] * 100:.1f}%" if r.get("recall") is not None else "n/a"
+        false = r.get("false_detections", "n/a")
+        print(f"{r['setting']:52} {r['fps']:>6.1f} {recall:>7} {false!s:>6} " + " ".join(f"{r['stage_ms'].get(s, 0):>10.2f}" for s in stages), file=out)
+    print(f"peak resident memory: {max(r['peak_rss_mb'] for r in rows)} MB", file=out)

@@ -1,0 +1,147 @@
+"""`python -m edge`: run the detector, benchmark it, describe a model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Facial-expression recognition on the edge.", no_args_is_help=True, add_completion=False)
+bench_app = typer.Typer(help="Benchmarks like TFLite's benchmark_model.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: Path | None = typer.Option(None, "--config", help="TOML file with a [run] table; flags override it"),
+    source: str | None = typer.Option(None, help="picamera2 | usb:N | video file | image | folder | sample"),
+    model: str | None = typer.Option(None, help=".tflite model with its sidecar JSON (default: the bundled int8 model)"),
+    num_threads: int | None = typer.Option(None, help="interpreter threads"),
+    frame_width: int | None = typer.Option(None),
+    frame_height: int | None = typer.Option(None),
+    fps: int | None = typer.Option(None, help="camera frame rate"),
+    detect_width: int | None = typer.Option(None, help="width full-frame detection runs at; 0 = full size"),
+    scale_factor: float | None = typer.Option(None, help="Haar scale factor"),
+    min_neighbors: int | None = typer.Option(None, help="Haar min neighbours"),
+    min_face: int | None = typer.Option(None, help="smallest face side, frame pixels"),
+    detect_every: int | None = typer.Option(None, help="full-frame detection every N frames, tracked windows between"),
+    smoothing: int | None = typer.Option(None, help="frames each face's scores are averaged over"),
+    log: str | None = typer.Option(None, help="JSON Lines event log path, or - for stdout"),
+    log_max_bytes: int | None = typer.Option(None, help="rotate the log at this size"),
+    stats_interval: float | None = typer.Option(None, help="seconds between stats records"),
+    display: bool | None = typer.Option(None, "--display", help="show a preview window"),
+    save_video: str | None = typer.Option(None, help="write the annotated video here"),
+    save_images: str | None = typer.Option(None, help="write annotated images and their JSON here (image sources)"),
+    emoji: bool | None = typer.Option(None, "--emoji", help="draw each face's emotion as an emoji"),
+    flip_tta: bool | None = typer.Option(None, "--flip-tta/--no-flip-tta", help="average each face with its mirror"),
+    max_frames: int | None = typer.Option(None, help="stop after N frames"),
+    duration: float | None = typer.Option(None, help="stop after N seconds"),
+    summary: bool = typer.Option(False, "--summary", help="print a readable summary to stderr at the end"),
+) -> None:
+    """Detect faces and classify their expressions, headless, logging JSON Lines events."""
+    from edge.config import RunConfig, load_config
+    from edge.pipeline import run as run_pipeline
+
+    given = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)} and v is not None}
+    try:
+        settings = load_config(config, given) if config else RunConfig(**given)
+        result = run_pipeline(settings)
+    except (ValueError, RuntimeError, FileNotFoundError, ImportError) as error:
+        fail(str(error))
+    if summary:
+        typer.echo(format_summary(result), err=True)
+
+
+def format_summary(result: dict) -> str:
+    stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
+    return (
+        f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
+        f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
+        f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
+    )
+
+
+@app.command()
+def info(model: Path | None = typer.Argument(None, help=".tflite model (default: the bundled one)")) -> None:
+    """What a model is: labels, accuracy, preprocessing contract, sha256, interpreter."""
+    from edge.config import BUNDLED_MODEL
+    from edge.model import EmotionModel
+
+    path = model or BUNDLED_MODEL
+    try:
+        loaded = EmotionModel(path)
+    except (ValueError, ImportError) as error:
+        fail(str(error))
+    sidecar = loaded.sidecar
+    accuracy = sidecar.get("accuracy") or {}
+    lines = [
+        f"model        {path}",
+        f"sha256       {sidecar['sha256']} (verified)",
+        f"size         {path.stat().st_size:,} bytes, {sidecar.get('parameters', '?'):,} parameters, {sidecar.get('quantization', '?')}",
+        f"input        {sidecar['input_dtype']} {sidecar['input_shape']}, quantization {sidecar.get('input_quantization')}",
+        f"labels       {', '.join(loaded.labels)}",
+        "contract     " + json.dumps(sidecar["contract"]),
+        "accuracy     " + (", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured")
+        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else ""),
+        f"interpreter  {loaded.interpreter_name}",
+    ]
+    card = path.parent / "MODEL_CARD.md"
+    if card.exists():
+        lines.append(f"model card   {card}")
+    typer.echo("\n".join(lines))
+
+
+@bench_app.command("model")
+def bench_model(
+    model: Path | None = typer.Option(None, help="int8 model (default: the bundled one)"),
+    compare: list[Path] = typer.Option([], help="other .tflite models to run side by side (e.g. the float32 export)"),
+    threads: str = typer.Option("1", help="comma-separated thread counts, e.g. 1,2,4"),
+    count: int = typer.Option(1000, min=1, help="timed runs per setting"),
+    warmup: int = typer.Option(50, min=0),
+    batch: int = typer.Option(1, min=1, help="faces per invoke"),
+    out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
+) -> None:
+    """Per-invoke latency: init, first inference, warm-up, then count/min/max/avg/std/p50/p90/p99."""
+    from edge.bench import bench_models, print_table, save_results
+    from edge.config import BUNDLED_MODEL
+
+    try:
+        thread_counts = [int(t) for t in threads.split(",")]
+    except ValueError:
+        fail(f"--threads must be comma-separated integers, got {threads!r}")
+    try:
+        rows = bench_models([model or BUNDLED_MODEL, *compare], thread_counts, count, warmup, batch)
+    except (ValueError, ImportError) as error:
+        fail(str(error))
+    print_table(rows, sys.stdout)
+    for path in save_results(rows, out_dir, "model"):
+        typer.echo(f"wrote {path}")
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    source: str = typer.Option("sample", help="video to run (sample = the bundled clip)"),
+    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON (default: the bundled clip's)"),
+    settings: str = typer.Option("default", help="which settings grid: default (the tuning grid) or current"),
+    model: str | None = typer.Option(None, help="model (default: the bundled one)"),
+    repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
+    out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
+) -> None:
+    """End-to-end FPS, per-stage ms and detection recall/precision for detection settings side by side."""
+    from edge.bench import bench_pipelines, print_pipeline_table, save_results
+
+    try:
+        rows = bench_pipelines(source, truth, settings, model or "", repeat)
+    except (ValueError, RuntimeError, ImportError) as error:
+        fail(str(error))
+    print_pipeline_table(rows, sys.stdout)
+    for path in save_results(rows, out_dir, "pipeline"):
+        typer.echo(f"wrote {path}")

@@ -1,0 +1,205 @@
+"""Deployment files: dry runs print the right commands and touch nothing; the unit and config are valid."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+RUN_KEYS = {
+    "source", "model", "num_threads", "frame_width", "frame_height", "fps", "detect_width", "scale_factor",
+    "min_neighbors", "min_face", "detect_every", "smoothing", "log", "log_max_bytes", "log_backups",
+    "stats_interval", "display", "save_video", "emoji",
+}  # fmt: skip
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env}
+    return subprocess.run(args, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def tripwire(tmp_path: Path) -> tuple[str, Path]:
+    """A PATH whose ssh, scp and rsync fail loudly and leave a mark if anything calls them."""
+    bin_dir, mark = tmp_path / "bin", tmp_path / "called"
+    bin_dir.mkdir()
+    for name in ("ssh", "scp", "rsync"):
+        fake = bin_dir / name
+        fake.write_text(f'#!/bin/sh\necho "{name} $*" >> "{mark}"\necho "fake {name} must not run" >&2\nexit 97\n')
+        fake.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}", mark
+
+
+def test_deploy_dry_run_prints_rsync_and_ssh_and_contacts_nothing(tripwire):
+    path, mark = tripwire
+    result = run(["bash", "deploy/deploy.sh", "pi@raspberrypi.local"], DRY_RUN="1", PATH=path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("+ rsync -az") and "pi@raspberrypi.local:fer-edge-bundle/" in line for line in lines)
+    assert any(line.startswith("+ ssh") and "install.sh" in line for line in lines)
+    assert any("pip wheel --no-deps -w build/bundle ." in line for line in lines)
+    assert any(
+        "models/mini_xception_int8.tflite" in line and "models/mini_xception_int8.json" in line for line in lines
+    )
+    assert not mark.exists(), mark.read_text()
+
+
+def test_deploy_passes_install_options_through(tripwire):
+    path, _ = tripwire
+    result = run(["bash", "deploy/deploy.sh", "pi@host", "--no-systemd"], DRY_RUN="1", PATH=path)
+    assert result.returncode == 0
+    (ssh_line,) = [line for line in result.stdout.splitlines() if line.startswith("+ ssh")]
+    assert ssh_line.endswith("install.sh\\ --no-systemd")  # one remote command, printed shell-quoted
+
+
+@pytest.mark.parametrize("args", [[], [""], ["--help"]])
+def test_deploy_without_host_is_a_usage_error(tripwire, args):
+    path, mark = tripwire
+    result = run(["bash", "deploy/deploy.sh", *args], DRY_RUN="1", PATH=path)
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+    assert not mark.exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_deploy_needs_pi(tmp_path):
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"PY := {sys.executable}\ninclude deploy/deploy.mk\n")
+    result = run(["make", "-s", "-f", str(makefile), "deploy"])
+    assert result.returncode != 0
+    assert "PI=user@host" in result.stderr
+
+
+def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
+    result = run(["bash", "deploy/install.sh"], DRY_RUN="1", HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    app = tmp_path / "fer-edge"
+    for expected in (
+        "apt-get install -y python3-venv python3-opencv python3-numpy",
+        "apt-get install -y python3-picamera2",
+        f"python3 -m venv --system-site-packages {app}/venv",
+        "--no-deps --force-reinstall",
+        "pip install --disable-pip-version-check -c",
+        " typer\n",
+        " ai-edge-litert\n",
+        " tflite-runtime\n",
+        f"install -m 644 {DEPLOY}/mini_xception_int8.tflite {DEPLOY}/mini_xception_int8.json {app}/",
+        f"> {app}/edge.toml",
+        "/etc/systemd/system/fer-edge.service",
+        "systemctl daemon-reload",
+        "systemctl enable --now fer-edge.service",
+    ):
+        assert expected in out, expected
+    assert "tensorflow" not in out.lower()
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_install_no_systemd_skips_the_service(tmp_path):
+    result = run(["bash", "deploy/install.sh", "--no-systemd"], DRY_RUN="1", HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "systemctl" not in result.stdout
+    assert "-m edge run --config" in result.stdout
+
+
+def test_install_rejects_unknown_options():
+    result = run(["bash", "deploy/install.sh", "--bogus"], DRY_RUN="1")
+    assert result.returncode == 2
+    assert "usage" in result.stderr
+
+
+def test_no_tensorflow_anywhere_in_the_install():
+    assert "tensorflow" not in (DEPLOY / "install.sh").read_text().lower()
+
+
+def render_unit(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    (app / "venv" / "bin").mkdir(parents=True)
+    (app / "venv" / "bin" / "python").symlink_to(sys.executable)
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    result = run(["bash", "deploy/install.sh", "--print-unit", "--user", user, "--dir", str(app)])
+    assert result.returncode == 0, result.stderr
+    unit = tmp_path / "fer-edge.service"
+    unit.write_text(result.stdout)
+    return unit
+
+
+def test_rendered_unit_is_filled_in(tmp_path):
+    text = render_unit(tmp_path).read_text()
+    assert "@" not in text.replace("multi-user.target", "")
+    app = tmp_path / "app"
+    for line in (
+        f"ExecStart={app}/venv/bin/python -m edge run --config {app}/edge.toml",
+        f"WorkingDirectory={app}",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "WantedBy=multi-user.target",
+        "SupplementaryGroups=video",
+    ):
+        assert line in text.splitlines(), line
+    settings = [line for line in text.splitlines() if not line.startswith("#")]
+    for key in ("PrivateDevices", "DevicePolicy", "DeviceAllow"):  # the camera must stay reachable
+        assert not any(line.startswith(key) for line in settings), key
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed (Debian: apt-get install -y systemd)",
+)
+def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
+    unit = render_unit(tmp_path)
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    complaints = [line for line in result.stderr.splitlines() if unit.name in line]
+    assert result.returncode == 0, result.stderr
+    assert complaints == [], result.stderr
+
+
+def test_edge_toml_has_exactly_the_run_keys():
+    config = tomllib.loads((DEPLOY / "edge.toml").read_text())
+    assert list(config) == ["run"]
+    run_table = config["run"]
+    assert set(run_table) == RUN_KEYS
+    assert run_table["source"] == "picamera2" and run_table["model"] == ""
+    assert run_table["log"] == "/home/pi/fer-edge/logs/events.jsonl"
+    assert isinstance(run_table["stats_interval"], float) and isinstance(run_table["scale_factor"], float)
+    assert run_table["display"] is False and run_table["emoji"] is False
+
+
+SECRET_PATTERNS = [
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    r"\b(password|passwd|passphrase|secret|token|api_key)\s*[:=]\s*\S",
+    r"\bssh-(rsa|ed25519|dss) AAAA",
+    r"\bAKIA[0-9A-Z]{16}\b",
+    r"\bsshpass\b",
+    r"PasswordAuthentication",
+    r"StrictHostKeyChecking\s*=?\s*no",
+]
+
+
+def test_no_credentials_in_deploy_files():
+    files = [p for p in DEPLOY.iterdir() if p.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text()
+        for pattern in SECRET_PATTERNS:
+            assert not re.search(pattern, text, re.IGNORECASE), f"{path.name} matches {pattern}"
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_scripts_pass_shellcheck():
+    scripts = sorted(str(p) for p in DEPLOY.glob("*.sh"))
+    result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+
+
+def test_scripts_parse():
+    for script in DEPLOY.glob("*.sh"):
+        assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0, script.name
