@@ -1,6 +1,6 @@
 """The model card (MODEL_CARD.md): every figure read from report.json, the int8 sidecar and train_report.json.
 
-Nothing numeric is typed here; the prose around the figures is fixed, the figures are not.
+No figure about the model, its data or its accuracy is typed here: the prose is fixed, the figures are read.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ def size(num_bytes: int) -> str:
     return f"{num_bytes:,} bytes ({num_bytes / 1024:.1f} KiB)"
 
 
+def plus(zero_point: int) -> str:
+    """'+ 3', '- 128': adding a zero point without a '+ -' in the text."""
+    return f"{'-' if zero_point < 0 else '+'} {abs(zero_point)}"
+
+
 def table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -39,7 +44,8 @@ def model_details(report: dict, sidecar: dict) -> list[str]:
     contract = sidecar["contract"]
     quant = {end: sidecar.get(f"{end}_quantization") for end in ("input", "output")}
     quant_text = {
-        end: f"scale {q['scale']:.6g}, zero point {q['zero_point']}" if q else "not quantized" for end, q in quant.items()
+        end: f"scale {q['scale']:.6g}, zero point {q['zero_point']}" if q else "not quantized"
+        for end, q in quant.items()
     }
     shape = "x".join(str(d) for d in contract["input_shape"])
     lines = [
@@ -83,6 +89,17 @@ def intended_use() -> list[str]:
     ]
 
 
+def class_counts(report: dict) -> dict[str, dict[str, int]]:
+    """Faces per class of each split: report["class_counts"] where present (per split, a list in label order as
+    train.data's Fer2013.class_counts() gives, or a dict), else the support in the Keras results."""
+    counts = {}
+    for split, row in report.get("class_counts", {}).items():
+        counts[split] = dict(row) if isinstance(row, dict) else dict(zip(report["labels"], row, strict=True))
+    for split, metrics in report["results"]["keras"].items():
+        counts.setdefault(split, {label: m["support"] for label, m in metrics["per_class"].items()})
+    return counts
+
+
 def training_data(report: dict, train_report: dict | None) -> list[str]:
     splits = report["split_sizes"]
     lines = [
@@ -92,16 +109,21 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
         "web image search and labelled with one of the expressions above. Its own three splits are used as is.",
         "",
     ]
-    lines += table(["split", "images", "role"], [[name, f"{n:,}", SPLIT_ROLES.get(name, "")] for name, n in splits.items()])
+    lines += table(
+        ["split", "images", "role"], [[name, f"{n:,}", SPLIT_ROLES.get(name, "")] for name, n in splits.items()]
+    )
     limit = report["config"].get("limit", 0)
     if limit:
-        lines += ["", f"**Smoke run:** evaluated on at most {limit:,} faces per split; the figures below are not "
-                  "representative of the full test split."]
-    counts = {split: report["class_counts"][split] for split in report.get("class_counts", {})}
-    for split in report["results"]["keras"]:
-        counts.setdefault(split, {k: v["support"] for k, v in report["results"]["keras"][split]["per_class"].items()})
+        lines += [
+            "",
+            f"**Smoke run:** evaluated on at most {limit:,} faces per split; the figures below are not "
+            "representative of the full test split.",
+        ]
+    counts = class_counts(report)
     lines += ["", "Faces per class:", ""]
-    lines += table(["class", *counts], [[label, *(f"{c[label]:,}" for c in counts.values())] for label in report["labels"]])
+    lines += table(
+        ["class", *counts], [[label, *(f"{c[label]:,}" for c in counts.values())] for label in report["labels"]]
+    )
     if "class_counts" not in report or "Training" not in report["class_counts"]:
         lines += ["", "Per-class counts of Training are not in the report; its size is above."]
     if train_report is not None:
@@ -109,7 +131,7 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
         lines += [
             "",
             f"Training: {train_report['epochs_run']} epochs run, best at epoch {train_report['best_epoch']} "
-            f"(selected on {train_report['selected_on']}); batch {config['batch_size']}, learning rate "
+            f"(selection: {train_report['selected_on']}); batch {config['batch_size']}, learning rate "
             f"{config['learning_rate']:g}, L2 {config['l2']:g}, label smoothing {config['label_smoothing']:g}, seed "
             f"{config['seed']}. Augmentation: rotation up to {config['rotation_degrees']:g} degrees, shift up to "
             f"{config['shift_fraction']:g} and zoom up to {config['zoom_fraction']:g} of the side, brightness "
@@ -129,8 +151,13 @@ def evaluation(report: dict) -> list[str]:
         "",
         f"int8 on PrivateTest ({report['split_sizes']['PrivateTest']:,} faces): accuracy {percent(int8['accuracy'])}, "
         f"macro-F1 {score(int8['macro_f1'])}. The model was selected on PublicTest; PrivateTest was not used for any "
-        "choice. " + ("Every prediction averages the face with its mirror image (flip test-time averaging), as "
-                      "the runtime does by default." if flip else "No flip test-time averaging, as in the runtime."),
+        "choice. "
+        + (
+            "Every prediction averages the face with its mirror image (flip test-time averaging), as "
+            "the runtime does by default."
+            if flip
+            else "No flip test-time averaging, as in the runtime."
+        ),
         "",
         "### Overall",
         "",
@@ -149,20 +176,33 @@ def evaluation(report: dict) -> list[str]:
         file_size = size(report["sizes_bytes"][name]) if name in report["sizes_bytes"] else ""
         rows.append([name, file_size, percent(metrics["accuracy"]), score(metrics["macro_f1"]), change])
     lines += table(["model", "file size", "accuracy", "macro-F1", "accuracy vs Keras (points)"], rows)
-    lines += ["", f"Top-1 agreement of float (Keras) and int8 on PrivateTest: {percent(report['agreement_privatetest'])}."]
+    lines += [
+        "",
+        f"Top-1 agreement of float (Keras) and int8 on PrivateTest: {percent(report['agreement_privatetest'])}.",
+    ]
     gate = report["gate"]
     verdict = "passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"])
     min_accuracy = "none" if gate["min_accuracy"] is None else f"{gate['min_accuracy']:.2f}%"
-    lines += [f"Accuracy gate (int8 at most {gate['max_drop']:g} points below float on PrivateTest, minimum "
-              f"accuracy {min_accuracy}): {verdict}.", "", "### Per class (int8, PrivateTest)", ""]
+    lines += [
+        "",
+        f"Accuracy gate (int8 at most {gate['max_drop']:g} percentage points below float on PrivateTest, minimum "
+        f"accuracy {min_accuracy}): {verdict}.",
+        "",
+        "### Per class (int8, PrivateTest)",
+        "",
+    ]
     lines += table(
         ["class", "precision", "recall", "F1", "support"],
-        [[label, score(m["precision"]), score(m["recall"]), score(m["f1"]), f"{m['support']:,}"]
-         for label, m in int8["per_class"].items()],
+        [
+            [label, score(m["precision"]), score(m["recall"]), score(m["f1"]), f"{m['support']:,}"]
+            for label, m in int8["per_class"].items()
+        ],
     )
     lines += ["", "### Confusion matrix (int8, PrivateTest; rows true, columns predicted)", ""]
     labels = list(int8["per_class"])
-    lines += table(["true \\ predicted", *labels], [[t, *row] for t, row in zip(labels, int8["confusion_matrix"], strict=True)])
+    lines += table(
+        ["true \\ predicted", *labels], [[t, *row] for t, row in zip(labels, int8["confusion_matrix"], strict=True)]
+    )
     return lines + ["", f"![Row-normalised confusion matrix, int8 on PrivateTest]({CONFUSION_PNG})"]
 
 
@@ -179,20 +219,22 @@ def preprocessing(sidecar: dict) -> list[str]:
         "",
     ]
     steps = [
-        f"Crop the face box from the frame, {contract['color']}.",
+        f"Convert the frame to {contract['color']} and crop the face box.",
         f"Resize to {shape}: {contract['resize']}.",
         f"Scale each grey level p (0-255) to x = p / {1 / scale:g} {'-' if offset < 0 else '+'} {abs(offset):g}, "
         f"so x lies in [{offset:g}, {high:g}].",
     ]
     if quant:
-        steps.append(f"Quantize: q = clip(round(x / {quant['scale']:.6g}) + {quant['zero_point']}, -128, 127) as int8.")
+        steps.append(
+            f"Quantize: q = clip(round(x / {quant['scale']:.6g}) {plus(quant['zero_point'])}, -128, 127) as int8."
+        )
     if contract["flip_tta"]:
         steps.append("Run the face and its horizontal mirror; average the two score vectors.")
     out = sidecar.get("output_quantization")
     if out:
-        steps.append(f"Scores = (q - {out['zero_point']}) x {out['scale']:.6g}, in label order {', '.join(contract['labels'])}.")
+        labels = ", ".join(contract["labels"])
+        steps.append(f"Scores = (q {plus(-out['zero_point'])}) x {out['scale']:.6g}, in label order {labels}.")
     return lines + [f"{number}. {step}" for number, step in enumerate(steps, 1)]
-    return lines
 
 
 def limitations(report: dict, sidecar: dict) -> list[str]:
@@ -206,10 +248,10 @@ def limitations(report: dict, sidecar: dict) -> list[str]:
         "## Known limitations",
         "",
         "- **Label noise.** Each FER2013 image has one crowd label; many are ambiguous or wrong, and a later "
-        "re-annotation (FER+, Barsoum et al., 2016) disagreed with many of them. Accuracy against noisy labels "
-        "both understates and misstates what the model does.",
+        "re-annotation (FER+, Barsoum et al., 2016) disagreed with many of them. Accuracy is measured against "
+        "this imperfect ground truth.",
         f"- **Class imbalance.** PrivateTest has {per_class[rarest]['support']:,} {rarest} faces against "
-        f"{per_class[commonest]['support']:,} {commonest}; the weakest class recall is {weakest} "
+        f"{per_class[commonest]['support']:,} {commonest}; the class with the lowest recall is {weakest} "
         f"({score(per_class[weakest]['recall'])}). Macro-F1 is reported next to accuracy for this reason.",
         "- **Posed vs spontaneous.** Web images are often posed or exaggerated; everyday spontaneous expressions "
         "are subtler, and accuracy on them is expected to be lower than reported here.",
@@ -221,15 +263,18 @@ def limitations(report: dict, sidecar: dict) -> list[str]:
         "is unknown and accuracy per group has not been measured; expression display also varies across cultures.",
         "- **Single frames.** Each crop is classified on its own, without temporal context.",
         "",
-        "**A detected expression is not a felt emotion.** The model labels the configuration of a face, "
-        "as annotators saw it; it is not a felt emotion. People smile when unhappy and look neutral when "
+        "**A detected expression is not a felt emotion.** The model labels how a face looks, as annotators "
+        "judged it, not what the person feels. People smile when unhappy and look neutral when "
         "moved (Barrett et al., 2019, *Emotional Expressions Reconsidered*). Do not report its output as "
         "what someone feels.",
         "",
         "**Reading the figures.** Accuracy figures are on FER2013 PrivateTest, with the model selected on "
         "PublicTest; "
-        + ("the runtime averages each face with its mirror image (flip TTA), as the reported figures do."
-           if flip else "neither the runtime nor the reported figures use flip test-time averaging.")
+        + (
+            "the runtime averages each face with its mirror image (flip TTA), as the reported figures do."
+            if flip
+            else "neither the runtime nor the reported figures use flip test-time averaging."
+        )
         + " They are on FER2013's crops, not on faces found by the runtime's detector in your scenes.",
     ]
 
@@ -245,8 +290,15 @@ def render_model_card(report: dict, sidecar: dict, train_report: dict | None) ->
         "Generated by `python -m convert` from report.json, the sidecar JSON and train_report.json; regenerate it, "
         "don't edit it.",
     ]
-    sections = [intro, model_details(report, sidecar), intended_use(), training_data(report, train_report),
-                evaluation(report), preprocessing(sidecar), limitations(report, sidecar)]
+    sections = [
+        intro,
+        model_details(report, sidecar),
+        intended_use(),
+        training_data(report, train_report),
+        evaluation(report),
+        preprocessing(sidecar),
+        limitations(report, sidecar),
+    ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 
 

@@ -3,6 +3,7 @@
 #
 #   deploy/deploy.sh user@host [install.sh options, e.g. --no-systemd]
 #   DRY_RUN=1 deploy/deploy.sh user@host   # print every command; build nothing, contact nothing
+#   deploy/deploy.sh --bundle-only          # only build build/bundle/ (used by deploy/pi_sim.sh)
 #
 # The bundle (build/bundle/): the project wheel, the int8 model with its sidecar (and model card),
 # edge.toml, install.sh and the systemd unit. It is rsynced to ~/fer-edge-bundle/ on the Pi and
@@ -13,14 +14,19 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: deploy/deploy.sh user@host [install.sh options]   (DRY_RUN=1 to only print the commands)" >&2
+    echo "usage: deploy/deploy.sh user@host [install.sh options] | --bundle-only   (DRY_RUN=1: print only)" >&2
 }
 
-if [ $# -lt 1 ] || [ -z "$1" ] || [[ "$1" == -* ]]; then
+BUNDLE_ONLY=0
+if [ "${1:-}" = --bundle-only ]; then
+    BUNDLE_ONLY=1
+    PI=
+elif [ $# -lt 1 ] || [ -z "$1" ] || [[ "$1" == -* ]]; then
     usage
     exit 2
+else
+    PI=$1
 fi
-PI=$1
 shift
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
@@ -49,7 +55,7 @@ if [ "$DRY_RUN" != 1 ]; then
 fi
 
 echo "==> bundle in $BUNDLE"
-run rm -rf "$BUNDLE"
+run rm -rf "$BUNDLE" build/lib # build/lib: setuptools would put stale files from it into the wheel
 run mkdir -p "$BUNDLE"
 run "$PYTHON" -m pip wheel --no-deps -w "$BUNDLE" .
 run cp "$MODEL" "$BUNDLE/mini_xception_int8.tflite"
@@ -58,6 +64,10 @@ if [ -f models/MODEL_CARD.md ]; then
     run cp models/MODEL_CARD.md "$BUNDLE/"
 fi
 run cp deploy/edge.toml deploy/install.sh deploy/fer-edge.service "$BUNDLE/"
+
+if [ "$BUNDLE_ONLY" = 1 ]; then
+    exit 0
+fi
 
 echo "==> copy to $PI:~/$REMOTE_DIR/ and install"
 run rsync -az --delete "$BUNDLE/" "$PI:$REMOTE_DIR/"

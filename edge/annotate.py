@@ -129,7 +129,10 @@ def blend_rect(image: np.ndarray, rect: tuple[int, int, int, int], colour, alpha
 def draw_bars(
     image: np.ndarray, face: FaceAnnotation, labels: tuple[str, ...], others: list[tuple[int, int, int, int]] = ()
 ) -> np.ndarray:
-    """Per-class probability bars for one face, in a semi-transparent corner panel avoiding it (then `others`)."""
+    """Per-class probability bars for one face, in a semi-transparent corner panel avoiding it (then `others`).
+
+    Skipped on frames too small to hold the panel.
+    """
     if len(face.scores) != len(labels):
         raise ValueError(f"face has {len(face.scores)} scores but there are {len(labels)} labels")
     scale = font_scale(image)
@@ -138,6 +141,8 @@ def draw_bars(
     (pct_w, _), _ = cv2.getTextSize("100%", FONT, scale, thick)
     row_h, bar_w, pad = round(text_h * 1.8), round(150 * scale), round(6 * scale) + 2
     panel = (name_w + bar_w + pct_w + 4 * pad, row_h * len(labels) + 2 * pad)
+    if panel[0] + 2 * MARGIN > image.shape[1] or panel[1] + 2 * MARGIN > image.shape[0]:
+        return image  # a frame too small for the panel: it would hide everything and be unreadable
     bx, by, bw, bh = face.box
     avoid = (bx, by - row_h, bw, bh + row_h)  # the box and its caption above
     x, y = panel_origin((image.shape[1], image.shape[0]), panel, avoid, others)
@@ -297,7 +302,7 @@ def emoji_place(frame_size: tuple[int, int], box: tuple[int, int, int, int]) -> 
         cx = right if fw - (x + w) >= x else left
     # Keep it on screen when it fits at all; otherwise OpenCV clips it.
     cx = min(max(cx, r), max(fw - r, r))
-    cy = min(max(y + r, r), max(fh - r, r))
+    cy = min(max(y + h // 2, r), max(fh - r, r))  # centred on the box, clear of a caption inside its top
     return (cx, cy), r
 
 

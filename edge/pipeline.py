@@ -58,7 +58,9 @@ class FacePipeline:
             self._frames_since_full = 1
             return self.detector.detect(gray), True
         self._frames_since_full += 1
-        found = [box for region in tracked for box in self.detector.detect_in(gray, region.expand(REGION_GROWTH))]
+        found = [
+            box for region in tracked for box in self.detector.detect_in(gray, region.expand(REGION_GROWTH), face_size=region.w)
+        ]
         return merge_duplicates(found), False
 
     def process(self, frame: Frame) -> FrameResult:

@@ -46,10 +46,18 @@ def test_deploy_dry_run_prints_rsync_and_ssh_and_contacts_nothing(tripwire):
     assert any(line.startswith("+ rsync -az") and "pi@raspberrypi.local:fer-edge-bundle/" in line for line in lines)
     assert any(line.startswith("+ ssh") and "install.sh" in line for line in lines)
     assert any("pip wheel --no-deps -w build/bundle ." in line for line in lines)
-    assert any(
-        "models/mini_xception_int8.tflite" in line and "models/mini_xception_int8.json" in line for line in lines
-    )
+    for model_file in ("models/mini_xception_int8.tflite", "models/mini_xception_int8.json"):
+        assert any(line.startswith(f"+ cp {model_file} build/bundle/") for line in lines), model_file
     assert not mark.exists(), mark.read_text()
+
+
+def test_deploy_bundle_only_stops_before_copying(tripwire):
+    path, mark = tripwire
+    result = run(["bash", "deploy/deploy.sh", "--bundle-only"], DRY_RUN="1", PATH=path)
+    assert result.returncode == 0, result.stderr
+    assert "pip wheel" in result.stdout
+    assert "rsync" not in result.stdout and "ssh" not in result.stdout
+    assert not mark.exists()
 
 
 def test_deploy_passes_install_options_through(tripwire):
@@ -203,3 +211,9 @@ def test_scripts_pass_shellcheck():
 def test_scripts_parse():
     for script in DEPLOY.glob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0, script.name
+
+
+def test_edge_toml_loads_with_the_runtime_loader():
+    config_module = pytest.importorskip("edge.config")
+    config = config_module.load_config(DEPLOY / "edge.toml")
+    assert config.source == "picamera2" and config.model == ""

@@ -1,0 +1,191 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from convert.evaluate import classification_metrics, gate
+from convert.quantize import QuantizationError, check_full_int8, representative_faces, to_float_tflite, write_sidecar
+from convert.run import ConvertConfig, convert_and_evaluate
+from edge.model import EmotionModel, ModelError, Quantization, dequantize, quantize, sidecar_path
+from train.model import make_mini_xception, predict_probabilities
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A small trained-for-a-moment model converted end to end on a synthetic dataset."""
+    from conftest import synthetic_faces, write_csv
+
+    folder = tmp_path_factory.mktemp("convert")
+    csv_path = write_csv(folder / "fer2013.csv", *synthetic_faces(210))
+    model = make_mini_xception()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images, labels, _ = synthetic_faces(210)
+    model.fit(images[..., None].astype(np.float32) / 127.5 - 1, labels, epochs=2, batch_size=30, verbose=0)
+    model.save(folder / "mini_xception.keras")
+    config = ConvertConfig(data=str(csv_path), keras_model=str(folder / "mini_xception.keras"), out_dir=str(folder),
+                           calibration_count=70, cache_dir=str(folder / "cache"), max_drop=100.0)
+    report = convert_and_evaluate(config)
+    return folder, report, config
+
+
+def test_conversion_writes_a_full_int8_model_with_sidecar_and_reports(converted):
+    folder, report, _ = converted
+    int8 = folder / "mini_xception_int8.tflite"
+    check_full_int8(int8)  # raises if a float op or QUANTIZE/DEQUANTIZE slipped in
+    sidecar = json.loads(sidecar_path(int8).read_text())
+    assert sidecar["input_dtype"] == "int8" and sidecar["output_dtype"] == "int8"
+    assert sidecar["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert sidecar["input_shape"] == [48, 48, 1] and sidecar["parameters"] == 58_423
+    assert set(sidecar["input_quantization"]) == {"scale", "zero_point"}
+    assert sidecar["accuracy"]["PrivateTest"] == report["results"]["int8"]["PrivateTest"]["accuracy"]
+    for name in ("report.json", "report.md", "confusion_int8.png", "mini_xception_float32.tflite", "mini_xception_float32.json"):
+        assert (folder / name).is_file(), name
+    assert json.loads((folder / "report.json").read_text()) == report
+    assert set(report["results"]) == {"keras", "int8", "float32"}
+    assert report["sizes_bytes"]["int8"] < report["sizes_bytes"]["float32"]
+
+
+def test_runtime_float_model_matches_keras_through_the_shared_contract(converted, small_dataset):
+    import keras
+
+    folder, _, _ = converted
+    keras_model = keras.models.load_model(folder / "mini_xception.keras")
+    faces = small_dataset[0][:20]
+    expected = predict_probabilities(keras_model, faces)
+    runtime = EmotionModel(folder / "mini_xception_float32.tflite").classify(faces)
+    np.testing.assert_allclose(runtime, expected, atol=1e-4)
+    int8 = EmotionModel(folder / "mini_xception_int8.tflite").classify(faces)
+    assert np.abs(int8 - expected).max() < 0.1  # quantization error, not a preprocessing mismatch
+
+
+def test_float_model_is_refused_as_full_int8(converted, tmp_path):
+    folder, _, _ = converted
+    with pytest.raises(QuantizationError, match="input tensor is float32.*output tensor is float32"):
+        check_full_int8(folder / "mini_xception_float32.tflite")
+    # dynamic-range quantization: int8 weights but float activations and ops
+    converter = tf.lite.TFLiteConverter.from_keras_model(make_mini_xception())
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(converter.convert())
+    with pytest.raises(QuantizationError, match="float tensors in op"):
+        check_full_int8(path)
+
+
+def test_gate_fails_a_degraded_model():
+    def report(float_accuracy, int8_accuracy):
+        return {"results": {"keras": {"PrivateTest": {"accuracy": float_accuracy}}, "int8": {"PrivateTest": {"accuracy": int8_accuracy}}}}
+
+    assert gate(report(0.66, 0.657), max_drop=0.5, min_accuracy=65.0) == []
+    failures = gate(report(0.66, 0.64), max_drop=1.0, min_accuracy=None)
+    assert len(failures) == 1 and "2.00 points below float" in failures[0]
+    assert "below --min-accuracy 66" in gate(report(0.66, 0.659), max_drop=1.0, min_accuracy=66.0)[0]
+
+
+def test_convert_cli_exits_non_zero_when_the_gate_fails(converted, tmp_path):
+    folder, _, config = converted
+    result = subprocess.run(
+        [sys.executable, "-m", "convert", "--data", config.data, "--keras-model", config.keras_model,
+         "--out-dir", str(tmp_path), "--calibration-count", "70", "--min-accuracy", "99", "--cache-dir", str(tmp_path / "c")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "accuracy gate FAILED" in result.stderr and "below --min-accuracy 99" in result.stderr
+
+
+def copy_model(folder, tmp_path):
+    for suffix in (".tflite", ".json"):
+        shutil.copy(folder / f"mini_xception_int8{suffix}", tmp_path / f"m{suffix}")
+    return tmp_path / "m.tflite"
+
+
+def test_runtime_refuses_a_changed_model_or_a_foreign_sidecar(converted, tmp_path):
+    folder, _, _ = converted
+    path = copy_model(folder, tmp_path)
+    EmotionModel(path)  # loads as shipped
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(ModelError, match="sha256 differs"):
+        EmotionModel(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s["contract"].update(pixel_scale=1 / 255), "contract.pixel_scale"),
+        (lambda s: s.update(input_shape=[64, 64, 1]), "input_shape"),
+        (lambda s: s.update(labels=s["labels"][:6]), "6 labels"),
+        (lambda s: s.pop("sha256"), "lacks sha256"),
+    ],
+)
+def test_runtime_refuses_a_mismatched_sidecar(converted, tmp_path, change, message):
+    folder, _, _ = converted
+    path = copy_model(folder, tmp_path)
+    sidecar = json.loads(sidecar_path(path).read_text())
+    change(sidecar)
+    sidecar_path(path).write_text(json.dumps(sidecar))
+    with pytest.raises(ModelError, match=message):
+        EmotionModel(path)
+
+
+def test_missing_or_corrupt_model_and_sidecar_are_clear_errors(converted, tmp_path):
+    folder, _, _ = converted
+    with pytest.raises(ModelError, match="model file not found"):
+        EmotionModel(tmp_path / "none.tflite")
+    path = copy_model(folder, tmp_path)
+    sidecar_path(path).write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        EmotionModel(path)
+    sidecar_path(path).unlink()
+    with pytest.raises(ModelError, match="sidecar JSON missing"):
+        EmotionModel(path)
+    garbage = tmp_path / "g.tflite"
+    garbage.write_bytes(b"\x00" * 64)
+    write_sidecar_for_garbage = json.loads((folder / "mini_xception_int8.json").read_text())
+    from edge.model import file_sha256
+
+    write_sidecar_for_garbage["sha256"] = file_sha256(garbage)
+    sidecar_path(garbage).write_text(json.dumps(write_sidecar_for_garbage))
+    with pytest.raises(ModelError, match="not a loadable TFLite model"):
+        EmotionModel(garbage)
+
+
+def test_quantize_and_dequantize_saturate_and_widen():
+    q = Quantization(scale=1 / 127.5, zero_point=-1)
+    values = np.array([-1.0, 0.0, 0.5, 5.0], np.float32)
+    quantized = quantize(values, q)
+    assert quantized.dtype == np.int8 and quantized.tolist() == [-128, -1, 63, 127]
+    out = Quantization(scale=1 / 256, zero_point=-128)
+    np.testing.assert_allclose(dequantize(np.array([-128, 127], np.int8), out), [0.0, 255 / 256])
+
+
+def test_representative_faces_are_real_and_balanced(small_dataset):
+    images, labels, _ = small_dataset
+    chosen = representative_faces(images, labels, count=35)
+    assert len(chosen) == 35
+    rows = {image.tobytes() for image in images}
+    assert all(face.tobytes() in rows for face in chosen)
+
+
+def test_metrics_on_a_known_confusion():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2])
+    metrics = classification_metrics(labels, predicted, names=("a", "b", "c"))
+    assert metrics["accuracy"] == round(4 / 6, 4)
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
+    assert metrics["per_class"]["b"] == {"precision": round(2 / 3, 4), "recall": round(2 / 3, 4), "f1": round(2 / 3, 4), "support": 3}
+    assert metrics["macro_f1"] == round((0.5 + 2 / 3 + 1) / 3, 4)
+
+
+def test_float16_export_loads_in_the_runtime(tmp_path):
+    model = make_mini_xception()
+    path = tmp_path / "f16.tflite"
+    path.write_bytes(to_float_tflite(model, float16=True))
+    write_sidecar(path, model.count_params(), "x.keras", {"quantization": "float16"})
+    faces = np.zeros((3, 48, 48), np.uint8)
+    np.testing.assert_allclose(EmotionModel(path).classify(faces), predict_probabilities(model, faces), atol=1e-2)
