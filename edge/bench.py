@@ -10,7 +10,7 @@ import re
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -175,7 +175,7 @@ def environment_warnings() -> list[str]:
 def save_results(rows: list[dict], out_dir: Path, kind: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     board = board_name()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     stem = f"{re.sub(r'[^A-Za-z0-9]+', '-', board).strip('-')}_{kind}_{stamp}"
     document = {"board": board, "python": platform.python_version(), "time": stamp, "warnings": environment_warnings(), "rows": rows}
     json_path = out_dir / f"{stem}.json"

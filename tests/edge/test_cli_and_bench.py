@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import ROOT
+
+from edge import bench
+from edge.config import BUNDLED_MODEL, RunConfig
+from edge.detect import Box
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_info_describes_the_shipped_model():
+    result = run_cli("info")
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    assert sidecar["sha256"] in result.stdout and "(verified)" in result.stdout
+    assert "angry, disgust, fear, happy, sad, surprise, neutral" in result.stdout
+    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}%" in result.stdout
+
+
+def test_info_refuses_a_missing_model(tmp_path):
+    result = run_cli("info", str(tmp_path / "none.tflite"))
+    assert result.returncode == 2 and "model file not found" in result.stderr
+
+
+def test_model_benchmark_statistics_are_ordered():
+    row = bench.bench_model(BUNDLED_MODEL, threads=1, xnnpack=True, flip_tta=False, count=50, warmup=5, faces=1)
+    assert row["count"] == 50 and row["tensor_batch"] == 1
+    assert row["min_us"] <= row["p50_us"] <= row["p90_us"] <= row["p99_us"] <= row["max_us"]
+    assert row["min_us"] <= row["avg_us"] <= row["max_us"] and row["init_ms"] > 0
+    with_tta = bench.bench_model(BUNDLED_MODEL, threads=1, xnnpack=False, flip_tta=True, count=5, warmup=0, faces=3)
+    assert with_tta["tensor_batch"] == 6 and with_tta["xnnpack"] is False
+
+
+def test_latency_stats():
+    stats = bench.latency_stats(np.arange(1, 101, dtype=float))
+    assert stats["min_us"] == 1 and stats["max_us"] == 100 and stats["p50_us"] == 50.5 and stats["p99_us"] == 99.0
+
+
+def test_truth_matching_is_one_to_one():
+    truth = [Box(0, 0, 100, 100), Box(200, 0, 100, 100)]
+    assert bench.match_boxes([Box(5, 5, 100, 100)], truth) == 1
+    assert bench.match_boxes([Box(5, 5, 100, 100), Box(0, 0, 100, 100)], truth) == 1  # two boxes, one face
+    assert bench.match_boxes([Box(60, 60, 100, 100)], truth) == 0  # IoU below 0.5
+
+
+def test_pipeline_benchmark_measures_recall_on_the_sample(tmp_path):
+    truth = bench.load_truth(bench.SAMPLE_TRUTH)
+    row = bench.bench_pipeline(RunConfig(source="sample", max_frames=60), truth)
+    assert row["frames"] == 60 and row["truth_faces"] == sum(len(truth[i]) for i in range(60))
+    assert row["recall"] >= 0.9 and row["fps"] > 0
+    assert set(row["stage_ms"]) >= {"capture", "detect", "preprocess", "infer", "track"}
+    paths = bench.save_results([row | {"setting": "x"}], tmp_path, "pipeline")
+    assert [p.suffix for p in paths] == [".json", ".csv"] and bench.board_name().split()[0] in paths[0].read_text()
+
+
+def test_bench_cli_writes_table_json_and_csv(tmp_path):
+    result = run_cli("bench", "model", "--count", "20", "--warmup", "2", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "p50" in result.stdout and "peak resident memory" in result.stdout
+    assert len(list(tmp_path.glob("*_model_*.json"))) == 1 and len(list(tmp_path.glob("*_model_*.csv"))) == 1

@@ -1,0 +1,187 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import cv2
+from conftest import ROOT
+
+from edge import pipeline
+from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
+from edge.sources import Frame, SourceError
+
+
+def read_log(path):
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines]  # every line must parse
+
+
+def test_sample_clip_end_to_end(tmp_path):
+    log = tmp_path / "events.jsonl"
+    summary = pipeline.run(RunConfig(source="sample", log=str(log), stats_interval=0.5))
+    records = read_log(log)
+    kinds = [r["event"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "stop"
+    assert records[-1] == json.loads(json.dumps(summary))
+    assert summary["frames"] == 150 and summary["reason"] == "end of source"
+    news = [r for r in records if r["event"] == "new"]
+    ends = [r for r in records if r["event"] == "end"]
+    # two faces; Grace Hopper leaves the frame and comes back: a third track
+    assert len(news) >= 2 and sorted(r["track"] for r in news) == sorted(r["track"] for r in ends)
+    for record in news + ends:
+        assert set(record) >= {"time", "t", "frame", "track", "box", "label", "score", "scores"}
+        assert len(record["scores"]) == 7 and abs(sum(record["scores"].values()) - 1) < 0.05
+    truth = json.loads(SAMPLE_TRUTH.read_text())["frames"]
+    assert summary["faces"] >= 0.9 * sum(len(f["boxes"]) for f in truth)
+    assert "stats" in kinds
+    stats = next(r for r in records if r["event"] == "stats")
+    assert {"camera_fps", "processing_fps", "stage_ms", "faces", "dropped"} <= set(stats)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # privacy: no frames or faces written
+
+
+def test_annotated_video_only_when_asked(tmp_path):
+    video = tmp_path / "out" / "demo.mp4"
+    pipeline.run(RunConfig(source="sample", log=str(tmp_path / "e.jsonl"), save_video=str(video), emoji=True, max_frames=20))
+    capture = cv2.VideoCapture(str(video))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 20
+
+
+def first_frames(count):
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
+    frames = [capture.read()[1] for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def test_image_and_folder_sources_write_annotated_images_and_json(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, frame in enumerate(first_frames(3)):
+        cv2.imwrite(str(folder / f"shot{i}.png"), frame)
+    out = tmp_path / "annotated"
+    summary = pipeline.run(RunConfig(source=str(folder), log=str(tmp_path / "e.jsonl"), save_images=str(out)))
+    assert summary["frames"] == 3
+    for i in range(3):
+        faces = json.loads((out / f"shot{i}.json").read_text())["faces"]
+        assert len(faces) == 2 and {"box", "label", "score", "scores"} <= set(faces[0])
+        assert cv2.imread(str(out / f"shot{i}_annotated.png")) is not None
+    single = pipeline.run(RunConfig(source=str(folder / "shot0.png"), log=str(tmp_path / "s.jsonl")))
+    assert single["frames"] == 1 and single["faces"] == 2
+
+
+class FlakyCamera:
+    """A live source that delivers frames, fails for two reads, then delivers again."""
+
+    live, fps, description, scale_to_main = True, 30.0, "flaky test camera", 1.0
+
+    def __init__(self):
+        self.frames = first_frames(1) * 6
+        self.reads = 0
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+    def read(self):
+        self.reads += 1
+        if self.reads in (3, 4):
+            raise SourceError("camera unplugged")
+        if not self.frames:
+            return None
+        gray = cv2.cvtColor(self.frames.pop(), cv2.COLOR_BGR2GRAY)
+        return Frame(self.reads, time.monotonic(), gray, None)
+
+
+def test_a_camera_that_stops_is_reopened_and_the_gap_logged(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "open_source", lambda *a, **k: FlakyCamera())
+    log = tmp_path / "e.jsonl"
+    summary = pipeline.run(RunConfig(source="usb:0", log=str(log), max_frames=5))
+    records = read_log(log)
+    gaps = [r for r in records if r["event"] == "source_gap"]
+    assert len(gaps) == 1 and gaps[0]["reopen_attempts"] >= 1 and "camera unplugged" in gaps[0]["error"]
+    assert summary["frames"] == 5 and records[-1]["event"] == "stop"
+
+
+def test_sigterm_leaves_a_complete_log(tmp_path):
+    log = tmp_path / "e.jsonl"
+    # full-resolution detection on every frame is slow enough to be stopped midway
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--source", "sample", "--log", str(log), "--detect-width", "0", "--detect-every", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or '"event":"new"' not in log.read_text()):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    records = read_log(log)
+    assert records[0]["event"] == "start" and records[-1]["event"] == "stop"
+    assert records[-1]["reason"] == "signal" and records[-1]["frames"] < 150
+    news = {r["track"] for r in records if r["event"] == "new"}
+    assert news == {r["track"] for r in records if r["event"] == "end"}  # every track closed
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_bad_model_and_missing_camera_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"nope")
+    result = run_cli("run", "--model", str(bad), "--log", str(tmp_path / "e.jsonl"))
+    assert result.returncode == 2 and f"{tmp_path / 'bad.json'}: sidecar JSON missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli("run", "--source", "usb:99", "--log", str(tmp_path / "e.jsonl"))
+    assert result.returncode == 2 and "cannot open USB camera 99" in result.stderr
+    result = run_cli("run", "--source", "nowhere/at/all", "--log", "-")
+    assert result.returncode == 2 and "--source" in result.stderr
+
+
+def test_runtime_runs_without_tensorflow(tmp_path):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras', 'train', 'convert'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{ROOT}"}
+    code = (
+        "import time, sys; t = time.perf_counter()\n"
+        "import edge.cli, edge.pipeline\n"
+        "from edge.config import RunConfig\n"
+        "s = edge.pipeline.run(RunConfig(source='sample', log='-', max_frames=10))\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "print('faces', s['faces'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "faces 20" in result.stdout
+
+
+def test_max_frames_and_duration_bound_a_run(tmp_path):
+    base = RunConfig(source="sample", log=str(tmp_path / "e.jsonl"))
+    assert pipeline.run(replace(base, max_frames=7))["frames"] == 7
+    short = pipeline.run(replace(base, duration=0.2, detect_width=0, detect_every=1))
+    assert short["reason"] == "duration" and short["frames"] < 150
+
+
+def test_overlapping_window_detections_are_merged():
+    from edge.detect import Box
+
+    same_face = [Box(10, 10, 100, 100), Box(12, 11, 98, 100)]
+    assert pipeline.merge_duplicates(same_face) == [Box(10, 10, 100, 100)]
+    two_faces = [Box(10, 10, 100, 100), Box(300, 10, 100, 100)]
+    assert pipeline.merge_duplicates(two_faces) == two_faces
