@@ -22,6 +22,7 @@ def main(
     limit: int = typer.Option(0, min=0, help="evaluate on at most this many faces per split (smoke runs)"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip and count malformed records"),
     cache_dir: Path | None = typer.Option(None, help="decoded-dataset cache (default ~/.cache/fer-edge)"),
+    bundle_dir: Path | None = typer.Option(None, help="when the gate passes, copy the int8 model, sidecar and card here"),
 ) -> None:
     """Keras model -> full-int8 TFLite (+ sidecar JSON), accuracy report on PublicTest/PrivateTest, gate."""
     from convert.quantize import QuantizationError
@@ -33,6 +34,7 @@ def main(
         data=str(data), keras_model=str(keras_model), out_dir=str(out_dir), calibration_count=calibration_count,
         float32=float32, float16=float16, max_drop=max_drop, min_accuracy=min_accuracy, limit=limit,
         skip_bad=skip_bad, cache_dir=str(cache_dir) if cache_dir else None,
+        bundle_dir=str(bundle_dir) if bundle_dir else None,
     )
     try:
         report = convert_and_evaluate(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from convert.quantize import (
     write_sidecar,
 )
 from edge import contract
-from edge.model import EmotionModel
+from edge.model import EmotionModel, sidecar_path
 
 SPLITS = ("PublicTest", "PrivateTest")
 
@@ -40,6 +41,7 @@ class ConvertConfig:
     skip_bad: bool = False
     cache_dir: str | None = None
     seed: int = 0
+    bundle_dir: str | None = None  # copy the int8 model, its sidecar and the model card here (edge/assets)
 
 
 def convert_and_evaluate(config: ConvertConfig) -> dict:
@@ -73,12 +75,12 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
             check_full_int8(paths[variant])
         write_sidecar(paths[variant], int(model.count_params()), keras_path.name, {"quantization": variant})
 
+    runtime_models = {variant: EmotionModel(path) for variant, path in paths.items()}  # as the Pi loads them
     predictions, results = {}, {}
     for split in SPLITS:
         faces, labels = splits[split]
         predictions[("keras", split)] = predict_probabilities(model, faces).argmax(axis=1)
-        for variant, path in paths.items():
-            runtime_model = EmotionModel(path)
+        for variant, runtime_model in runtime_models.items():
             predictions[(variant, split)] = predict_in_batches(runtime_model.classify, faces).argmax(axis=1)
         for name in ("keras", *paths):
             results.setdefault(name, {})[split] = classification_metrics(labels, predictions[(name, split)])
@@ -89,8 +91,9 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "parameters": int(model.count_params()),
         "labels": list(contract.LABELS),
         "flip_tta": contract.FLIP_TTA,
-        "evaluated_with": EmotionModel(paths["int8"]).interpreter_name,
+        "evaluated_with": runtime_models["int8"].interpreter_name,
         "split_sizes": {split: int(len(splits[split][0])) for split in ("Training", *SPLITS)},
+        "class_counts": dataset.class_counts(),
         "sizes_bytes": {"keras": keras_path.stat().st_size, **{v: p.stat().st_size for v, p in paths.items()}},
         "results": results,
         "agreement_privatetest": round(float(np.mean(predictions[("keras", "PrivateTest")] == predictions[("int8", "PrivateTest")])), 4),
@@ -110,5 +113,10 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown_summary(report))
     plot_confusion(results["int8"]["PrivateTest"]["confusion_matrix"], "int8 on PrivateTest", out_dir / "confusion_int8.png")
-    write_model_card(out_dir)
+    card = write_model_card(out_dir)
+    if config.bundle_dir and not failures:
+        bundle = Path(config.bundle_dir)
+        bundle.mkdir(parents=True, exist_ok=True)
+        for file in (paths["int8"], sidecar_path(paths["int8"]), card, out_dir / "confusion_int8.png"):
+            shutil.copy2(file, bundle / file.name)
     return report

@@ -126,6 +126,25 @@ def bench_model(
         typer.echo(f"wrote {path}")
 
 
+@bench_app.command("startup")
+def bench_startup(
+    model: Path | None = typer.Option(None, help="model (default: the bundled one)"),
+    out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
+) -> None:
+    """Import time of the runtime and resident memory after import and after loading the model."""
+    from edge.bench import bench_startup as measure
+    from edge.bench import save_results
+    from edge.config import BUNDLED_MODEL
+
+    try:
+        row = measure(model or BUNDLED_MODEL)
+    except RuntimeError as error:
+        fail(str(error))
+    typer.echo(json.dumps(row, indent=2))
+    for path in save_results([row], out_dir, "startup"):
+        typer.echo(f"wrote {path}")
+
+
 @bench_app.command("pipeline")
 def bench_pipeline(
     source: str = typer.Option("sample", help="video to run (sample = the bundled clip)"),
