@@ -21,8 +21,9 @@ def fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def run(
-    config: Path | None = typer.Option(None, "--config", help="TOML file with a [run] table; flags override it"),
+    config: Path | None = typer.Option(None, "--config", help="TOML config file (settings under its run table); flags override it"),
     source: str | None = typer.Option(None, help="picamera2 | usb:N | video file | image | folder | sample"),
+    camera_id: int | None = typer.Option(None, help="USB camera index; same as --source usb:N"),
     model: str | None = typer.Option(None, help=".tflite model with its sidecar JSON (default: the bundled int8 model)"),
     num_threads: int | None = typer.Option(None, help="interpreter threads"),
     frame_width: int | None = typer.Option(None),
@@ -50,6 +51,10 @@ def run(
     from edge.config import RunConfig, load_config
     from edge.pipeline import run as run_pipeline
 
+    if camera_id is not None:
+        if source is not None:
+            fail("give either --source or --camera-id, not both")
+        source = f"usb:{camera_id}"
     given = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)} and v is not None}
     try:
         settings = load_config(config, given) if config else RunConfig(**given)

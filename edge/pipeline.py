@@ -157,13 +157,19 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         config.source_spec(), frame_width=config.frame_width, frame_height=config.frame_height, fps=config.fps,
         lores_width=config.lores_width, lores_height=config.lores_height, want_color=want_color,
     )
-    log = EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
+    log: EventLog | None = None
 
     def log_gap(seconds: float, attempts: int, last_error: str) -> None:
         log.write({"event": "source_gap", "time": utc_now(), "seconds": round(seconds, 3), "reopen_attempts": attempts, "error": last_error})
 
     if source.live:
         source = ReopeningSource(source, on_gap=log_gap, stop_event=stop_event)
+    source.open()  # a camera that cannot be opened fails here, before anything is logged
+    try:
+        log = EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
+    except ValueError:
+        source.close()
+        raise
     restore_signals = install_stop_handlers(stop_event) if threading.current_thread() is threading.main_thread() else (lambda: None)
     stats = StatsWindow(config.stats_interval)
     outputs = Outputs(config, model.labels, None)
@@ -172,7 +178,6 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
     last_frame: Frame | None = None
     stop_reason = "end of source"
     try:
-        source.open()
         outputs.fps = source.fps or config.fps
         log.write({
             "event": "start", "time": utc_now(), "source": source.description, "model": str(config.model_path()),
@@ -221,6 +226,9 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
             now = time.monotonic()
             if stats.due(now):
                 log.write(stats.record(now))
+    except BaseException as error:
+        stop_reason = f"error: {type(error).__name__}: {error}"
+        raise
     finally:
         restore_signals()
         if last_frame is not None:
