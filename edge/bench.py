@@ -130,54 +130,27 @@ def bench_pipeline(config: RunConfig, truth: dict[int, list[Box]] | None, repeat
     return best
 
 
-def bench_pipelines(source: str, truth_path: Path | None, grid: str, model: str, repeat: int) -> list[dict]:
+def custom_grid(detect_widths: list[int], scale_factors: list[float], detect_every: list[int]) -> dict[str, dict]:
+    """Every combination of the given values, named by them."""
+    return {
+        f"detect_width {w or 'full'}, scale {f}, full every {n}": dict(detect_width=w, scale_factor=f, detect_every=n)
+        for w in detect_widths for f in scale_factors for n in detect_every
+    }
+
+
+def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict], model: str, repeat: int) -> list[dict]:
     base = RunConfig(source=source, model=model, num_threads=1)
     if truth_path is None and source == "sample":
         truth_path = SAMPLE_TRUTH
     truth = load_truth(truth_path) if truth_path else None
-    settings = PIPELINE_GRID if grid == "default" else {"current": {}}
-    if grid not in ("default", "current"):
-        raise ValueError(f"--settings must be default or current, got {grid!r}")
     rows = []
-    for name, overrides in settings.items():
+    for name, overrides in grid.items():
         config = replace(base, **overrides)
         row = bench_pipeline(config, truth, repeat)
         rows.append({"setting": name, "detect_width": config.detect_width, "scale_factor": config.scale_factor,
                      "min_neighbors": config.min_neighbors, "min_face": config.min_face,
                      "detect_every": config.detect_every, **row})
     return rows
-
-
-STARTUP_SCRIPT = """
-import json, resource, sys, time
-started = time.perf_counter()
-from edge.pipeline import run
-from edge.model import EmotionModel
-imported = time.perf_counter()
-rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-model = EmotionModel(sys.argv[1])
-loaded = time.perf_counter()
-print(json.dumps({
-    "import_ms": round((imported - started) * 1000, 1), "model_load_ms": round((loaded - imported) * 1000, 1),
-    "rss_after_import_mb": round(rss_import, 1), "interpreter": model.interpreter_name,
-    "tensorflow_imported": "tensorflow" in sys.modules,
-    "rss_after_load_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-}))
-"""
-
-
-def bench_startup(model: Path, repeat: int = 3) -> dict:
-    """Runtime import time and resident memory, each in a fresh interpreter (the fastest of `repeat`)."""
-    import subprocess
-    import sys
-
-    runs = []
-    for _ in range(repeat):
-        result = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT, str(model)], capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            raise RuntimeError(f"startup benchmark failed: {result.stderr.strip()[-500:]}")
-        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    return min(runs, key=lambda r: r["import_ms"])
 
 
 def board_name() -> str:

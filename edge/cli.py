@@ -154,16 +154,36 @@ def bench_startup(
 def bench_pipeline(
     source: str = typer.Option("sample", help="video to run (sample = the bundled clip)"),
     truth: Path | None = typer.Option(None, help="ground-truth boxes JSON (default: the bundled clip's)"),
-    settings: str = typer.Option("default", help="which settings grid: default (the tuning grid) or current"),
+    detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
+    scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
+    detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
     model: str | None = typer.Option(None, help="model (default: the bundled one)"),
     repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
-    """End-to-end FPS, per-stage ms and detection recall/precision for detection settings side by side."""
-    from edge.bench import bench_pipelines, print_pipeline_table, save_results
+    """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side.
+    Without a list option, compares the built-in grid (each lever alone, then the defaults)."""
+    from edge.bench import PIPELINE_GRID, bench_pipelines, custom_grid, print_pipeline_table, save_results
+    from edge.config import RunConfig
 
+    defaults = RunConfig()
+
+    def values(text: str | None, kind, default, flag: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",")] if text else [default]
+        except ValueError:
+            fail(f"{flag} must be a comma-separated list, got {text!r}")
+
+    if detect_width or scale_factor or detect_every:
+        grid = custom_grid(
+            values(detect_width, int, defaults.detect_width, "--detect-width"),
+            values(scale_factor, float, defaults.scale_factor, "--scale-factor"),
+            values(detect_every, int, defaults.detect_every, "--detect-every"),
+        )
+    else:
+        grid = PIPELINE_GRID
     try:
-        rows = bench_pipelines(source, truth, settings, model or "", repeat)
+        rows = bench_pipelines(source, truth, grid, model or "", repeat)
     except (ValueError, RuntimeError, ImportError) as error:
         fail(str(error))
     print_pipeline_table(rows, sys.stdout)
