@@ -10,6 +10,8 @@
 #   deploy/pi_sim.sh [DIR]               DIR defaults to build/pi-sim
 #   MODEL=other.tflite deploy/pi_sim.sh  ship another model (its sidecar .json next to it)
 #   MIRROR=... SUITE=...                 Debian mirror and release (default deb.debian.org, bookworm)
+#   EXTRA_CA_CERTS=a.crt:b.crt ...       CA certificates the chroot must trust as well (a host behind
+#                                        a TLS-intercepting proxy); pip in the chroot then uses them
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,16 +66,25 @@ chroot "$ROOTFS" uname -m | grep -qx aarch64 || fail "the chroot does not run as
 
 # shellcheck disable=SC2317  # called by the EXIT trap
 unmount_all() {
-    for m in dev/pts dev sys proc; do
+    for m in dev/pts dev proc; do
         if mountpoint -q "$ROOTFS/$m"; then umount "$ROOTFS/$m" || umount -l "$ROOTFS/$m"; fi
     done
 }
 trap unmount_all EXIT
+# No /sys: with the host's /sys and /proc both visible, the interpreter's CPU probe (cpuinfo, for
+# XNNPACK) reads the x86 host's processor lists, and allocate_tensors() segfaults under qemu-user.
 mount -t proc proc "$ROOTFS/proc"
-mount -t sysfs sysfs "$ROOTFS/sys"
 mount --bind /dev "$ROOTFS/dev"
 mount --bind /dev/pts "$ROOTFS/dev/pts"
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+if [ -n "${EXTRA_CA_CERTS:-}" ]; then
+    IFS=: read -r -a extra_certs <<<"$EXTRA_CA_CERTS"
+    for i in "${!extra_certs[@]}"; do
+        cp "${extra_certs[$i]}" "$ROOTFS/usr/local/share/ca-certificates/pi-sim-extra-$i.crt"
+    done
+    chroot "$ROOTFS" "${CHROOT_ENV[@]}" update-ca-certificates
+    CHROOT_ENV+=(PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
+fi
 
 stage "bundle (deploy/deploy.sh --bundle-only) into $IN_BUNDLE"
 bash deploy/deploy.sh --bundle-only
