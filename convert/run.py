@@ -117,6 +117,8 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     if config.bundle_dir and not failures:
         bundle = Path(config.bundle_dir)
         bundle.mkdir(parents=True, exist_ok=True)
-        for file in (paths["int8"], sidecar_path(paths["int8"]), card, out_dir / "confusion_int8.png"):
-            shutil.copy2(file, bundle / file.name)
+        for file in (paths["int8"], card, out_dir / "confusion_int8.png", sidecar_path(paths["int8"])):  # sidecar last
+            partial = bundle / f".{file.name}.partial"
+            shutil.copy2(file, partial)
+            partial.replace(bundle / file.name)
     return report

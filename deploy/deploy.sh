@@ -33,7 +33,7 @@ PYTHON=${PYTHON:-python3}
 DRY_RUN=${DRY_RUN:-0}
 BUNDLE=build/bundle
 REMOTE_DIR=fer-edge-bundle # relative to the remote home
-MODEL=${MODEL:-models/mini_xception_int8.tflite}
+MODEL=${MODEL:-edge/assets/mini_xception_int8.tflite}  # copied there only when the accuracy gate passed
 SIDECAR=${MODEL%.tflite}.json
 
 run() { # run a command; with DRY_RUN=1 only print it
@@ -60,8 +60,8 @@ run mkdir -p "$BUNDLE"
 run "$PYTHON" -m pip wheel --no-deps -w "$BUNDLE" .
 run cp "$MODEL" "$BUNDLE/mini_xception_int8.tflite"
 run cp "$SIDECAR" "$BUNDLE/mini_xception_int8.json"
-if [ -f models/MODEL_CARD.md ]; then
-    run cp models/MODEL_CARD.md "$BUNDLE/"
+if [ -f "$(dirname "$MODEL")/MODEL_CARD.md" ]; then
+    run cp "$(dirname "$MODEL")/MODEL_CARD.md" "$BUNDLE/"
 fi
 run cp deploy/edge.toml deploy/install.sh deploy/fer-edge.service "$BUNDLE/"
 

@@ -130,12 +130,12 @@ def bench_pipeline(config: RunConfig, truth: dict[int, list[Box]] | None, repeat
     return best
 
 
-def custom_grid(detect_widths: list[int], scale_factors: list[float], detect_every: list[int]) -> dict[str, dict]:
-    """Every combination of the given values, named by them."""
-    return {
-        f"detect_width {w or 'full'}, scale {f}, full every {n}": dict(detect_width=w, scale_factor=f, detect_every=n)
-        for w in detect_widths for f in scale_factors for n in detect_every
-    }
+def custom_grid(choices: dict[str, list]) -> dict[str, dict]:
+    """Every combination of the given RunConfig values, each named by its values."""
+    grid = [{}]
+    for name, values in choices.items():
+        grid = [dict(setting, **{name: value}) for setting in grid for value in values]
+    return {", ".join(f"{name} {value}" for name, value in setting.items()): setting for setting in grid}
 
 
 def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict], model: str, repeat: int) -> list[dict]:

@@ -28,15 +28,21 @@ def run(
     num_threads: int | None = typer.Option(None, help="interpreter threads"),
     frame_width: int | None = typer.Option(None),
     frame_height: int | None = typer.Option(None),
-    fps: int | None = typer.Option(None, help="camera frame rate"),
+    fps: float | None = typer.Option(None, help="camera frame rate"),
+    lores_width: int | None = typer.Option(None, help="picamera2 analysis stream width"),
+    lores_height: int | None = typer.Option(None, help="picamera2 analysis stream height"),
+    cascade: str | None = typer.Option(None, help="Haar cascade XML (default: found in cv2.data, /usr/share/opencv4, the package)"),
     detect_width: int | None = typer.Option(None, help="width full-frame detection runs at; 0 = full size"),
     scale_factor: float | None = typer.Option(None, help="Haar scale factor"),
     min_neighbors: int | None = typer.Option(None, help="Haar min neighbours"),
     min_face: int | None = typer.Option(None, help="smallest face side, frame pixels"),
     detect_every: int | None = typer.Option(None, help="full-frame detection every N frames, tracked windows between"),
     smoothing: int | None = typer.Option(None, help="frames each face's scores are averaged over"),
+    iou_threshold: float | None = typer.Option(None, help="box overlap that continues a face's track"),
+    max_missed: int | None = typer.Option(None, help="frames a face may go unseen before its track ends"),
     log: str | None = typer.Option(None, help="JSON Lines event log path, or - for stdout"),
     log_max_bytes: int | None = typer.Option(None, help="rotate the log at this size"),
+    log_backups: int | None = typer.Option(None, help="rotated logs to keep"),
     stats_interval: float | None = typer.Option(None, help="seconds between stats records"),
     display: bool | None = typer.Option(None, "--display", help="show a preview window"),
     save_video: str | None = typer.Option(None, help="write the annotated video here"),
@@ -59,7 +65,7 @@ def run(
     try:
         settings = load_config(config, given) if config else RunConfig(**given)
         result = run_pipeline(settings)
-    except (ValueError, RuntimeError, FileNotFoundError, ImportError) as error:
+    except (ValueError, RuntimeError, OSError, ImportError) as error:
         fail(str(error))
     if summary:
         typer.echo(format_summary(result), err=True)
@@ -90,7 +96,7 @@ def info(model: Path | None = typer.Argument(None, help=".tflite model (default:
     lines = [
         f"model        {path}",
         f"sha256       {sidecar['sha256']} (verified)",
-        f"size         {path.stat().st_size:,} bytes, {sidecar.get('parameters', '?'):,} parameters, {sidecar.get('quantization', '?')}",
+        f"size         {path.stat().st_size:,} bytes, {sidecar.get('parameters', '?')} parameters, {sidecar.get('quantization', '?')}",
         f"input        {sidecar['input_dtype']} {sidecar['input_shape']}, quantization {sidecar.get('input_quantization')}",
         f"labels       {', '.join(loaded.labels)}",
         "contract     " + json.dumps(sidecar["contract"]),
@@ -157,6 +163,8 @@ def bench_pipeline(
     detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
     scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
+    min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare"),
+    min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
     model: str | None = typer.Option(None, help="model (default: the bundled one)"),
     repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
@@ -164,24 +172,19 @@ def bench_pipeline(
     """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side.
     Without a list option, compares the built-in grid (each lever alone, then the defaults)."""
     from edge.bench import PIPELINE_GRID, bench_pipelines, custom_grid, print_pipeline_table, save_results
-    from edge.config import RunConfig
 
-    defaults = RunConfig()
-
-    def values(text: str | None, kind, default, flag: str) -> list:
-        try:
-            return [kind(v) for v in text.split(",")] if text else [default]
-        except ValueError:
-            fail(f"{flag} must be a comma-separated list, got {text!r}")
-
-    if detect_width or scale_factor or detect_every:
-        grid = custom_grid(
-            values(detect_width, int, defaults.detect_width, "--detect-width"),
-            values(scale_factor, float, defaults.scale_factor, "--scale-factor"),
-            values(detect_every, int, defaults.detect_every, "--detect-every"),
-        )
-    else:
-        grid = PIPELINE_GRID
+    lists = {
+        "detect_width": (detect_width, int), "scale_factor": (scale_factor, float), "detect_every": (detect_every, int),
+        "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
+    }
+    choices = {}
+    for name, (text, kind) in lists.items():
+        if text:
+            try:
+                choices[name] = [kind(value) for value in text.split(",")]
+            except ValueError:
+                fail(f"--{name.replace('_', '-')} must be a comma-separated list, got {text!r}")
+    grid = custom_grid(choices) if choices else PIPELINE_GRID
     try:
         rows = bench_pipelines(source, truth, grid, model or "", repeat)
     except (ValueError, RuntimeError, ImportError) as error:

@@ -19,13 +19,14 @@ class RunConfig:
     num_threads: int = 1
     frame_width: int = 640
     frame_height: int = 480
-    fps: int = 30
+    fps: float = 30.0
     lores_width: int = 320  # picamera2's low-resolution analysis stream
     lores_height: int = 240
     detect_width: int = 320  # full detections run on the frame scaled to this width; 0 = full size
     scale_factor: float = 1.1
     min_neighbors: int = 5
-    min_face: int = 30  # smallest face, in frame pixels
+    min_face: int = 30  # smallest face side, in pixels of the analysed grey image (picamera2: lores)
+    cascade: str = ""  # Haar cascade XML; empty = found in cv2.data, /usr/share/opencv4 or the package
     detect_every: int = 5  # full-frame detection every N frames; in between, only around tracked faces
     smoothing: int = 5  # frames each track's scores are averaged over
     iou_threshold: float = 0.3
@@ -86,12 +87,16 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         document = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the config file ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
     unknown_tables = set(document) - {"run"}
     if unknown_tables:
         raise ValueError(f"{path}: unknown table(s) {', '.join(sorted(unknown_tables))}; settings go under [run]")
     settings = document.get("run", {})
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: run must be a table ([run]), got {settings!r}")
     for key, value in settings.items():
         if key not in FIELD_TYPES:
             raise ValueError(f"{path}: unknown key run.{key}; known keys: {', '.join(FIELD_TYPES)}")

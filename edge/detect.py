@@ -91,7 +91,7 @@ class FaceDetector:
         if min_neighbors < 0:
             raise ValueError(f"--min-neighbors must be >= 0, got {min_neighbors}")
         if min_size < 1:
-            raise ValueError(f"--min-size must be >= 1 pixel, got {min_size}")
+            raise ValueError(f"--min-face must be >= 1 pixel, got {min_size}")
         if detect_width is not None and detect_width < 48:
             raise ValueError(f"--detect-width must be at least 48 pixels (or unset), got {detect_width}")
         self.scale_factor = float(scale_factor)

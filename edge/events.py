@@ -95,11 +95,14 @@ class EventLog:
 
     def _rotate(self) -> None:
         self._file.close()
-        for n in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{n}")
-            if older.exists():
-                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
-        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        try:
+            for n in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{n}")
+                if older.exists():
+                    older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        except OSError as error:  # e.g. the log was moved away: keep logging rather than lose events
+            sys.stderr.write(f"warning: could not rotate {self.path}: {error}\n")
         self._open()
 
     def close(self) -> None:

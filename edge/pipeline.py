@@ -82,6 +82,7 @@ def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
         min_neighbors=config.min_neighbors,
         min_size=config.min_face,
         detect_width=config.detect_width or None,
+        cascade_path=config.cascade or None,
     )
     tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
     return FacePipeline(model, detector, tracker, config.detect_every, timer)
@@ -158,12 +159,17 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         lores_width=config.lores_width, lores_height=config.lores_height, want_color=want_color,
     )
     log: EventLog | None = None
+    gaps: list[float] = []  # set by log_gap, handled by the loop
+
+    def log_lost(error: str) -> None:
+        log.write({"event": "source_lost", "time": utc_now(), "error": error})
 
     def log_gap(seconds: float, attempts: int, last_error: str) -> None:
         log.write({"event": "source_gap", "time": utc_now(), "seconds": round(seconds, 3), "reopen_attempts": attempts, "error": last_error})
+        gaps.append(seconds)
 
     if source.live:
-        source = ReopeningSource(source, on_gap=log_gap, stop_event=stop_event)
+        source = ReopeningSource(source, on_gap=log_gap, on_lost=log_lost, stop_event=stop_event)
     source.open()  # a camera that cannot be opened fails here, before anything is logged
     try:
         log = EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
@@ -175,6 +181,11 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
     outputs = Outputs(config, model.labels, None)
     counts = {"frames": 0, "faces": 0, "new": 0, "update": 0, "end": 0, "dropped": 0, "full_detections": 0}
     started = time.monotonic()
+    # --duration must also end a run that is waiting for a lost camera to come back
+    deadline = threading.Timer(config.duration, stop_event.set) if config.duration else None
+    if deadline is not None:
+        deadline.daemon = True
+        deadline.start()
     last_frame: Frame | None = None
     stop_reason = "end of source"
     try:
@@ -186,7 +197,7 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         })
         while True:
             if stop_event.is_set():
-                stop_reason = "signal"
+                stop_reason = "duration" if config.duration and time.monotonic() - started >= config.duration else "signal"
                 break
             if config.max_frames and counts["frames"] >= config.max_frames:
                 stop_reason = "max frames"
@@ -199,7 +210,16 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
                 frame = source.read()
             if frame is None:
                 stop_reason = "signal" if stop_event.is_set() else "end of source"
+                if deadline is not None and stop_event.is_set() and time.monotonic() - started >= config.duration:
+                    stop_reason = "duration"
                 break
+            if gaps:  # the faces seen before an outage are gone: end their tracks, count no drops
+                gaps.clear()
+                if last_frame is not None:
+                    for event in pipeline.tracker.finish(last_frame.index, last_frame.timestamp):
+                        log.write(track_event_record(event, model.labels))
+                        counts["end"] += 1
+                last_frame = None
             stats.frame_read()
             if source.live and last_frame is not None and source.fps:
                 missed = max(0, round((frame.timestamp - last_frame.timestamp) * source.fps) - 1)
@@ -230,6 +250,8 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         stop_reason = f"error: {type(error).__name__}: {error}"
         raise
     finally:
+        if deadline is not None:
+            deadline.cancel()
         restore_signals()
         if last_frame is not None:
             for event in pipeline.tracker.finish(last_frame.index, last_frame.timestamp):

@@ -393,6 +393,7 @@ class ReopeningSource(_Base):
         clock: Callable[[], float] = time.monotonic,
         on_gap: Callable[[float, int, str], object] | None = None,
         stop_event: threading.Event | None = None,
+        on_lost: Callable[[str], object] | None = None,
     ):
         _check_positive(max_backoff, "max_backoff")
         self.inner = inner
@@ -402,6 +403,7 @@ class ReopeningSource(_Base):
         self._sleep = sleep if sleep is not None else self.stop_event.wait
         self._clock = clock
         self._on_gap = on_gap
+        self._on_lost = on_lost
         self._next_index = 0
         self._last_frame_at: float | None = None
 
@@ -443,6 +445,8 @@ class ReopeningSource(_Base):
 
     def _recover(self, error: str) -> Frame | None:
         lost_since = self._last_frame_at if self._last_frame_at is not None else self._clock()
+        if self._on_lost is not None:  # logged when it starts: a camera that never returns is not silent
+            self._on_lost(error)
         delay, attempts = min(0.5, self.max_backoff), 0
         while not self.stop_event.is_set():
             _quietly(self.inner.close)

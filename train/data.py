@@ -98,7 +98,10 @@ def _decode(path: Path, skip_bad: bool) -> Fer2013:
             return _from_images(list(records), str(path), skip_bad)
     if path.suffix.lower() == ".csv":
         with path.open(encoding="utf-8", newline="") as text:
-            return _from_csv(text, str(path), skip_bad)
+            try:
+                return _from_csv(text, str(path), skip_bad)
+            except UnicodeDecodeError as error:
+                raise DatasetError(f"{path}: not UTF-8 text near byte {error.start}; is it really fer2013.csv?") from None
     raise DatasetError(f"{path}: unsupported dataset form; give fer2013.csv, the image-folder .zip or its folder")
 
 
@@ -163,7 +166,12 @@ def _from_images(records: list, source: str, skip_bad: bool) -> Fer2013:
         if usage not in SPLITS:
             out.bad(name, f"file name must start with one of {', '.join(SPLITS)} followed by '_', got {usage!r}")
             continue
-        image = cv2.imdecode(np.frombuffer(read_bytes(), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+        try:
+            content = read_bytes()
+        except (OSError, zipfile.BadZipFile) as error:
+            out.bad(name, f"cannot read ({error})")
+            continue
+        image = cv2.imdecode(np.frombuffer(content, dtype=np.uint8), cv2.IMREAD_GRAYSCALE) if content else None
         if image is None:
             out.bad(name, "unreadable image")
             continue
@@ -199,7 +207,7 @@ def _from_csv(text: io.TextIOBase, source: str, skip_bad: bool) -> Fer2013:
             continue
         try:
             pixels = np.array(row[pixels_at].split(), dtype=np.int64)
-        except ValueError:
+        except (ValueError, OverflowError):
             out.bad(where, "pixels must be space-separated integers")
             continue
         if pixels.size != PIXELS_PER_IMAGE:

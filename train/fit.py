@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,12 @@ from train.data import Fer2013, default_cache_dir, load_fer2013
 from train.model import make_mini_xception, predict_probabilities
 
 MODEL_FILE = "mini_xception.keras"
-STATE_DIR = ".train"  # resume state, not an artifact
+STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
+# Settings that a resumed run must share with the run it continues (the schedule depends on them).
+RUN_SETTINGS = (
+    "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
+    "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
+)
 
 
 @dataclass(frozen=True)
@@ -154,12 +160,12 @@ def learning_rate_at(epoch: int, config: TrainConfig) -> float:
 
 
 class SaveResumeState(keras.callbacks.Callback):
-    """Each epoch, the model with its optimizer state and the best PublicTest accuracy so far,
-    so an interrupted run can resume."""
+    """Each epoch (after the best checkpoint is saved), the model with its optimizer state, the best
+    PublicTest accuracy so far and the run's settings, so an interrupted run can resume."""
 
-    def __init__(self, state_dir: Path, best_so_far: float):
+    def __init__(self, state_dir: Path, best_so_far: float, settings: dict):
         super().__init__()
-        self.state_dir, self.best = state_dir, best_so_far
+        self.state_dir, self.best, self.settings = state_dir, best_so_far, settings
 
     def on_epoch_end(self, epoch, logs=None):
         self.best = max(self.best, float((logs or {}).get("val_accuracy", -1.0)))
@@ -167,8 +173,10 @@ class SaveResumeState(keras.callbacks.Callback):
         partial = self.state_dir / "last.partial.keras"
         self.model.save(partial)
         partial.replace(self.state_dir / "last.keras")
-        state = {"next_epoch": epoch + 1, "best_val_accuracy": self.best}
-        (self.state_dir / "state.json").write_text(json.dumps(state))
+        state = {"next_epoch": epoch + 1, "best_val_accuracy": self.best, "settings": self.settings}
+        partial_state = self.state_dir / "state.partial.json"
+        partial_state.write_text(json.dumps(state))
+        partial_state.replace(self.state_dir / "state.json")
 
 
 def build_model(config: TrainConfig) -> keras.Model:
@@ -196,12 +204,16 @@ def fit(config: TrainConfig) -> dict:
     train_ds = make_train_dataset(*splits["Training"], config)
     val_ds = make_eval_dataset(*splits["PublicTest"], config.batch_size)
 
+    settings = {name: getattr(config, name) for name in RUN_SETTINGS}
     initial_epoch, best_so_far = 0, -1.0
     if config.resume:
         state_file = state_dir / "state.json"
         if not state_file.exists():
             raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
         state = json.loads(state_file.read_text())
+        changed = [f"{k} {v!r} -> {settings[k]!r}" for k, v in state.get("settings", {}).items() if settings.get(k) != v]
+        if changed:
+            raise ValueError(f"--resume needs the interrupted run's settings; changed: {', '.join(changed)}")
         initial_epoch, best_so_far = state["next_epoch"], state["best_val_accuracy"]
         model = keras.models.load_model(state_dir / "last.keras")
         print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
@@ -210,18 +222,21 @@ def fit(config: TrainConfig) -> dict:
     if initial_epoch >= config.epochs:
         raise ValueError(f"the run already trained {initial_epoch} epochs; ask for more than that with --epochs")
 
+    best_checkpoint = state_dir / MODEL_FILE  # copied to out_dir when training ends
+    state_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        SaveResumeState(state_dir, best_so_far),
         keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, config)),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=config.resume),
+        # after a resume, early stopping's patience counts from the resumed epoch
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
         keras.callbacks.ModelCheckpoint(
-            str(out_dir / MODEL_FILE),
+            str(best_checkpoint),
             monitor="val_accuracy",
             mode="max",
             save_best_only=True,
             initial_value_threshold=best_so_far if best_so_far >= 0 else None,
         ),
+        SaveResumeState(state_dir, best_so_far, settings),
     ]
     model.fit(
         train_ds,
@@ -232,6 +247,9 @@ def fit(config: TrainConfig) -> dict:
         verbose=config.verbose,
     )
 
+    partial = out_dir / f".{MODEL_FILE}.partial"
+    shutil.copy2(best_checkpoint, partial)
+    partial.replace(out_dir / MODEL_FILE)
     best = keras.models.load_model(out_dir / MODEL_FILE)
     report = evaluate_and_report(best, splits, config, out_dir, time.time() - started)
     plot_history(out_dir / "history.csv", out_dir / "curves.png")
@@ -241,7 +259,7 @@ def fit(config: TrainConfig) -> dict:
 def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float) -> dict:
     history = read_history(out_dir / "history.csv")
     val_accuracy = [row["val_accuracy"] for row in history]
-    best_epoch = int(np.argmax(val_accuracy)) + 1
+    best_epoch = int(history[int(np.argmax(val_accuracy))]["epoch"]) + 1
     accuracy = {}
     for name in ("PublicTest", "PrivateTest"):
         images, labels = splits[name]

@@ -46,7 +46,7 @@ def test_deploy_dry_run_prints_rsync_and_ssh_and_contacts_nothing(tripwire):
     assert any(line.startswith("+ rsync -az") and "pi@raspberrypi.local:fer-edge-bundle/" in line for line in lines)
     assert any(line.startswith("+ ssh") and "install.sh" in line for line in lines)
     assert any("pip wheel --no-deps -w build/bundle ." in line for line in lines)
-    for model_file in ("models/mini_xception_int8.tflite", "models/mini_xception_int8.json"):
+    for model_file in ("edge/assets/mini_xception_int8.tflite", "edge/assets/mini_xception_int8.json"):
         assert any(line.startswith(f"+ cp {model_file} build/bundle/") for line in lines), model_file
     assert not mark.exists(), mark.read_text()
 

@@ -42,6 +42,12 @@ def test_latency_stats():
     assert stats["min_us"] == 1 and stats["max_us"] == 100 and stats["p50_us"] == 50.5 and stats["p99_us"] == 99.0
 
 
+def test_custom_grid_is_every_combination():
+    grid = bench.custom_grid({"detect_width": [0, 320], "min_neighbors": [3, 5, 7]})
+    assert len(grid) == 6
+    assert grid["detect_width 320, min_neighbors 7"] == {"detect_width": 320, "min_neighbors": 7}
+
+
 def test_truth_matching_is_one_to_one():
     truth = [Box(0, 0, 100, 100), Box(200, 0, 100, 100)]
     assert bench.match_boxes([Box(5, 5, 100, 100)], truth) == 1

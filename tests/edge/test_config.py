@@ -29,6 +29,7 @@ def test_minimal_config_fills_defaults_and_flags_override(tmp_path):
         ("[run]\nfps = 0\n", "fps = 0"),
         ("[camera]\nfps = 10\n", "unknown table(s) camera"),
         ("[run\n", "not valid TOML"),
+        ("run = 5\n", "run must be a table"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path, text, message):
@@ -41,6 +42,8 @@ def test_bad_config_names_the_field(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ValueError, match="config file not found"):
         load_config(tmp_path / "none.toml")
+    with pytest.raises(ValueError, match="cannot read the config file"):
+        load_config(tmp_path)
 
 
 def test_float_fields_accept_integers(tmp_path):

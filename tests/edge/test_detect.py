@@ -80,7 +80,7 @@ def test_shipped_cascade_loads():
     [
         ({"scale_factor": 1.0}, "--scale-factor"),
         ({"min_neighbors": -1}, "--min-neighbors"),
-        ({"min_size": 0}, "--min-size"),
+        ({"min_size": 0}, "--min-face"),
         ({"detect_width": 40}, "--detect-width"),
     ],
 )

@@ -64,6 +64,7 @@ GOOD_PIXELS = " ".join(["128"] * 2304)
         (f"0,{GOOD_PIXELS},Validation", "unknown Usage 'Validation'"),
         (f"0,{GOOD_PIXELS[:-3]}300,Training", "0-255"),
         ("0,1 2 3", "2 fields, expected 3"),
+        (f"0,{GOOD_PIXELS[:-3]}99999999999999999999999,Training", "space-separated integers"),
     ],
 )
 def test_bad_csv_rows_are_named_or_skipped(tmp_path, small_dataset, row, message):
@@ -80,6 +81,7 @@ def test_bad_csv_rows_are_named_or_skipped(tmp_path, small_dataset, row, message
     "relative, content, message",
     [
         ("train/happy/Training_1.jpg", b"not an image", "unreadable image"),
+        ("train/happy/Training_5.jpg", b"", "unreadable image"),
         ("train/happy/Training_2.png", "wrong-size", "expected 48x48"),
         ("train/contempt/Training_3.png", "ok", "unknown emotion 'contempt'"),
         ("train/happy/Validation_4.png", "ok", "file name must start with one of"),
@@ -126,6 +128,13 @@ def test_missing_empty_and_unknown_sources_are_clear_errors(tmp_path):
     (tmp_path / "broken.zip").write_bytes(b"PK not really")
     with pytest.raises(DatasetError, match="not a readable zip"):
         load_fer2013(tmp_path / "broken.zip")
+
+
+def test_non_utf8_csv_is_a_clear_error(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("emotion,pixels,Usage\n0,1 2,Trainingé\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8 text"):
+        load_fer2013(path)
 
 
 def test_cache_is_keyed_by_content(tmp_path, small_dataset):

@@ -84,16 +84,33 @@ def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
     assert stored == report
     assert report["parameters"] == 58_423 and report["epochs_run"] == 2
     assert set(report["float_accuracy"]) == {"PublicTest", "PublicTest_flip_tta", "PrivateTest", "PrivateTest_flip_tta"}
-    assert 0 <= report["float_accuracy_privatetest"] <= 1
+    assert report["float_accuracy_privatetest"] == report["float_accuracy"]["PrivateTest_flip_tta"]
+    assert not (tmp_path / "mini_xception.keras.partial").exists()
 
 
 def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
-    run_fit(small_csv, tmp_path, epochs=1)
+    import keras
+
+    run_fit(small_csv, tmp_path, epochs=3)
+    # simulate a run stopped after its first epoch
+    first = keras.models.load_model(tmp_path / ".train" / "last.keras")
+    steps_per_epoch = int(first.optimizer.iterations.numpy()) // 3
+    import json as json_module
+
+    state = json_module.loads((tmp_path / ".train" / "state.json").read_text())
+    state["next_epoch"] = 1
+    (tmp_path / ".train" / "state.json").write_text(json_module.dumps(state))
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    (tmp_path / "history.csv").write_text("\n".join(history[:2]) + "\n")
     report = run_fit(small_csv, tmp_path, epochs=3, resume=True)
+    resumed = keras.models.load_model(tmp_path / ".train" / "last.keras")
+    assert int(resumed.optimizer.iterations.numpy()) == 5 * steps_per_epoch  # 3 + 2 more: the optimizer state went on
     epochs = [line.split(",")[0] for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2"] and report["epochs_run"] == 3
     with pytest.raises(ValueError, match="already trained 3 epochs"):
         run_fit(small_csv, tmp_path, epochs=3, resume=True)
+    with pytest.raises(ValueError, match="changed: epochs 3 -> 4"):
+        run_fit(small_csv, tmp_path, epochs=4, resume=True)
 
 
 def test_resume_without_a_run_is_a_clear_error(small_csv, tmp_path):
