@@ -141,7 +141,7 @@ def test_duration_ends_a_run_waiting_for_a_lost_camera(tmp_path, monkeypatch):
     summary = pipeline.run(RunConfig(source="usb:0", log=str(log), duration=1.5))
     assert time.monotonic() - started < 10 and summary["reason"] == "duration"
     kinds = [r["event"] for r in read_log(log)]
-    assert kinds == ["start", "new", "source_lost", "end", "stop"]
+    assert kinds == ["start", "new", "new", "source_lost", "end", "end", "stop"]  # two faces in the frame
 
 
 def test_sigterm_leaves_a_complete_log(tmp_path):
