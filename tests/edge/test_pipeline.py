@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 import cv2
+import numpy as np
 from conftest import ROOT
 
 from edge import pipeline
@@ -219,3 +220,20 @@ def test_overlapping_window_detections_are_merged():
     assert pipeline.merge_duplicates(same_face) == [Box(10, 10, 100, 100)]
     two_faces = [Box(10, 10, 100, 100), Box(300, 10, 100, 100)]
     assert pipeline.merge_duplicates(two_faces) == two_faces
+
+
+def test_boxes_found_on_the_lores_stream_are_drawn_on_the_main_stream(tmp_path):
+    """picamera2: detection runs on the 320x240 lores Y plane, annotation on the 640x480 main image."""
+    from edge.detect import Box
+
+    gray = np.zeros((240, 320), np.uint8)
+    color = np.zeros((480, 640, 3), np.uint8)
+    frame = Frame(0, 0.0, gray, color, name="lores.png")
+    scores = np.full((1, 7), 1 / 7, np.float32)
+    result = pipeline.FrameResult(frame, [Box(50, 60, 40, 40)], scores, [], True)
+    outputs = pipeline.Outputs(RunConfig(save_images=str(tmp_path)), tuple("abcdefg"), 30)
+    outputs.show(result, {})
+    faces = json.loads((tmp_path / "lores.json").read_text())["faces"]
+    assert faces[0]["box"] == [100, 120, 80, 80]
+    drawn = cv2.imread(str(tmp_path / "lores_annotated.png"))
+    assert drawn.shape == (480, 640, 3) and drawn[120:200, 100].any()  # the box's left edge, in main pixels
