@@ -38,6 +38,7 @@ def fit(
     data: Path = DataOption,
     out_dir: Path = typer.Option(Path("models"), help="where the model, history, curves and report go"),
     epochs: int = typer.Option(80, min=1),
+    warmup_epochs: int = typer.Option(2, min=0),
     batch_size: int = typer.Option(64, min=1),
     learning_rate: float = typer.Option(1e-3, min=0.0),
     label_smoothing: float = typer.Option(0.0, min=0.0, max=0.99),
@@ -50,6 +51,7 @@ def fit(
     skip_bad: bool = SkipBadOption,
     cache_dir: Path | None = CacheOption,
     resume: bool = typer.Option(False, "--resume", help="continue the interrupted run in OUT_DIR/.train"),
+    init_from: Path | None = typer.Option(None, help="start from this .keras model's weights (fine-tune / warm restart)"),
 ) -> None:
     """Train mini-Xception on Training, select on PublicTest, report PrivateTest."""
     from train.data import DatasetError
@@ -58,10 +60,11 @@ def fit(
 
     try:
         config = TrainConfig(
-            data=str(data), out_dir=str(out_dir), epochs=epochs, batch_size=batch_size,
+            data=str(data), out_dir=str(out_dir), epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
             learning_rate=learning_rate, label_smoothing=label_smoothing, rotation_degrees=rotation,
             shift_fraction=shift, zoom_fraction=zoom, patience=patience, seed=seed,
             limit=limit, skip_bad=skip_bad, cache_dir=str(cache_dir) if cache_dir else None, resume=resume,
+            init_from=str(init_from) if init_from else None,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         report = run_fit(config)

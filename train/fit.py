@@ -53,6 +53,7 @@ class TrainConfig:
     skip_bad: bool = False
     cache_dir: str | None = None
     resume: bool = False
+    init_from: str | None = None  # start from this model's weights (fine-tuning, a warm restart)
     verbose: int = 1
 
     def __post_init__(self):
@@ -219,6 +220,9 @@ def fit(config: TrainConfig) -> dict:
         print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
     else:
         model = build_model(config)
+        if config.init_from:
+            model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
+            print(f"starting from the weights of {config.init_from}")
     if initial_epoch >= config.epochs:
         raise ValueError(f"the run already trained {initial_epoch} epochs; ask for more than that with --epochs")
 
