@@ -153,6 +153,38 @@ def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict],
     return rows
 
 
+STARTUP_SCRIPT = """
+import json, resource, sys, time
+started = time.perf_counter()
+from edge.pipeline import run
+from edge.model import EmotionModel
+imported = time.perf_counter()
+rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+model = EmotionModel(sys.argv[1])
+loaded = time.perf_counter()
+print(json.dumps({
+    "import_ms": round((imported - started) * 1000, 1), "model_load_ms": round((loaded - imported) * 1000, 1),
+    "rss_after_import_mb": round(rss_import, 1), "interpreter": model.interpreter_name,
+    "tensorflow_imported": "tensorflow" in sys.modules,
+    "rss_after_load_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+}))
+"""
+
+
+def bench_startup(model: Path, repeat: int = 3) -> dict:
+    """Runtime import time and resident memory, each in a fresh interpreter (the fastest of `repeat`)."""
+    import subprocess
+    import sys
+
+    runs = []
+    for _ in range(repeat):
+        result = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT, str(model)], capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"startup benchmark failed: {result.stderr.strip()[-500:]}")
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return min(runs, key=lambda r: r["import_ms"])
+
+
 def board_name() -> str:
     model_file = Path("/proc/device-tree/model")
     if model_file.exists():

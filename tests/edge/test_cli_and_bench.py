@@ -70,3 +70,9 @@ def test_bench_cli_writes_table_json_and_csv(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "p50" in result.stdout and "peak resident memory" in result.stdout
     assert len(list(tmp_path.glob("*_model_*.json"))) == 1 and len(list(tmp_path.glob("*_model_*.csv"))) == 1
+
+
+def test_startup_benchmark_imports_no_tensorflow():
+    row = bench.bench_startup(BUNDLED_MODEL, repeat=1)
+    assert row["tensorflow_imported"] is False and row["import_ms"] > 0
+    assert row["rss_after_load_mb"] >= row["rss_after_import_mb"] > 0
