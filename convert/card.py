@@ -138,6 +138,10 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
             f"{config['brightness']:g}, contrast {config['contrast']:g}"
             + (", horizontal flips." if config["flip"] else ", no flips."),
         ]
+        if config.get("init_from"):
+            lines += ["", f"This run started from the weights of `{config['init_from']}` (a warm restart)."]
+        if train_report.get("stages"):
+            lines += ["", f"Stages: {train_report['stages']}."]
     else:
         lines += ["", "No train_report.json for this model beside it, so training details are left out."]
     return lines
