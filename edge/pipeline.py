@@ -188,6 +188,13 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         deadline.start()
     last_frame: Frame | None = None
     stop_reason = "end of source"
+
+    def end_tracks(at: Frame | None) -> None:
+        if at is not None:
+            for event in pipeline.tracker.finish(at.index, at.timestamp):
+                log.write(track_event_record(event, model.labels))
+                counts["end"] += 1
+
     try:
         outputs.fps = source.fps or config.fps
         log.write({
@@ -215,10 +222,7 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
                 break
             if gaps:  # the faces seen before an outage are gone: end their tracks, count no drops
                 gaps.clear()
-                if last_frame is not None:
-                    for event in pipeline.tracker.finish(last_frame.index, last_frame.timestamp):
-                        log.write(track_event_record(event, model.labels))
-                        counts["end"] += 1
+                end_tracks(last_frame)
                 last_frame = None
             stats.frame_read()
             if source.live and last_frame is not None and source.fps:
@@ -253,10 +257,7 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         if deadline is not None:
             deadline.cancel()
         restore_signals()
-        if last_frame is not None:
-            for event in pipeline.tracker.finish(last_frame.index, last_frame.timestamp):
-                log.write(track_event_record(event, model.labels))
-                counts["end"] += 1
+        end_tracks(last_frame)
         elapsed = time.monotonic() - started
         summary = {
             "event": "stop", "time": utc_now(), "reason": stop_reason, "seconds": round(elapsed, 3), **counts,

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE
+from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
 from train.data import Fer2013, default_cache_dir, load_fer2013
 from train.model import make_mini_xception, predict_probabilities
 
@@ -144,11 +144,10 @@ def make_train_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConf
 def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Padded to whole batches; the padding has sample weight 0 so metrics ignore it."""
     pad = -len(images) % batch_size
-    inputs = np.concatenate([images, np.zeros((pad, *images.shape[1:]), np.uint8)])[..., np.newaxis]
+    inputs = scale_pixels(np.concatenate([images, np.zeros((pad, *images.shape[1:]), np.uint8)]))
     targets = np.eye(NUM_CLASSES, dtype=np.float32)[np.concatenate([labels, np.zeros(pad, labels.dtype)])]
     weights = np.concatenate([np.ones(len(images), np.float32), np.zeros(pad, np.float32)])
-    scaled = inputs.astype(np.float32) * PIXEL_SCALE + PIXEL_OFFSET
-    return tf.data.Dataset.from_tensor_slices((scaled, targets, weights)).batch(batch_size, drop_remainder=True)
+    return tf.data.Dataset.from_tensor_slices((inputs, targets, weights)).batch(batch_size, drop_remainder=True)
 
 
 def learning_rate_at(epoch: int, config: TrainConfig) -> float:
