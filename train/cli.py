@@ -36,7 +36,11 @@ def summary(
 @app.command()
 def fit(
     data: Path = DataOption,
-    out_dir: Path = typer.Option(Path("models"), help="where the model, history, curves and report go"),
+    labels: str = typer.Option("fer2013", "--labels", help="fer2013: the CSV's labels; ferplus: FER+ vote distributions"),
+    ferplus: Path | None = typer.Option(None, "--ferplus", help="FER+ votes (default: fer2013new.csv beside --data)"),
+    out_dir: Path | None = typer.Option(
+        None, help="where the model, history, curves and report go (default runs/<labels>; never the shipped models/)"
+    ),
     epochs: int = typer.Option(80, min=1),
     warmup_epochs: int = typer.Option(2, min=0),
     batch_size: int = typer.Option(64, min=1),
@@ -60,7 +64,8 @@ def fit(
 
     try:
         config = TrainConfig(
-            data=str(data), out_dir=str(out_dir), epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
+            data=str(data), out_dir=str(out_dir or Path("runs") / labels), labels=labels,
+            ferplus=str(ferplus) if ferplus else None, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
             learning_rate=learning_rate, label_smoothing=label_smoothing, rotation_degrees=rotation,
             shift_fraction=shift, zoom_fraction=zoom, patience=patience, seed=seed,
             limit=limit, skip_bad=skip_bad, cache_dir=str(cache_dir) if cache_dir else None, resume=resume,

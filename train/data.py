@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import os
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,13 +18,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rich.progress import track
+from rich.progress import Progress, track
 
 from edge.contract import INPUT_SIZE, LABELS, label_index
 
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-CACHE_VERSION = "1"  # bump when decoding changes, so stale caches are not reused
+CACHE_VERSION = "2"  # bump when decoding changes, so stale caches are not reused
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 
 
@@ -38,6 +39,9 @@ class Fer2013:
     splits: np.ndarray  # (N,) int8, index into SPLITS
     source: str
     skipped: tuple[str, ...] = field(default=())
+    # Data-row index in fer2013.csv of each image (what FER+ votes are aligned with); None for image folders.
+    rows: np.ndarray | None = None
+    total_rows: int = 0  # data rows the CSV held, bad ones included
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(images, labels) of one split: Training, PublicTest or PrivateTest."""
@@ -92,17 +96,41 @@ def _decode(path: Path, skip_bad: bool) -> Fer2013:
             csv_names = [n for n in archive.namelist() if n.lower().endswith("fer2013.csv")]
             if not names and csv_names:
                 with archive.open(csv_names[0]) as raw:
-                    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-                    return _from_csv(text, f"{path}:{csv_names[0]}", skip_bad)
+                    return _from_csv_stream(raw, f"{path}:{csv_names[0]}", skip_bad)
             records = ((name, lambda name=name: archive.read(name)) for name in sorted(names))
             return _from_images(list(records), str(path), skip_bad)
+    if path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        return _from_tar(path, skip_bad)
     if path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as text:
+        with path.open(encoding="utf-8-sig", newline="") as text:
             try:
                 return _from_csv(text, str(path), skip_bad)
             except UnicodeDecodeError as error:
                 raise DatasetError(f"{path}: not UTF-8 text near byte {error.start}; is it really fer2013.csv?") from None
     raise DatasetError(f"{path}: unsupported dataset form; give fer2013.csv, the image-folder .zip or its folder")
+
+
+def _from_tar(path: Path, skip_bad: bool) -> Fer2013:
+    """The 2013 challenge's fer2013.tar.gz: fer2013/fer2013.csv read straight from the archive."""
+    try:
+        archive = tarfile.open(path)
+    except (tarfile.TarError, OSError) as error:
+        raise DatasetError(f"{path}: not a readable tar archive ({error})") from None
+    with archive:
+        member = next((m for m in archive if m.isfile() and m.name.lower().endswith("fer2013.csv")), None)
+        if member is None:
+            raise DatasetError(f"{path}: holds no fer2013.csv")
+        raw = archive.extractfile(member)
+        return _from_csv_stream(raw, f"{path}:{member.name}", skip_bad)
+
+
+def _from_csv_stream(raw, source: str, skip_bad: bool) -> Fer2013:
+    """A CSV inside an archive: UTF-8 (a byte-order mark allowed); anything else names the member."""
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    try:
+        return _from_csv(text, source, skip_bad)
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{source}: not UTF-8 text near byte {error.start}; is it really fer2013.csv?") from None
 
 
 def _is_image_name(name: str) -> bool:
@@ -123,7 +151,9 @@ class _Collector:
         self.images: list[np.ndarray] = []
         self.labels: list[int] = []
         self.splits: list[int] = []
+        self.rows: list[int] = []
         self.skipped: list[str] = []
+        self.total_rows = 0
 
     def bad(self, where: str, why: str) -> None:
         message = f"{where}: {why}"
@@ -131,10 +161,11 @@ class _Collector:
             raise DatasetError(message + " (use --skip-bad to skip and count bad records)")
         self.skipped.append(message)
 
-    def add(self, image: np.ndarray, label: int, split: int) -> None:
+    def add(self, image: np.ndarray, label: int, split: int, row: int = -1) -> None:
         self.images.append(image)
         self.labels.append(label)
         self.splits.append(split)
+        self.rows.append(row)
 
     def result(self) -> Fer2013:
         if not self.images:
@@ -146,6 +177,8 @@ class _Collector:
             splits=np.asarray(self.splits, dtype=np.int8),
             source=self.source,
             skipped=tuple(self.skipped),
+            rows=np.asarray(self.rows, dtype=np.int64) if self.total_rows else None,
+            total_rows=self.total_rows,
         )
 
 
@@ -195,6 +228,9 @@ def _from_csv(text: io.TextIOBase, source: str, skip_bad: bool) -> Fer2013:
     out = _Collector(source, skip_bad)
     for line, row in enumerate(_progress(reader, source), start=2):
         where = f"{source} row {line}"
+        if not any(field.strip() for field in row):
+            continue  # a blank line (a trailing newline from an editor) is no record
+        out.total_rows += 1
         if len(row) != len(columns):
             out.bad(where, f"{len(row)} fields, expected {len(columns)}")
             continue
@@ -216,12 +252,24 @@ def _from_csv(text: io.TextIOBase, source: str, skip_bad: bool) -> Fer2013:
         if pixels.min() < 0 or pixels.max() > 255:
             out.bad(where, "pixel values must lie in 0-255")
             continue
-        out.add(pixels.astype(np.uint8).reshape(INPUT_SIZE, INPUT_SIZE), int(emotion), SPLITS.index(usage))
+        out.add(pixels.astype(np.uint8).reshape(INPUT_SIZE, INPUT_SIZE), int(emotion), SPLITS.index(usage), out.total_rows - 1)
     return out.result()
 
 
-def _progress(rows: Iterator, source: str) -> Iterator:
-    yield from track(rows, description=f"parsing {Path(source).name}", transient=True)
+def _progress(reader, source: str) -> Iterator:
+    """The reader's rows with a progress bar; a row the csv module cannot parse names its line."""
+    rows = iter(reader)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"parsing {Path(source).name}", total=None)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                raise DatasetError(f"{source} row {reader.line_num}: not a valid CSV row ({error})") from None
+            progress.advance(task)
+            yield row
 
 
 def _content_key(path: Path, skip_bad: bool) -> str:
@@ -237,12 +285,15 @@ def _content_key(path: Path, skip_bad: bool) -> str:
 
 def _read_cache(cache_file: Path, source: str) -> Fer2013:
     with np.load(cache_file) as stored:
+        total_rows = int(stored["total_rows"])
         return Fer2013(
             images=stored["images"],
             labels=stored["labels"],
             splits=stored["splits"],
             source=source,
             skipped=tuple(str(s) for s in stored["skipped"]),
+            rows=stored["rows"] if total_rows else None,
+            total_rows=total_rows,
         )
 
 
@@ -255,6 +306,8 @@ def _write_cache(cache_file: Path, dataset: Fer2013) -> None:
         labels=dataset.labels,
         splits=dataset.splits,
         skipped=np.asarray(dataset.skipped, dtype=str),
+        rows=dataset.rows if dataset.rows is not None else np.zeros(0, np.int64),
+        total_rows=dataset.total_rows,
     )
     partial.replace(cache_file)
 
@@ -295,3 +348,119 @@ def plot_summary(dataset: Fer2013, out_png: str | os.PathLike) -> Path:
     figure.savefig(out_png, dpi=100)
     plt.close(figure)
     return out_png
+
+
+# FER+ (Barsoum et al. 2016, microsoft/FERPlus): ten annotators' votes per row of fer2013.csv.
+FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+FERPLUS_EMOTIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy",
+                    "sadness": "sad", "surprise": "surprise", "neutral": "neutral"}  # FER+ column -> our label
+FERPLUS_FILE = "fer2013new.csv"
+
+
+@dataclass(frozen=True)
+class FerPlusVotes:
+    """Votes for the canonical 7 classes, and for contempt, unknown and not-a-face, one row per image.
+
+    Contempt has no place among the runtime's 7 labels: its votes are left out of the soft target
+    (the other emotions' votes are renormalised), and a face whose most-voted class is contempt,
+    unknown or not-a-face has no 7-class majority."""
+
+    emotions: np.ndarray  # (N, 7) float32, canonical order
+    others: np.ndarray  # (N, 3) float32: contempt, unknown, NF
+
+    def soft_targets(self) -> np.ndarray:
+        """The vote distribution over the 7 classes (rows without an emotion vote are all zero)."""
+        totals = self.emotions.sum(axis=1, keepdims=True)
+        return np.divide(self.emotions, totals, out=np.zeros_like(self.emotions), where=totals > 0)
+
+    def majority(self) -> np.ndarray:
+        """The FER+ majority label, -1 where there is no clear 7-class majority: a tie for the most
+        votes, or contempt, unknown or not-a-face holding the most."""
+        everything = np.concatenate([self.emotions, self.others], axis=1)
+        best = everything.max(axis=1)
+        clear = ((everything == best[:, None]).sum(axis=1) == 1) & (best > 0)
+        winner = everything.argmax(axis=1)
+        return np.where(clear & (winner < len(LABELS)), winner, -1)
+
+    def trainable(self) -> np.ndarray:
+        """Rows that can train on soft targets: an emotion holds the most votes (ties between
+        emotions allowed); rows whose majority is unknown, not-a-face or contempt are dropped."""
+        return (self.emotions.sum(axis=1) > 0) & (self.emotions.max(axis=1) > self.others.max(axis=1))
+
+    def take(self, keep: np.ndarray) -> FerPlusVotes:
+        return FerPlusVotes(self.emotions[keep], self.others[keep])
+
+
+def ferplus_path_for(data: str | os.PathLike) -> Path:
+    """Where FER+ votes are looked for by default: fer2013new.csv beside the FER2013 data."""
+    data = Path(data)
+    return (data if data.is_dir() else data.parent) / FERPLUS_FILE
+
+
+def load_ferplus(path: str | os.PathLike, dataset: Fer2013) -> FerPlusVotes:
+    """fer2013new.csv joined row by row with a FER2013 loaded from fer2013.csv; returns the votes of
+    `dataset`'s images. Row count or Usage disagreeing is an error naming the row."""
+    path = Path(path)
+    if dataset.rows is None:
+        raise DatasetError(
+            f"{dataset.source}: FER+ votes are row-aligned with fer2013.csv; train on fer2013.csv "
+            "(or the fer2013.tar.gz that holds it), not the image-folder release"
+        )
+    if not path.is_file():
+        raise DatasetError(f"{path}: FER+ votes not found (fer2013new.csv from microsoft/FERPlus; give it with --ferplus)")
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        header = [c.strip() for c in next(reader, [])]
+        missing = [c for c in ("Usage", *FERPLUS_COLUMNS) if c not in header]
+        if missing:
+            raise DatasetError(f"{path}: header lacks column(s) {', '.join(missing)}; is it FER+'s fer2013new.csv?")
+        usage_at = header.index("Usage")
+        vote_at = [header.index(c) for c in FERPLUS_COLUMNS]
+        usages, votes = [], []
+        for line, row in enumerate(reader, start=2):
+            if not any(field.strip() for field in row):
+                continue
+            try:
+                votes.append([float(row[i]) for i in vote_at])
+            except (ValueError, IndexError):
+                raise DatasetError(f"{path} row {line}: vote counts must be numbers in columns {', '.join(FERPLUS_COLUMNS)}") from None
+            if min(votes[-1]) < 0:
+                raise DatasetError(f"{path} row {line}: negative vote count")
+            usages.append(row[usage_at].strip())
+    if len(votes) != dataset.total_rows:
+        raise DatasetError(f"{path}: {len(votes)} rows, but {dataset.source} has {dataset.total_rows}; the files are not row-aligned")
+    for image_split, row in zip(dataset.splits, dataset.rows, strict=True):
+        if usages[row] != SPLITS[image_split]:
+            raise DatasetError(
+                f"{path} row {row + 2}: Usage {usages[row]!r} but {dataset.source} row {row + 2} is {SPLITS[image_split]!r}; "
+                "the files are not row-aligned"
+            )
+    table = np.asarray(votes, np.float32)[dataset.rows]
+    order = [FERPLUS_COLUMNS.index(next(c for c, ours in FERPLUS_EMOTIONS.items() if ours == label)) for label in LABELS]
+    return FerPlusVotes(emotions=table[:, order], others=table[:, 7:10])
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's faces, FER2013 labels and, where FER+ is loaded, their votes."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    votes: FerPlusVotes | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def take_splits(dataset: Fer2013, limit: int, seed: int, votes: FerPlusVotes | None = None) -> dict[str, Split]:
+    """Training, PublicTest and PrivateTest; `limit` > 0 keeps a seeded random subset of each (smoke runs)."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for index, name in enumerate(SPLITS):
+        members = np.flatnonzero(dataset.splits == index)
+        if limit and len(members) > limit:
+            members = np.sort(rng.choice(members, limit, replace=False))
+        if len(members) == 0:
+            raise ValueError(f"{dataset.source}: the {name} split is empty")
+        splits[name] = Split(dataset.images[members], dataset.labels[members], votes.take(members) if votes else None)
+    return splits

@@ -18,14 +18,15 @@ import numpy as np
 import tensorflow as tf
 
 from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
-from train.data import Fer2013, default_cache_dir, load_fer2013
+from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
 from train.model import make_mini_xception, predict_probabilities
 
 MODEL_FILE = "mini_xception.keras"
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
 # Settings that a resumed run must share with the run it continues (the schedule depends on them).
+LABEL_SETS = ("fer2013", "ferplus")
 RUN_SETTINGS = (
-    "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
+    "labels", "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
     "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
 )
 
@@ -33,8 +34,10 @@ RUN_SETTINGS = (
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
-    out_dir: str = "models"
-    epochs: int = 100
+    out_dir: str = "runs/fer2013"
+    labels: str = "fer2013"  # fer2013: the CSV's labels, one-hot; ferplus: FER+ vote distributions
+    ferplus: str | None = None  # fer2013new.csv; default: beside the data
+    epochs: int = 80
     batch_size: int = 64
     learning_rate: float = 1e-3
     warmup_epochs: int = 2
@@ -47,7 +50,7 @@ class TrainConfig:
     contrast: float = 0.2  # +- fraction around the image mean
     flip: bool = True
     l2: float = 0.01
-    patience: int = 20
+    patience: int = 40
     seed: int = 1337
     limit: int = 0  # >0: at most this many images per split (smoke runs)
     skip_bad: bool = False
@@ -66,24 +69,11 @@ class TrainConfig:
             "zoom_fraction": 0 <= self.zoom_fraction < 0.5,
             "patience": self.patience >= 1,
             "limit": self.limit >= 0,
+            "labels": self.labels in LABEL_SETS,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid training option(s): {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
-
-
-def take_splits(dataset: Fer2013, limit: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    splits = {}
-    for name in ("Training", "PublicTest", "PrivateTest"):
-        images, labels = dataset.split(name)
-        if limit and len(images) > limit:
-            keep = np.sort(rng.choice(len(images), limit, replace=False))
-            images, labels = images[keep], labels[keep]
-        if len(images) == 0:
-            raise ValueError(f"{dataset.source}: the {name} split is empty")
-        splits[name] = (images, labels)
-    return splits
 
 
 def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf.Tensor:
@@ -124,14 +114,13 @@ def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf
     return pixels * PIXEL_SCALE + PIXEL_OFFSET
 
 
-def make_train_dataset(images: np.ndarray, labels: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
+def make_train_dataset(images: np.ndarray, targets: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
     """Shuffled each epoch, augmented, and every batch full-sized (drop_remainder): oneDNN in
     TensorFlow 2.21 segfaults in a training step when the batch shape changes. Reshuffling means the
     dropped remainder differs each epoch, so no image is left out for good."""
     if len(images) < config.batch_size:
         raise ValueError(f"Training split has {len(images)} images, fewer than batch size {config.batch_size}")
-    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    dataset = tf.data.Dataset.from_tensor_slices((images[..., np.newaxis], one_hot))
+    dataset = tf.data.Dataset.from_tensor_slices((images[..., np.newaxis], targets.astype(np.float32)))
     dataset = dataset.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size, drop_remainder=True)
     seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
@@ -148,6 +137,47 @@ def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -
     targets = np.eye(NUM_CLASSES, dtype=np.float32)[np.concatenate([labels, np.zeros(pad, labels.dtype)])]
     weights = np.concatenate([np.ones(len(images), np.float32), np.zeros(pad, np.float32)])
     return tf.data.Dataset.from_tensor_slices((inputs, targets, weights)).batch(batch_size, drop_remainder=True)
+
+
+def training_targets(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, target distributions) to train on: one-hot FER2013 labels, or FER+ vote distributions
+    of the faces an emotion won (unknown / not-a-face / contempt majorities dropped)."""
+    if labels == "ferplus":
+        keep = split.votes.trainable()
+        return split.images[keep], split.votes.soft_targets()[keep]
+    return split.images, np.eye(NUM_CLASSES, dtype=np.float32)[split.labels]
+
+
+def selection_labels(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) that choose the checkpoint: FER2013 labels, or the clear FER+ majorities."""
+    if labels == "ferplus":
+        majority = split.votes.majority()
+        return split.images[majority >= 0], majority[majority >= 0]
+    return split.images, split.labels
+
+
+class BatchProgress(keras.callbacks.Callback):
+    """A line every tenth of an epoch with loss, accuracy and time left: long epochs on a Pi-class
+    CPU otherwise show nothing for minutes when the output is not a terminal."""
+
+    def __init__(self, steps: int, epochs: int):
+        super().__init__()
+        self.steps, self.epochs, self.every = steps, epochs, max(steps // 10, 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.started = epoch, time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = batch + 1
+        if done % self.every == 0 and done < self.steps:
+            elapsed = time.time() - self.started
+            left = elapsed / done * (self.steps - done)
+            logs = logs or {}
+            print(
+                f"epoch {self.epoch + 1}/{self.epochs} {done}/{self.steps} batches, loss {logs.get('loss', 0):.4f}, "
+                f"accuracy {logs.get('accuracy', 0):.4f}, {elapsed:.0f} s, about {left:.0f} s left",
+                flush=True,
+            )
 
 
 def learning_rate_at(epoch: int, config: TrainConfig) -> float:
@@ -200,9 +230,12 @@ def fit(config: TrainConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = config.cache_dir or default_cache_dir()
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
-    splits = take_splits(dataset, config.limit, config.seed)
-    train_ds = make_train_dataset(*splits["Training"], config)
-    val_ds = make_eval_dataset(*splits["PublicTest"], config.batch_size)
+    votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus")
+    splits = take_splits(dataset, config.limit, config.seed, votes)
+    train_images, train_targets = training_targets(splits["Training"], config.labels)
+    print(f"training on {len(train_images)} of {len(splits['Training'])} Training faces ({config.labels} labels)")
+    train_ds = make_train_dataset(train_images, train_targets, config)
+    val_ds = make_eval_dataset(*selection_labels(splits["PublicTest"], config.labels), config.batch_size)
 
     settings = {name: getattr(config, name) for name in RUN_SETTINGS}
     initial_epoch, best_so_far = 0, -1.0
@@ -241,6 +274,8 @@ def fit(config: TrainConfig) -> dict:
         ),
         SaveResumeState(state_dir, best_so_far, settings),
     ]
+    if config.verbose != 1:  # no progress bar: say how an epoch is going
+        callbacks.append(BatchProgress(len(train_images) // config.batch_size, config.epochs))
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -259,28 +294,56 @@ def fit(config: TrainConfig) -> dict:
     return report
 
 
+def load_votes(dataset, data: str, ferplus: str | None, required: bool):
+    """FER+ votes for reporting both label sets (and for training on them when `required`): from
+    `ferplus`, else fer2013new.csv beside the data when the data is the CSV form."""
+    path = Path(ferplus) if ferplus else ferplus_path_for(data)
+    if not required and (dataset.rows is None or not path.is_file()):
+        return None
+    return load_ferplus(path, dataset)
+
+
+def accuracy_both_label_sets(probabilities: dict[str, np.ndarray], splits: dict[str, Split]) -> dict:
+    """{"fer2013": {split[_flip_tta]: accuracy}, "ferplus_majority": {...}, "ferplus_excluded": {split: n}}.
+    `probabilities` maps "PublicTest", "PublicTest_flip_tta", ... to class probabilities."""
+    result = {"fer2013": {}}
+    for key, scores in probabilities.items():
+        split = splits[key.removesuffix("_flip_tta")]
+        predicted = scores.argmax(axis=1)
+        result["fer2013"][key] = round(float((predicted == split.labels).mean()), 4)
+        if split.votes is not None:
+            majority = split.votes.majority()
+            clear = majority >= 0
+            result.setdefault("ferplus_majority", {})[key] = round(float((predicted[clear] == majority[clear]).mean()), 4)
+            result.setdefault("ferplus_excluded", {})[key.removesuffix("_flip_tta")] = int((~clear).sum())
+    return result
+
+
 def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float) -> dict:
     history = read_history(out_dir / "history.csv")
     val_accuracy = [row["val_accuracy"] for row in history]
     best_epoch = int(history[int(np.argmax(val_accuracy))]["epoch"]) + 1
-    accuracy = {}
-    for name in ("PublicTest", "PrivateTest"):
-        images, labels = splits[name]
-        for tta in (False, True):
-            predicted = predict_probabilities(model, images, flip_tta=tta).argmax(axis=1)
-            accuracy[f"{name}{'_flip_tta' if tta else ''}"] = round(float((predicted == labels).mean()), 4)
+    probabilities = {
+        f"{name}{'_flip_tta' if tta else ''}": predict_probabilities(model, splits[name].images, flip_tta=tta)
+        for name in ("PublicTest", "PrivateTest")
+        for tta in (False, True)
+    }
+    both = accuracy_both_label_sets(probabilities, splits)
+    own = both["fer2013" if config.labels == "fer2013" else "ferplus_majority"]
     report = {
         "model": MODEL_FILE,
         "parameters": int(model.count_params()),
         "labels": list(LABELS),
+        "trained_on": config.labels,
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         "selected_on": "PublicTest (validation); PrivateTest only reported",
         "best_val_accuracy_during_training": round(max(val_accuracy), 4),
-        "float_accuracy": accuracy,
-        "float_accuracy_privatetest": accuracy["PrivateTest_flip_tta" if FLIP_TTA else "PrivateTest"],
+        "float_accuracy": own,
+        "float_accuracy_privatetest": own["PrivateTest_flip_tta" if FLIP_TTA else "PrivateTest"],
+        "float_accuracy_by_label_set": both,
         "flip_tta_default": FLIP_TTA,
-        "train_images": int(len(splits["Training"][0])),
+        "train_images": int(len(training_targets(splits["Training"], config.labels)[0])),
         "training_seconds_this_run": round(seconds, 1),
         "config": asdict(config),
     }
