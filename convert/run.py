@@ -47,8 +47,7 @@ class ConvertConfig:
 def convert_and_evaluate(config: ConvertConfig) -> dict:
     import keras
 
-    from train.data import default_cache_dir, load_fer2013
-    from train.fit import take_splits
+    from train.data import default_cache_dir, load_fer2013, take_splits
     from train.model import predict_probabilities
 
     started = time.time()
@@ -61,7 +60,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=config.cache_dir or default_cache_dir())
     splits = take_splits(dataset, config.limit, config.seed)
 
-    calibration = representative_faces(*splits["Training"], count=config.calibration_count, seed=config.seed)
+    calibration = representative_faces(splits["Training"].images, splits["Training"].labels, count=config.calibration_count, seed=config.seed)
     variants = {"int8": to_int8_tflite(model, calibration)}
     if config.float32:
         variants["float32"] = to_float_tflite(model)
@@ -78,7 +77,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     runtime_models = {variant: EmotionModel(path) for variant, path in paths.items()}  # as the Pi loads them
     predictions, results = {}, {}
     for split in SPLITS:
-        faces, labels = splits[split]
+        faces, labels = splits[split].images, splits[split].labels
         predictions[("keras", split)] = predict_probabilities(model, faces).argmax(axis=1)
         for variant, runtime_model in runtime_models.items():
             predictions[(variant, split)] = predict_in_batches(runtime_model.classify, faces).argmax(axis=1)
@@ -92,7 +91,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "labels": list(contract.LABELS),
         "flip_tta": contract.FLIP_TTA,
         "evaluated_with": runtime_models["int8"].interpreter_name,
-        "split_sizes": {split: int(len(splits[split][0])) for split in ("Training", *SPLITS)},
+        "split_sizes": {split: int(len(splits[split])) for split in ("Training", *SPLITS)},
         "class_counts": dataset.class_counts(),
         "sizes_bytes": {"keras": keras_path.stat().st_size, **{v: p.stat().st_size for v, p in paths.items()}},
         "results": results,
