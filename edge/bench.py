@@ -18,9 +18,9 @@ import numpy as np
 
 from edge.config import SAMPLE_TRUTH, RunConfig
 from edge.detect import Box
-from edge.events import read_throttled
+from edge.host import board_name, peak_rss_mb, read_throttled
 from edge.model import EmotionModel
-from edge.pipeline import FrameResult, peak_rss_mb, run
+from edge.pipeline import FrameResult, run
 
 # Detection settings compared by `bench pipeline`: each lever alone, then the default combination.
 PIPELINE_GRID: dict[str, dict] = {
@@ -183,18 +183,6 @@ def bench_startup(model: Path, repeat: int = 3) -> dict:
             raise RuntimeError(f"startup benchmark failed: {result.stderr.strip()[-500:]}")
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     return min(runs, key=lambda r: r["import_ms"])
-
-
-def board_name() -> str:
-    model_file = Path("/proc/device-tree/model")
-    if model_file.exists():
-        return model_file.read_text(errors="ignore").strip("\x00 \n")
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(errors="ignore").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def environment_warnings() -> list[str]:

@@ -1,120 +1,19 @@
-"""JSON Lines events with size rotation, per-interval stats (with Pi health), and clean shutdown on signals."""
+"""Event records (what the log says) and the counts behind stats and the stop summary."""
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import Enum
-from pathlib import Path
 
-import numpy as np
-
+from edge.host import pi_health
 from edge.track import TrackEvent
-
-THERMAL_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
-# `vcgencmd get_throttled` bits, from the Raspberry Pi documentation.
-THROTTLED_BITS = {
-    0: "under_voltage",
-    1: "arm_frequency_capped",
-    2: "throttled",
-    3: "soft_temperature_limit",
-    16: "under_voltage_occurred",
-    17: "arm_frequency_capped_occurred",
-    18: "throttled_occurred",
-    19: "soft_temperature_limit_occurred",
-}
 
 
 def utc_now() -> str:
     """ISO-8601 UTC wall-clock time with milliseconds, e.g. 2024-05-01T12:00:00.123Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json_default(value):
-    """numpy scalars/arrays, enums and paths -> plain JSON types."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to the event log")
-
-
-class EventLog:
-    """One JSON object per line to a file (rotated by size) or to stdout (path None or "-").
-
-    Each line goes out in a single write and is flushed, so a kill never leaves half a line.
-    Rotation works like logging.handlers.RotatingFileHandler: file -> file.1 -> ... -> file.N,
-    before a write that would pass max_bytes; max_bytes or backups of 0 turns rotation off.
-    """
-
-    def __init__(self, path: str | Path | None, max_bytes: int = 10_000_000, backups: int = 5):
-        if max_bytes < 0 or backups < 0:
-            raise ValueError(f"event log max_bytes and backups must be >= 0, got {max_bytes} and {backups}")
-        self.max_bytes, self.backups = max_bytes, backups
-        self.path = None if path is None or str(path) == "-" else Path(path)
-        self._file = None
-        self._size = 0
-        if self.path is not None:
-            self._open()
-
-    def _open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Unbuffered binary append: one os-level write per line, appended atomically.
-            self._file = open(self.path, "ab", buffering=0)
-        except OSError as error:
-            raise ValueError(f"cannot write events to {self.path}: {error.strerror or error}") from error
-        self._size = self._file.tell()
-
-    def write(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":"), default=_json_default) + "\n"
-        if self.path is None:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            return
-        if self._file is None:
-            raise RuntimeError(f"event log {self.path} is closed")
-        data = line.encode("utf-8")
-        if self.max_bytes and self.backups and self._size and self._size + len(data) > self.max_bytes:
-            self._rotate()
-        written = self._file.write(data)
-        while written is not None and written < len(data):  # a short write is rare but legal
-            written += self._file.write(data[written:])
-        self._size += len(data)
-
-    def _rotate(self) -> None:
-        self._file.close()
-        try:
-            for n in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{n}")
-                if older.exists():
-                    older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        except OSError as error:  # e.g. the log was moved away: keep logging rather than lose events
-            sys.stderr.write(f"warning: could not rotate {self.path}: {error}\n")
-        self._open()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def track_event_record(event: TrackEvent, labels: Sequence[str], time_text: str | None = None) -> dict:
@@ -222,70 +121,3 @@ class StatsWindow:
         }
         self._reset(now)
         return record
-
-
-def cpu_temp_c(path: Path = THERMAL_PATH) -> float | None:
-    """SoC temperature in degrees C, None where the thermal zone is not there."""
-    try:
-        return round(int(path.read_text().strip()) / 1000.0, 1)
-    except (OSError, ValueError):
-        return None
-
-
-def decode_throttled(value: int) -> dict:
-    """`vcgencmd get_throttled` value -> {"raw": "0x50000", "under_voltage": False, ...}."""
-    decoded: dict = {"raw": hex(value)}
-    decoded.update({name: bool(value >> bit & 1) for bit, name in THROTTLED_BITS.items()})
-    return decoded
-
-
-def parse_throttled(text: str) -> int:
-    """'throttled=0x50005' -> 0x50005; ValueError names the text otherwise."""
-    _, sep, number = text.strip().partition("=")
-    try:
-        if not sep:
-            raise ValueError
-        return int(number, 16)
-    except ValueError:
-        raise ValueError(f"unexpected `vcgencmd get_throttled` output {text!r}") from None
-
-
-_vcgencmd_available = True  # flipped once vcgencmd is missing or fails: not worth a fork every interval
-
-
-def read_throttled() -> dict | None:
-    """Decoded throttling state on a Raspberry Pi, None where vcgencmd is not available."""
-    global _vcgencmd_available
-    if not _vcgencmd_available:
-        return None
-    try:
-        result = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=2, check=True)
-        return decode_throttled(parse_throttled(result.stdout))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        _vcgencmd_available = False
-        return None
-
-
-def pi_health() -> dict:
-    return {"cpu_temp_c": cpu_temp_c(), "throttled": read_throttled()}
-
-
-def install_stop_handlers(stop_event: threading.Event) -> Callable[[], None]:
-    """SIGINT and SIGTERM set stop_event so the frame loop can finish cleanly.
-
-    A second SIGINT while stopping raises KeyboardInterrupt, so a stuck shutdown can still be
-    broken with Ctrl-C. Call from the main thread; returns a function restoring the old handlers.
-    """
-
-    def handler(signum, frame) -> None:
-        if signum == signal.SIGINT and stop_event.is_set():
-            raise KeyboardInterrupt
-        stop_event.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
-
-    return restore

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import resource
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge import contract
 from edge.config import RunConfig
 from edge.detect import Box, FaceDetector
-from edge.events import EventLog, StageTimer, StatsWindow, install_stop_handlers, track_event_record, utc_now
+from edge.eventlog import EventLog
+from edge.events import StageTimer, StatsWindow, track_event_record, utc_now
+from edge.host import peak_rss_mb
 from edge.model import EmotionModel
+from edge.outputs import Outputs
+from edge.signals import install_stop_handlers
 from edge.sources import Frame, ReopeningSource, open_source
 from edge.track import Tracker, TrackEvent
 
@@ -86,65 +86,6 @@ def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
     )
     tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
     return FacePipeline(model, detector, tracker, config.detect_every, timer)
-
-
-class Outputs:
-    """Optional, user-requested outputs: preview window, annotated video, annotated images."""
-
-    def __init__(self, config: RunConfig, labels: tuple[str, ...], fps: float | None):
-        self.config, self.labels, self.fps = config, labels, fps or config.fps
-        self.video: cv2.VideoWriter | None = None
-        self.wanted = bool(config.display or config.save_video or config.save_images)
-
-    def show(self, result: FrameResult, faces_by_track: dict) -> bool:
-        """Draw and emit the frame; False when the user closed the preview."""
-        from edge.annotate import FaceAnnotation, draw_faces, to_bgr
-
-        image = to_bgr(result.frame.color if result.frame.color is not None else result.frame.gray).copy()
-        scale = image.shape[1] / result.frame.gray.shape[1]  # picamera2: boxes live on the lores stream
-        annotations = []
-        for box, scores in zip(result.boxes, result.scores, strict=True):
-            track_id, smoothed = faces_by_track.get(box, (None, scores))
-            best = int(np.argmax(smoothed))
-            annotations.append(
-                FaceAnnotation(tuple(box.scale(scale).as_list()), track_id, self.labels[best], float(smoothed[best]), tuple(map(float, smoothed)))
-            )
-        draw_faces(image, annotations, self.labels, emoji=self.config.emoji)
-        if self.config.save_video:
-            if self.video is None:
-                Path(self.config.save_video).parent.mkdir(parents=True, exist_ok=True)
-                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                self.video = cv2.VideoWriter(self.config.save_video, fourcc, float(self.fps), (image.shape[1], image.shape[0]))
-                if not self.video.isOpened():
-                    raise ValueError(f"--save-video {self.config.save_video}: cannot write a video there")
-            self.video.write(image)
-        if self.config.save_images:
-            folder = Path(self.config.save_images)
-            folder.mkdir(parents=True, exist_ok=True)
-            stem = Path(result.frame.name).stem if result.frame.name else f"frame_{result.frame.index:06d}"
-            cv2.imwrite(str(folder / f"{stem}_annotated.png"), image)
-            faces = [{"box": a.box, "label": a.label, "score": round(a.score, 4), "scores": dict(zip(self.labels, (round(s, 4) for s in a.scores), strict=True))} for a in annotations]
-            (folder / f"{stem}.json").write_text(json.dumps({"image": result.frame.name, "faces": faces}, indent=2) + "\n")
-        if self.config.display:
-            try:
-                cv2.imshow("fer-edge", image)
-                return (cv2.waitKey(1) & 0xFF) != ord("q")
-            except cv2.error:
-                raise RuntimeError("--display needs OpenCV with GUI support (apt python3-opencv on a Pi with a desktop)") from None
-        return True
-
-    def close(self) -> None:
-        if self.video is not None:
-            self.video.release()
-        if self.config.display:
-            try:
-                cv2.destroyAllWindows()
-            except cv2.error:
-                pass
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
 def run(config: RunConfig, stop_event: threading.Event | None = None, observer: Callable[[FrameResult], None] | None = None) -> dict:

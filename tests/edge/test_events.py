@@ -7,18 +7,13 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from edge import events
+from edge import host as events
 from edge.contract import LABELS
 from edge.detect import Box
-from edge.events import (
-    EventLog,
-    StageTimer,
-    StatsWindow,
-    decode_throttled,
-    install_stop_handlers,
-    parse_throttled,
-    track_event_record,
-)
+from edge.eventlog import EventLog
+from edge.events import StageTimer, StatsWindow, track_event_record
+from edge.host import decode_throttled, parse_throttled
+from edge.signals import install_stop_handlers
 from edge.track import EventType, TrackEvent
 
 

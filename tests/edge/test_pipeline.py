@@ -13,6 +13,7 @@ from conftest import ROOT
 from edge import pipeline
 from edge.bench import load_truth, match_boxes
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
+from edge.outputs import Outputs
 from edge.sources import Frame, SourceError
 
 
@@ -231,7 +232,7 @@ def test_boxes_found_on_the_lores_stream_are_drawn_on_the_main_stream(tmp_path):
     frame = Frame(0, 0.0, gray, color, name="lores.png")
     scores = np.full((1, 7), 1 / 7, np.float32)
     result = pipeline.FrameResult(frame, [Box(50, 60, 40, 40)], scores, [], True)
-    outputs = pipeline.Outputs(RunConfig(save_images=str(tmp_path)), tuple("abcdefg"), 30)
+    outputs = Outputs(RunConfig(save_images=str(tmp_path)), tuple("abcdefg"), 30)
     outputs.show(result, {})
     faces = json.loads((tmp_path / "lores.json").read_text())["faces"]
     assert faces[0]["box"] == [100, 120, 80, 80]

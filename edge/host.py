@@ -1,0 +1,86 @@
+"""What the runtime reads about the machine it runs on: board, SoC temperature, throttling, memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+from pathlib import Path
+
+THERMAL_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
+# `vcgencmd get_throttled` bits, from the Raspberry Pi documentation.
+THROTTLED_BITS = {
+    0: "under_voltage",
+    1: "arm_frequency_capped",
+    2: "throttled",
+    3: "soft_temperature_limit",
+    16: "under_voltage_occurred",
+    17: "arm_frequency_capped_occurred",
+    18: "throttled_occurred",
+    19: "soft_temperature_limit_occurred",
+}
+
+
+def cpu_temp_c(path: Path = THERMAL_PATH) -> float | None:
+    """SoC temperature in degrees C, None where the thermal zone is not there."""
+    try:
+        return round(int(path.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def decode_throttled(value: int) -> dict:
+    """`vcgencmd get_throttled` value -> {"raw": "0x50000", "under_voltage": False, ...}."""
+    decoded: dict = {"raw": hex(value)}
+    decoded.update({name: bool(value >> bit & 1) for bit, name in THROTTLED_BITS.items()})
+    return decoded
+
+
+def parse_throttled(text: str) -> int:
+    """'throttled=0x50005' -> 0x50005; ValueError names the text otherwise."""
+    _, sep, number = text.strip().partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return int(number, 16)
+    except ValueError:
+        raise ValueError(f"unexpected `vcgencmd get_throttled` output {text!r}") from None
+
+
+_vcgencmd_available = True  # flipped once vcgencmd is missing or fails: not worth a fork every interval
+
+
+def read_throttled() -> dict | None:
+    """Decoded throttling state on a Raspberry Pi, None where vcgencmd is not available."""
+    global _vcgencmd_available
+    if not _vcgencmd_available:
+        return None
+    try:
+        result = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=2, check=True)
+        return decode_throttled(parse_throttled(result.stdout))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        _vcgencmd_available = False
+        return None
+
+
+def pi_health() -> dict:
+    return {"cpu_temp_c": cpu_temp_c(), "throttled": read_throttled()}
+
+
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+def board_name() -> str:
+    """/proc/device-tree/model on a Pi, else the CPU model name."""
+    model_file = Path("/proc/device-tree/model")
+    if model_file.exists():
+        return model_file.read_text(errors="ignore").strip("\x00 \n")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
