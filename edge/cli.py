@@ -51,6 +51,13 @@ def run(
     flip_tta: bool | None = typer.Option(None, "--flip-tta/--no-flip-tta", help="average each face with its mirror"),
     max_frames: int | None = typer.Option(None, help="stop after N frames"),
     duration: float | None = typer.Option(None, help="stop after N seconds"),
+    device_id: str | None = typer.Option(None, help="this device's name in event ids and MQTT topics (default: host name)"),
+    mqtt: str | None = typer.Option(None, help="send events to this broker: mqtt://host[:port] or mqtts://host[:port]"),
+    mqtt_prefix: str | None = typer.Option(None, help="MQTT topic prefix (default fer-edge)"),
+    mqtt_ca_file: str | None = typer.Option(None, help="CA certificate for mqtts://"),
+    mqtt_credentials_file: str | None = typer.Option(None, help="file of FER_MQTT_USERNAME=/FER_MQTT_PASSWORD= lines (else those env vars)"),
+    mqtt_discovery: bool | None = typer.Option(None, "--mqtt-discovery/--no-mqtt-discovery", help="Home Assistant MQTT discovery"),
+    mqtt_discovery_prefix: str | None = typer.Option(None, help="Home Assistant's discovery prefix (default homeassistant)"),
     summary: bool = typer.Option(False, "--summary", help="print a readable summary to stderr at the end"),
 ) -> None:
     """Detect faces and classify their expressions, headless, logging JSON Lines events."""
@@ -192,3 +199,62 @@ def bench_pipeline(
     print_pipeline_table(rows, sys.stdout)
     for path in save_results(rows, out_dir, "pipeline"):
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+def forward(
+    config: Path | None = typer.Option(None, "--config", help="TOML config file: its log and mqtt settings; flags override it"),
+    log: str | None = typer.Option(None, help="the JSON Lines event log to send"),
+    device_id: str | None = typer.Option(None, help="device name in MQTT topics (default: host name)"),
+    mqtt: str | None = typer.Option(None, help="broker: mqtt://host[:port] or mqtts://host[:port]"),
+    mqtt_prefix: str | None = typer.Option(None, help="topic prefix (default fer-edge)"),
+    mqtt_ca_file: str | None = typer.Option(None, help="CA certificate for mqtts://"),
+    mqtt_credentials_file: str | None = typer.Option(None, help="file of FER_MQTT_USERNAME=/FER_MQTT_PASSWORD= lines"),
+    mqtt_discovery: bool | None = typer.Option(None, "--mqtt-discovery/--no-mqtt-discovery", help="Home Assistant discovery"),
+    mqtt_discovery_prefix: str | None = typer.Option(None, help="Home Assistant's discovery prefix"),
+) -> None:
+    """Send an event log to an MQTT broker and keep following it (what `run --mqtt` does in a thread);
+    for a runtime started without --mqtt, or to drain a backlog. Stops on Ctrl-C or SIGTERM."""
+    from edge.config import RunConfig, load_config
+    from edge.mqtt import forwarder_from_config, package_version
+    from edge.signals import install_stop_handlers
+
+    given = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)} and v is not None}
+    try:
+        settings = load_config(config, given) if config else RunConfig(**given)
+        if not settings.mqtt:
+            fail("give --mqtt URL (or mqtt in the config file)")
+        forwarder = forwarder_from_config(settings, package_version())
+        forwarder.open()
+    except (ValueError, OSError, ImportError) as error:
+        fail(str(error))
+    restore = install_stop_handlers(forwarder.stop_event)
+    try:
+        forwarder.run()
+    finally:
+        restore()
+
+
+@app.command()
+def watch(
+    mqtt: str = typer.Option(..., help="broker: mqtt://host[:port] or mqtts://host[:port]"),
+    mqtt_prefix: str = typer.Option("fer-edge", help="topic prefix the devices publish under"),
+    mqtt_ca_file: str = typer.Option("", help="CA certificate for mqtts://"),
+    mqtt_credentials_file: str = typer.Option("", help="file of FER_MQTT_USERNAME=/FER_MQTT_PASSWORD= lines (else those env vars)"),
+    table_every: float = typer.Option(10.0, min=0.1, help="seconds between device tables"),
+    duration: float = typer.Option(0.0, min=0.0, help="stop after N seconds; 0 = until Ctrl-C"),
+    raw: bool = typer.Option(False, "--raw", help="print each message as topic and payload, no table"),
+) -> None:
+    """Print the events of every device as they arrive, and a one-line-per-device table."""
+    from edge.fleet import check_topic_prefix
+    from edge.mqtt import broker_settings
+    from edge.watch import watch as run_watch
+
+    try:
+        check_topic_prefix(mqtt_prefix, "--mqtt-prefix")
+        settings = broker_settings(mqtt, mqtt_ca_file, mqtt_credentials_file)
+        run_watch(settings, mqtt_prefix, sys.stdout, duration=duration, table_every=table_every, raw=raw)
+    except (ValueError, ImportError) as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        pass

@@ -42,6 +42,15 @@ class RunConfig:
     flip_tta: bool = True  # average each face with its mirror, as the reported accuracy does
     max_frames: int = 0  # 0 = no limit
     duration: float = 0.0  # seconds; 0 = no limit
+    # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). Credentials never live here: they come from
+    # FER_MQTT_USERNAME / FER_MQTT_PASSWORD or the file mqtt_credentials_file names.
+    device_id: str = ""  # names this device in every event's id and in MQTT topics; empty = the host name
+    mqtt: str = ""  # broker URL mqtt://host[:1883] or mqtts://host[:8883]; empty = no MQTT
+    mqtt_prefix: str = "fer-edge"  # topics: PREFIX/DEVICE/track, /image, /stats, /run, /state, /availability
+    mqtt_ca_file: str = ""  # CA certificate for mqtts://; empty = the system's
+    mqtt_credentials_file: str = ""  # FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600)
+    mqtt_discovery: bool = True  # Home Assistant MQTT discovery
+    mqtt_discovery_prefix: str = "homeassistant"
 
     def __post_init__(self):
         rules = {
@@ -69,6 +78,20 @@ class RunConfig:
         bad = [name for name, ok in rules.items() if not ok]
         if bad:
             raise ValueError("invalid setting(s): " + ", ".join(f"{name} = {getattr(self, name)!r}" for name in bad))
+        self._check_fleet()
+
+    def _check_fleet(self) -> None:
+        from edge.fleet import check_topic_prefix, check_topic_word
+        from edge.mqtt import parse_broker_url
+
+        if self.device_id:
+            check_topic_word(self.device_id, "device_id")
+        check_topic_prefix(self.mqtt_prefix, "mqtt_prefix")
+        check_topic_prefix(self.mqtt_discovery_prefix, "mqtt_discovery_prefix")
+        if self.mqtt:
+            parse_broker_url(self.mqtt)
+            if self.log.strip() in ("", "-"):
+                raise ValueError("mqtt needs log to be a file (the log is the queue events wait in): give --log PATH")
 
     def model_path(self) -> Path:
         return Path(self.model) if self.model else BUNDLED_MODEL

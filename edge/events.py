@@ -31,6 +31,15 @@ def track_event_record(event: TrackEvent, labels: Sequence[str], time_text: str 
     }
 
 
+def image_record(name: str, boxes: Sequence, scores, labels: Sequence[str]) -> dict:
+    """The faces of one image (image and folder sources), unsmoothed: an image has no history."""
+    faces = []
+    for box, row in zip(boxes, scores, strict=True):
+        best = int(row.argmax())
+        faces.append({"box": box.as_list(), "label": labels[best], "score": round(float(row[best]), 4)})
+    return {"event": "image", "time": utc_now(), "image": name, "faces": faces}
+
+
 class StageTimer:
     """Milliseconds spent per named stage: `with timer.stage("detect"): ...`."""
 

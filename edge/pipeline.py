@@ -13,9 +13,11 @@ from edge import contract
 from edge.config import RunConfig
 from edge.detect import Box, FaceDetector
 from edge.eventlog import EventLog
-from edge.events import StageTimer, StatsWindow, track_event_record, utc_now
+from edge.events import StageTimer, StatsWindow, image_record, track_event_record, utc_now
+from edge.fleet import SequencedLog, default_device_id
 from edge.host import peak_rss_mb
 from edge.model import EmotionModel
+from edge.mqtt import start_forwarder
 from edge.outputs import Outputs
 from edge.signals import install_stop_handlers
 from edge.sources import Frame, ReopeningSource, open_source
@@ -113,8 +115,14 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         source = ReopeningSource(source, on_gap=log_gap, on_lost=log_lost, stop_event=stop_event)
     source.open()  # a camera that cannot be opened fails here, before anything is logged
     try:
-        log = EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
+        log = SequencedLog(EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups), config.device_id or default_device_id())
     except ValueError:
+        source.close()
+        raise
+    try:  # --mqtt: a thread sends the log to the broker as it grows (edge/mqtt.py)
+        forwarder = start_forwarder(config) if config.mqtt else None
+    except (ValueError, ImportError, OSError):
+        log.close()
         source.close()
         raise
     restore_signals = install_stop_handlers(stop_event) if threading.current_thread() is threading.main_thread() else (lambda: None)
@@ -175,6 +183,8 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
                 for event in result.events:
                     log.write(track_event_record(event, model.labels))
                     counts[event.type.value] += 1
+                if frame.name is not None:  # image and folder sources: one result per image
+                    log.write(image_record(frame.name, result.boxes, result.scores, model.labels))
             counts["frames"] += 1
             counts["faces"] += len(result.boxes)
             counts["full_detections"] += result.full_detection
@@ -208,6 +218,8 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
         }
         log.write(summary)
         log.close()
+        if forwarder is not None:
+            forwarder.stop()
         outputs.close()
         source.close()
     return summary

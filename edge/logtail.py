@@ -1,0 +1,205 @@
+"""The rotated JSON Lines event log read as a queue: each whole line once, oldest first, across rotation.
+
+EventLog rotates file -> file.1 -> ... -> file.N by renaming, so a file keeps its inode while its name
+changes: a position is (inode, byte offset after the last line taken), plus that line's id to check it.
+An open file can still be read after it is renamed or even rotated out.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Position:
+    inode: int
+    offset: int  # just after the last line taken
+    key: tuple | None = None  # (device, run, seq) of that line, when it has one
+
+    def to_json(self) -> dict:
+        return {"inode": self.inode, "offset": self.offset, "key": list(self.key) if self.key else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Position:
+        key = data.get("key")
+        return cls(int(data["inode"]), int(data["offset"]), tuple(key) if key else None)
+
+
+def log_files(path: Path) -> list[Path]:
+    """The log and its rotated backups, oldest first: file.N ... file.1, file."""
+    backups = []
+    for name in glob.glob(glob.escape(str(path)) + ".*"):
+        suffix = name[len(str(path)) + 1:]
+        if suffix.isdigit():
+            backups.append((int(suffix), Path(name)))
+    files = [p for _, p in sorted(backups, reverse=True)]
+    return files + [path] if path.exists() else files
+
+
+def _inodes(path: Path) -> list[tuple[Path, int]]:
+    found = []
+    for file in log_files(path):
+        try:
+            found.append((file, file.stat().st_ino))
+        except FileNotFoundError:  # rotated away between listing and stat
+            pass
+    return found
+
+
+def line_key(line: bytes) -> tuple | None:
+    from edge.fleet import record_key
+
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record_key(record) if isinstance(record, dict) else None
+
+
+class LogTail:
+    """`read()` returns (line without its newline, position after it), or None when nothing new is there.
+
+    A line is only returned once its newline is written. What a rotated file holds after its last newline
+    (a line cut short by a crash) is returned too, as it is, when moving on: the caller counts it as
+    unreadable rather than lose it silently.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._inode = 0
+        self._offset = 0  # of the first byte in _buffer
+        self._buffer = b""
+        self.resumed: str = ""  # how start() found its place, for the report
+
+    def start(self, position: Position | None) -> None:
+        """Continue after `position` (checked against its line's id), else from the oldest file."""
+        files = _inodes(self.path)
+        if position is not None:
+            for file, inode in files:
+                if inode == position.inode and self._open(file, position.offset, position.key):
+                    self.resumed = "cursor"
+                    return
+            if position.key is not None:  # the file was copied or its inode changed: look for the line
+                for file, _ in files:
+                    offset = _find_line(file, position.key)
+                    if offset is not None and self._open(file, offset, None):
+                        self.resumed = "cursor (found by id)"
+                        return
+            self.resumed = "cursor not found: from the oldest file"
+        else:
+            self.resumed = "no cursor: from the oldest file"
+        if files:
+            self._open(files[0][0], 0, None)
+
+    def _open(self, file: Path, offset: int, key: tuple | None) -> bool:
+        try:
+            fd = os.open(file, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        size = os.fstat(fd).st_size
+        if offset > size or (key is not None and _key_before(fd, offset) != key):
+            os.close(fd)
+            return False
+        self.close()
+        self._fd, self._inode, self._offset, self._buffer = fd, os.fstat(fd).st_ino, offset, b""
+        os.lseek(fd, offset, os.SEEK_SET)
+        return True
+
+    def read(self) -> tuple[bytes, Position] | None:
+        if self._fd is None:
+            files = _inodes(self.path)
+            if not files or not self._open(files[0][0], 0, None):
+                return None
+        while b"\n" not in self._buffer:
+            if self._fill():
+                continue
+            torn = self._move_on()
+            if torn is None:
+                return None
+            if torn:  # a finished file ended without a newline (cut short by a crash): hand it out once
+                return torn, Position(self._inode, 0)
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        self._offset += len(line) + 1
+        return line, Position(self._inode, self._offset)
+
+    def _fill(self) -> bool:
+        data = os.read(self._fd, CHUNK)
+        self._buffer += data
+        return bool(data)
+
+    def _move_on(self) -> bytes | None:
+        """At the end of our file: if the writer has rotated it, open the next newer file and return what
+        was left after the old file's last newline; None when there is nowhere to go yet."""
+        try:
+            live = self.path.stat().st_ino
+        except FileNotFoundError:
+            live = None
+        if live == self._inode:
+            return None  # still the file being written: wait for more
+        if self._fill():  # rotated after our last read: the writer closed it before renaming, so read on
+            return b"" if b"\n" in self._buffer else self._move_on()
+        files = _inodes(self.path)
+        inodes = [inode for _, inode in files]
+        if self._inode in inodes:
+            index = inodes.index(self._inode) + 1
+            if index >= len(files):
+                return None  # the new live file is not there yet
+        else:
+            index = 0  # ours was rotated out while we read it: the oldest left comes next
+        torn = self._buffer
+        if not self._open(files[index][0], 0, None):
+            return None
+        return torn
+
+    def backlog_bytes(self) -> int:
+        """Bytes written but not yet read: the rest of our file plus every newer file."""
+        files = _inodes(self.path)
+        inodes = [inode for _, inode in files]
+        total = len(self._buffer)
+        if self._fd is not None:
+            total += max(0, os.fstat(self._fd).st_size - os.lseek(self._fd, 0, os.SEEK_CUR))
+        start = inodes.index(self._inode) + 1 if self._inode in inodes else 0
+        for file, _ in files[start:]:
+            try:
+                total += file.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _key_before(fd: int, offset: int) -> tuple | None:
+    """The id of the whole line that ends just before `offset`."""
+    if offset == 0:
+        return None
+    start = max(0, offset - CHUNK)
+    data = os.pread(fd, offset - start, start)
+    if not data.endswith(b"\n"):
+        return None
+    return line_key(data[:-1].rsplit(b"\n", 1)[-1])
+
+
+def _find_line(file: Path, key: tuple) -> int | None:
+    """Offset just after the line with this id in `file`, or None."""
+    needle = f'"seq":{key[2]}'.encode()
+    offset = 0
+    try:
+        with open(file, "rb") as handle:
+            for line in handle:
+                offset += len(line)
+                if needle in line and line.endswith(b"\n") and line_key(line) == key:
+                    return offset
+    except FileNotFoundError:
+        pass
+    return None
