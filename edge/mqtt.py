@@ -193,12 +193,12 @@ class Forwarder:
         self._acked: Position | None = None
         self._saved: Position | None = None
         self._last_key: tuple | None = None  # of the last line read, for gap counting
-        self._caught_up = False
+        self._caught_up = self._drained = False
         self._times = {"cursor": 0.0, "status": 0.0}
         self._status_dirty = True
         self._backoff = BACKOFF_S[0]
         self._next_connect = 0.0
-        self._tried = self._said_unreachable = False
+        self._tried = self._said_unreachable = self._drain_tried = False
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -233,8 +233,10 @@ class Forwarder:
     def run(self) -> None:
         try:
             while not self.stop_event.is_set():
-                if self.drain_event.is_set() and self._caught_up and not self._pending:
-                    break
+                if self.drain_event.is_set() and (
+                    (self._drained and not self._pending) or (not self._connected and self._drain_tried)
+                ):
+                    break  # all sent, or the broker is out of reach: the rest waits in the log for the next start
                 self._step()
         finally:
             self._finish()
@@ -256,6 +258,7 @@ class Forwarder:
             deadline = time.monotonic() + 1.0
             while not info.is_published() and self._connected and time.monotonic() < deadline:
                 self._client.loop(timeout=0.05)
+            self._connected = False
             self._client.disconnect()
         self._save_cursor(force=True)
         behind = self.tail.backlog_bytes()
@@ -269,8 +272,10 @@ class Forwarder:
     # -- connection ------------------------------------------------------------------------------------
     def _connect(self) -> bool:
         now = time.monotonic()
-        if now < self._next_connect:
+        draining = self.drain_event.is_set()
+        if now < self._next_connect and not (draining and not self._drain_tried):
             return False
+        self._drain_tried = self._drain_tried or draining
         self._next_connect = now + self._backoff
         self._backoff = min(self._backoff * 2, BACKOFF_S[1])
         try:
@@ -328,11 +333,12 @@ class Forwarder:
     # -- the queue -------------------------------------------------------------------------------------
     def _publish_more(self) -> bool:
         """Read and publish lines while the window has room; True when it published anything."""
-        published = False
+        published, draining = False, self.drain_event.is_set()
         while len(self._pending) < WINDOW:
             item = self.tail.read()
             if item is None:
                 self._caught_up = True
+                self._drained = draining  # read to the end after the log was closed
                 break
             self._caught_up = False
             line, position = item
@@ -373,9 +379,9 @@ class Forwarder:
     def _count_gap(self, key: tuple | None) -> None:
         """Sequence numbers run 1, 2, ... within a run: a jump means lines rotated away unsent."""
         last, self._last_key = self._last_key, key or self._last_key
-        if key is None or last is None:
+        if key is None:
             return
-        same_run = key[:2] == last[:2]
+        same_run = last is not None and key[:2] == last[:2]
         missing = key[2] - last[2] - 1 if same_run else key[2] - 1
         if missing > 0:
             self.counts["dropped"] += missing

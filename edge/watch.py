@@ -140,24 +140,29 @@ def watch(
         client.connect(settings.host, settings.port, keepalive=30)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot reach the broker {settings.describe()}: {error}") from None
-    end = time.monotonic() + duration if duration else float("inf")
-    next_table = time.monotonic() + table_every
     try:
-        while not stop_event.is_set() and time.monotonic() < end:
-            if client.loop(timeout=0.2) != 0:
-                stop_event.wait(1.0)
-                try:
-                    client.reconnect()
-                except (OSError, ValueError):
-                    pass
-            if not raw and time.monotonic() >= next_table and fleet.changed:
-                out.write(fleet.table() + "\n")
-                out.flush()
-                fleet.changed = False
-                next_table = time.monotonic() + table_every
+        _loop(client, fleet, out, stop_event, duration, table_every if not raw else 0.0)
     finally:
         client.disconnect()
     if not raw:
         out.write(fleet.table() + "\n")
         out.flush()
     return fleet
+
+
+def _loop(client, fleet: FleetTable, out: TextIO, stop_event: threading.Event, duration: float, table_every: float) -> None:
+    """Network loop until stopped; reconnects after a lost connection; a table every table_every s (0: none)."""
+    end = time.monotonic() + duration if duration else float("inf")
+    next_table = time.monotonic() + table_every
+    while not stop_event.is_set() and time.monotonic() < end:
+        if client.loop(timeout=0.2) != 0:
+            stop_event.wait(1.0)
+            try:
+                client.reconnect()
+            except (OSError, ValueError):
+                pass
+        if table_every and time.monotonic() >= next_table and fleet.changed:
+            out.write(fleet.table() + "\n")
+            out.flush()
+            fleet.changed = False
+            next_table = time.monotonic() + table_every
