@@ -113,6 +113,7 @@ class FleetTable:
 def watch(
     settings: BrokerSettings, prefix: str, out: TextIO = sys.stdout, *, duration: float = 0.0,
     table_every: float = 10.0, raw: bool = False, stop_event: threading.Event | None = None,
+    subscribed: threading.Event | None = None,
 ) -> FleetTable:
     """Subscribe to prefix/# and print until stop_event, Ctrl-C or `duration` seconds; returns the table."""
     stop_event = stop_event or threading.Event()
@@ -136,6 +137,7 @@ def watch(
             out.flush()
 
     client.on_connect, client.on_message = on_connect, on_message
+    client.on_subscribe = lambda *args: subscribed.set() if subscribed is not None else None
     try:
         client.connect(settings.host, settings.port, keepalive=30)
     except (OSError, ValueError) as error:

@@ -16,7 +16,8 @@ import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
 needs_mosquitto = pytest.mark.skipif(
-    MOSQUITTO is None, reason="mosquitto is not installed (Debian: apt-get install -y mosquitto; .ci/run does it)"
+    MOSQUITTO is None or shutil.which("mosquitto_passwd") is None,
+    reason="mosquitto is not installed (Debian: apt-get install -y mosquitto; .ci/run does it)",
 )
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install -e '.[mqtt]')")
 
