@@ -4,19 +4,24 @@
 # for apt and systemd. The runtime needs numpy, OpenCV and a TFLite interpreter (ai-edge-litert,
 # or tflite-runtime where LiteRT has no wheel), nothing heavier.
 #
-#   bash ~/fer-edge-bundle/install.sh [--no-systemd] [--dir DIR] [--user USER]
+#   bash ~/fer-edge-bundle/install.sh [--no-systemd] [--dir DIR] [--user USER] [--mqtt URL] [--device-id NAME]
+#   FER_MQTT_USERNAME=... FER_MQTT_PASSWORD=... bash install.sh --mqtt mqtts://broker:8883   # a broker login
 #   bash install.sh --print-unit [--dir DIR] [--user USER]   # print the rendered systemd unit
 #   DRY_RUN=1 bash install.sh                                 # print each command, run none
 set -euo pipefail
 
 usage() {
     cat <<EOF
-usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--print-unit]
+usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--mqtt URL] [--device-id NAME] [--print-unit]
   --no-systemd   install the app but no systemd service (containers, emulated runs)
   --dir DIR      where the app goes (default: \$HOME/fer-edge)
   --user USER    the user the service runs as (default: you)
+  --mqtt URL     send events to this MQTT broker (mqtt://host[:port] or mqtts://host[:port])
+  --device-id N  this Pi's name in event ids and MQTT topics (default: its host name)
   --print-unit   print the rendered systemd unit and exit
   DRY_RUN=1      print each command instead of running it
+  FER_MQTT_USERNAME, FER_MQTT_PASSWORD   a broker login: written to DIR/mqtt.env (mode 600), never
+                 to edge.toml or the bundle
 EOF
 }
 
@@ -25,6 +30,8 @@ APP_DIR="$HOME/fer-edge"
 SERVICE_USER=$(id -un)
 SYSTEMD=1
 PRINT_UNIT=0
+MQTT_URL=
+DEVICE_ID=
 DRY_RUN=${DRY_RUN:-0}
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,11 +39,21 @@ while [ $# -gt 0 ]; do
         --dir) APP_DIR=${2:?--dir needs a folder}; shift ;;
         --user) SERVICE_USER=${2:?--user needs a name}; shift ;;
         --print-unit) PRINT_UNIT=1 ;;
+        --mqtt) MQTT_URL=${2:?--mqtt needs a broker URL}; shift ;;
+        --device-id) DEVICE_ID=${2:?--device-id needs a name}; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
+if [ -n "$MQTT_URL" ] && ! [[ "$MQTT_URL" =~ ^mqtts?://[A-Za-z0-9._-]+(:[0-9]{1,5})?/?$ ]]; then
+    echo "install.sh: --mqtt $MQTT_URL: expected mqtt://host[:port] or mqtts://host[:port] (no login in the URL)" >&2
+    exit 2
+fi
+if [ -n "$DEVICE_ID" ] && ! [[ "$DEVICE_ID" =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
+    echo "install.sh: --device-id $DEVICE_ID: use 1-64 letters, digits, '.', '_' or '-'" >&2
+    exit 2
+fi
 VENV="$APP_DIR/venv"
 SERVICE_GROUP=$(id -gn "$SERVICE_USER" 2>/dev/null || echo "$SERVICE_USER")
 MODEL=mini_xception_int8.tflite
@@ -104,6 +121,9 @@ write_to "$APP_DIR/constraints.txt" "$VENV/bin/python" -c 'import numpy; print("
 # --no-deps: numpy and OpenCV come from apt, not from PyPI's opencv-python-headless.
 run "${PIP[@]}" --no-deps --force-reinstall "$WHEEL"
 run "${PIP[@]}" -c "$APP_DIR/constraints.txt" typer
+if [ -n "$MQTT_URL" ]; then
+    run "${PIP[@]}" -c "$APP_DIR/constraints.txt" "paho-mqtt>=2.0,<3"
+fi
 if [ "$DRY_RUN" = 1 ]; then
     run "${PIP[@]}" -c "$APP_DIR/constraints.txt" ai-edge-litert
     echo "# only if ai-edge-litert has no wheel here:"
@@ -131,6 +151,21 @@ if [ -f "$BUNDLE/$MODEL" ] || [ "$DRY_RUN" = 1 ]; then
 else
     say "no $MODEL in the bundle: the configuration keeps the model bundled with fer-edge"
 fi
+if [ -n "$MQTT_URL" ]; then
+    config_sed+=(-e "s|^# mqtt = .*|mqtt = \"$MQTT_URL\"|")
+fi
+if [ -n "$DEVICE_ID" ]; then
+    config_sed+=(-e "s|^# device_id = .*|device_id = \"$DEVICE_ID\"|")
+fi
+if [ -n "${FER_MQTT_USERNAME:-}" ]; then
+    # The login goes to a file only the service user can read; the unit loads it as environment.
+    # Printed under DRY_RUN without the values.
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "+ (umask 077; write FER_MQTT_USERNAME and FER_MQTT_PASSWORD) > $APP_DIR/mqtt.env"
+    else
+        (umask 077 && printf 'FER_MQTT_USERNAME=%s\nFER_MQTT_PASSWORD=%s\n' "$FER_MQTT_USERNAME" "${FER_MQTT_PASSWORD:-}" >"$APP_DIR/mqtt.env")
+    fi
+fi
 if [ -f "$BUNDLE/MODEL_CARD.md" ]; then
     run install -m 644 "$BUNDLE/MODEL_CARD.md" "$APP_DIR/"
 fi
@@ -141,6 +176,9 @@ if [ -f "$CONFIG" ] && [ "$DRY_RUN" != 1 ]; then
         rm -f "$CONFIG.new"
     else
         say "kept your $CONFIG; the bundle's version is in $CONFIG.new"
+        if [ -n "$MQTT_URL$DEVICE_ID" ]; then
+            echo "    (--mqtt/--device-id went into $CONFIG.new only: copy those lines into your edge.toml)"
+        fi
     fi
 else
     write_to "$CONFIG" "${config_sed[@]}" "$BUNDLE/edge.toml"

@@ -217,3 +217,60 @@ def test_edge_toml_loads_with_the_runtime_loader():
     config_module = pytest.importorskip("edge.config")
     config = config_module.load_config(DEPLOY / "edge.toml")
     assert config.source == "picamera2" and config.model == ""
+
+
+# -- MQTT: settings in edge.toml (commented out), a login only in mqtt.env on the Pi --------------------
+MQTT_KEYS = {"device_id", "mqtt", "mqtt_prefix", "mqtt_ca_file", "mqtt_credentials_file", "mqtt_discovery", "mqtt_discovery_prefix"}
+
+
+def test_edge_toml_mqtt_block_loads_when_uncommented(tmp_path):
+    config_module = pytest.importorskip("edge.config")
+    text = (DEPLOY / "edge.toml").read_text()
+    uncommented = re.sub(r"^# ([a-z_]+ = )", r"\1", text, flags=re.MULTILINE)
+    assert set(tomllib.loads(uncommented)["run"]) == RUN_KEYS | MQTT_KEYS  # every MQTT setting, documented
+    path = tmp_path / "edge.toml"
+    path.write_text(uncommented)
+    config = config_module.load_config(path)
+    assert config.mqtt.startswith("mqtt://") and config.mqtt_discovery is True
+
+
+def test_install_with_mqtt_sets_the_config_and_keeps_the_login_out_of_sight(tmp_path):
+    password = "pw-Zx81-never-shown"
+    result = run(
+        ["bash", "deploy/install.sh", "--mqtt", "mqtts://broker.lan:8883", "--device-id", "kitchen"],
+        DRY_RUN="1", HOME=str(tmp_path), FER_MQTT_USERNAME="pi", FER_MQTT_PASSWORD=password,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "paho-mqtt" in out
+    assert 'mqtt\\ =\\ \\"mqtts://broker.lan:8883\\"' in out and 'device_id\\ =\\ \\"kitchen\\"' in out
+    assert f"> {tmp_path}/fer-edge/mqtt.env" in out and "umask 077" in out
+    assert password not in out + result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--mqtt", "mqtt://user:pw@host"], ["--mqtt", "http://host"], ["--device-id", "a/b"]])
+def test_install_rejects_a_bad_mqtt_url_or_device_id(args, tmp_path):
+    result = run(["bash", "deploy/install.sh", *args], DRY_RUN="1", HOME=str(tmp_path))
+    assert result.returncode == 2 and "install.sh: --" in result.stderr
+    assert "pw" not in result.stdout
+
+
+def test_rendered_unit_reads_the_optional_login_file(tmp_path):
+    text = render_unit(tmp_path).read_text()
+    assert f"EnvironmentFile=-{tmp_path / 'app'}/mqtt.env" in text.splitlines()
+
+
+def test_deploy_refuses_a_login_in_edge_toml_and_never_bundles_mqtt_env(tmp_path, tripwire):
+    path, mark = tripwire
+    result = run(["bash", "deploy/deploy.sh", "pi@host"], DRY_RUN="1", PATH=path)
+    assert result.returncode == 0 and "mqtt.env" not in result.stdout
+    copy = tmp_path / "project"
+    shutil.copytree(DEPLOY, copy / "deploy")
+    toml = copy / "deploy" / "edge.toml"
+    for line in ('mqtt = "mqtt://pi:hunter2@broker"', 'password = "hunter2"'):
+        toml.write_text((DEPLOY / "edge.toml").read_text() + line + "\n")
+        result = run(["bash", str(copy / "deploy" / "deploy.sh"), "pi@host"], DRY_RUN="1", PATH=path)
+        assert result.returncode == 1 and "holds a broker login" in result.stderr
+        assert "pip wheel" not in result.stdout
+    assert not mark.exists()
