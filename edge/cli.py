@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import typer
+
+from edge.config import RunConfig, build_config
+from edge.settings import cli_options
 
 app = typer.Typer(help="Facial-expression recognition on the edge.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Benchmarks like TFLite's benchmark_model.", no_args_is_help=True)
@@ -20,51 +22,22 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
+@cli_options(RunConfig)
 def run(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (settings under its run table); flags override it"),
-    source: str | None = typer.Option(None, help="picamera2 | usb:N | video file | image | folder | sample"),
     camera_id: int | None = typer.Option(None, help="USB camera index; same as --source usb:N"),
-    model: str | None = typer.Option(None, help=".tflite model with its sidecar JSON (default: the bundled int8 model)"),
-    num_threads: int | None = typer.Option(None, help="interpreter threads"),
-    frame_width: int | None = typer.Option(None),
-    frame_height: int | None = typer.Option(None),
-    fps: float | None = typer.Option(None, help="camera frame rate"),
-    lores_width: int | None = typer.Option(None, help="picamera2 analysis stream width"),
-    lores_height: int | None = typer.Option(None, help="picamera2 analysis stream height"),
-    cascade: str | None = typer.Option(None, help="Haar cascade XML (default: found in cv2.data, /usr/share/opencv4, the package)"),
-    detect_width: int | None = typer.Option(None, help="width full-frame detection runs at; 0 = full size"),
-    scale_factor: float | None = typer.Option(None, help="Haar scale factor"),
-    min_neighbors: int | None = typer.Option(None, help="Haar min neighbours"),
-    min_face: int | None = typer.Option(None, help="smallest face side, frame pixels"),
-    detect_every: int | None = typer.Option(None, help="full-frame detection every N frames, tracked windows between"),
-    smoothing: int | None = typer.Option(None, help="frames each face's scores are averaged over"),
-    iou_threshold: float | None = typer.Option(None, help="box overlap that continues a face's track"),
-    max_missed: int | None = typer.Option(None, help="frames a face may go unseen before its track ends"),
-    log: str | None = typer.Option(None, help="JSON Lines event log path, or - for stdout"),
-    log_max_bytes: int | None = typer.Option(None, help="rotate the log at this size"),
-    log_backups: int | None = typer.Option(None, help="rotated logs to keep"),
-    stats_interval: float | None = typer.Option(None, help="seconds between stats records"),
-    display: bool | None = typer.Option(None, "--display", help="show a preview window"),
-    save_video: str | None = typer.Option(None, help="write the annotated video here"),
-    save_images: str | None = typer.Option(None, help="write annotated images and their JSON here (image sources)"),
-    emoji: bool | None = typer.Option(None, "--emoji", help="draw each face's emotion as an emoji"),
-    flip_tta: bool | None = typer.Option(None, "--flip-tta/--no-flip-tta", help="average each face with its mirror"),
-    max_frames: int | None = typer.Option(None, help="stop after N frames"),
-    duration: float | None = typer.Option(None, help="stop after N seconds"),
     summary: bool = typer.Option(False, "--summary", help="print a readable summary to stderr at the end"),
+    settings: dict | None = None,
 ) -> None:
     """Detect faces and classify their expressions, headless, logging JSON Lines events."""
-    from edge.config import RunConfig, load_config
     from edge.pipeline import run as run_pipeline
 
     if camera_id is not None:
-        if source is not None:
+        if "source" in settings:
             fail("give either --source or --camera-id, not both")
-        source = f"usb:{camera_id}"
-    given = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)} and v is not None}
+        settings["source"] = f"usb:{camera_id}"
     try:
-        settings = load_config(config, given) if config else RunConfig(**given)
-        result = run_pipeline(settings)
+        result = run_pipeline(build_config(config, settings))
     except (ValueError, RuntimeError, OSError, ImportError) as error:
         fail(str(error))
     if summary:
@@ -78,6 +51,16 @@ def format_summary(result: dict) -> str:
         f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
         f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
     )
+
+
+@app.command()
+def settings(
+    toml: bool = typer.Option(False, "--toml", help="print the Raspberry Pi's edge.toml instead"),
+) -> None:
+    """Every runtime setting: flag, config key, default, valid range, meaning (Markdown)."""
+    from edge.config import pi_toml, settings_markdown
+
+    typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
 
 
 @app.command()

@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.config import check_setting
+
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 # Distribution packages (apt's opencv-data) put the cascades here when cv2.data is absent.
 SYSTEM_CASCADE_DIRS = (Path("/usr/share/opencv4/haarcascades"), Path("/usr/share/opencv/haarcascades"))
@@ -86,14 +88,9 @@ class FaceDetector:
         detect_width: int | None = None,
         cascade_path: str | Path | None = None,
     ):
-        if not scale_factor > 1.0:
-            raise ValueError(f"--scale-factor must be > 1 (e.g. 1.1), got {scale_factor}")
-        if min_neighbors < 0:
-            raise ValueError(f"--min-neighbors must be >= 0, got {min_neighbors}")
-        if min_size < 1:
-            raise ValueError(f"--min-face must be >= 1 pixel, got {min_size}")
-        if detect_width is not None and detect_width < 48:
-            raise ValueError(f"--detect-width must be at least 48 pixels (or unset), got {detect_width}")
+        settings = {"scale_factor": scale_factor, "min_neighbors": min_neighbors, "min_face": min_size, "detect_width": detect_width or 0}
+        for name, value in settings.items():
+            check_setting(name, value)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)

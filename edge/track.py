@@ -11,6 +11,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from edge.config import check_setting
 from edge.detect import Box
 
 
@@ -68,12 +69,8 @@ class Tracker:
     """Greedy IoU tracker with a per-track moving average of the last `smoothing` score vectors."""
 
     def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10, smoothing: int = 5):
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"--iou-threshold must be in (0, 1], got {iou_threshold}")
-        if max_missed < 0:
-            raise ValueError(f"--max-missed must be >= 0, got {max_missed}")
-        if smoothing < 1:
-            raise ValueError(f"--smoothing must be >= 1 frame, got {smoothing}")
+        for name, value in (("iou_threshold", iou_threshold), ("max_missed", max_missed), ("smoothing", smoothing)):
+            check_setting(name, value)
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
         self.smoothing = smoothing
