@@ -25,15 +25,23 @@ class Box:
     w: int
     h: int
 
+    def __iter__(self):
+        """x, y, w, h: a Box unpacks like the (x, y, w, h) tuples OpenCV uses."""
+        return iter((self.x, self.y, self.w, self.h))
+
     @property
     def area(self) -> int:
         return max(self.w, 0) * max(self.h, 0)
 
-    def iou(self, other: Box) -> float:
-        """Intersection over union, 0.0 for disjoint or empty boxes."""
+    def intersection(self, other: Box) -> int:
+        """Area the two boxes share."""
         ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union, 0.0 for disjoint or empty boxes."""
+        inter = self.intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
 
@@ -55,6 +63,20 @@ class Box:
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
+
+
+def match_boxes(first: list[Box], second: list[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (i, j) with IoU >= threshold, highest IoU first; ties go to the
+    earlier i, then the earlier j. The tracker, the benchmark's recall and the annotator use it."""
+    pairs = [(box.iou(other), i, j) for i, box in enumerate(first) for j, other in enumerate(second)]
+    pairs = sorted((p for p in pairs if p[0] >= threshold), key=lambda p: (-p[0], p[1], p[2]))
+    used_first, used_second, matched = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_first and j not in used_second:
+            used_first.add(i)
+            used_second.add(j)
+            matched.append((i, j))
+    return matched
 
 
 def find_cascade(name: str = DEFAULT_CASCADE, explicit: str | Path | None = None) -> Path:

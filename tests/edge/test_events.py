@@ -11,7 +11,7 @@ from edge import host as events
 from edge.contract import LABELS
 from edge.detect import Box
 from edge.eventlog import EventLog
-from edge.events import StageTimer, StatsWindow, track_event_record
+from edge.events import Counters, StageTimer, StatsWindow, track_event_record
 from edge.host import decode_throttled, parse_throttled
 from edge.signals import install_stop_handlers
 from edge.track import EventType, TrackEvent
@@ -71,7 +71,6 @@ def test_track_event_record_shape():
         label_index=3,
         score=0.812345,
         scores=(0.01, 0.0, 0.02, 0.812345, 0.05, 0.05, 0.057655),
-        frames_seen=9,
     )
     record = track_event_record(event, LABELS)
     assert record["time"].endswith("Z")
@@ -111,15 +110,18 @@ def test_stage_timer_averages():
     assert timer.counts == {"detect": 2, "classify": 1}
 
 
-def test_stats_window_maths_and_reset():
-    stats = StatsWindow(5.0, start=100.0, system_info=lambda: {"cpu_temp_c": 51.2, "throttled": None})
+def test_stats_window_reports_the_change_of_the_runs_counters():
+    counters, timer = Counters(frames_read=7, frames=3, faces=9), StageTimer()
+    timer.add("detect", 1000.0)  # before this interval: not in its average
+    stats = StatsWindow(5.0, counters, timer, start=100.0, system_info=lambda: {"cpu_temp_c": 51.2, "throttled": None})
     for faces in (1, 2, 0, 1):
-        stats.frame_read()
-        stats.frame_processed(faces)
-    stats.frame_read(6)
-    stats.frame_dropped(6)
-    stats.timer.add("detect", 10.0)
-    stats.timer.add("detect", 20.0)
+        counters.frames_read += 1
+        counters.frames += 1
+        counters.faces += faces
+    counters.frames_read += 6
+    counters.dropped += 6
+    timer.add("detect", 10.0)
+    timer.add("detect", 20.0)
     assert not stats.due(104.9)
     assert stats.due(105.0)
     record = stats.record(105.0)
@@ -140,6 +142,7 @@ def test_stats_window_maths_and_reset():
     assert not stats.due(109.0) and stats.due(110.0)
     empty = stats.record(110.0)
     assert empty["frames"] == 0 and empty["camera_fps"] == 0.0 and empty["stage_ms"] == {}
+    assert counters.frames == 7 and timer.counts["detect"] == 3  # the run's totals are untouched: stop reads them
 
 
 def test_throttled_decoding():

@@ -11,8 +11,9 @@ import numpy as np
 from conftest import ROOT
 
 from edge import pipeline
-from edge.bench import load_truth, match_boxes
+from edge.bench import load_truth
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
+from edge.detect import match_boxes
 from edge.outputs import Outputs
 from edge.sources import Frame, SourceError
 
@@ -42,7 +43,7 @@ def test_sample_clip_end_to_end(tmp_path):
         assert set(record) >= {"time", "t", "frame", "track", "box", "label", "score", "scores"}
         assert len(record["scores"]) == 7 and abs(sum(record["scores"].values()) - 1) < 0.05
     truth = load_truth(SAMPLE_TRUTH)
-    matched = sum(match_boxes(found[i], truth[i]) for i in truth)
+    matched = sum(len(match_boxes(found[i], truth[i], 0.5)) for i in truth)
     expected = sum(len(boxes) for boxes in truth.values())
     assert matched >= 0.95 * expected and summary["faces"] - matched <= 5  # recall and false detections
     assert "stats" in kinds
@@ -75,13 +76,13 @@ def test_image_and_folder_sources_write_annotated_images_and_json(tmp_path):
         cv2.imwrite(str(folder / f"shot{i}.png"), frame)
     out = tmp_path / "annotated"
     summary = pipeline.run(RunConfig(source=str(folder), log=str(tmp_path / "e.jsonl"), save_images=str(out)))
-    assert summary["frames"] == 3
+    assert summary["images"] == 3 and summary["errors"] == 0
     for i in range(3):
         faces = json.loads((out / f"shot{i}.json").read_text())["faces"]
         assert len(faces) == 2 and {"box", "label", "score", "scores"} <= set(faces[0])
         assert cv2.imread(str(out / f"shot{i}_annotated.png")) is not None
     single = pipeline.run(RunConfig(source=str(folder / "shot0.png"), log=str(tmp_path / "s.jsonl")))
-    assert single["frames"] == 1 and single["faces"] == 2
+    assert single["images"] == 1 and single["faces"] == 2
 
 
 class FlakyCamera:
@@ -106,7 +107,7 @@ class FlakyCamera:
         if not self.frames:
             return None
         gray = cv2.cvtColor(self.frames.pop(), cv2.COLOR_BGR2GRAY)
-        return Frame(self.reads, time.monotonic(), gray, None)
+        return Frame(self.reads, self.reads / self.fps, gray, None)  # synthetic times: no drops from a slow machine
 
 
 def test_a_camera_that_stops_is_reopened_and_the_gap_logged(tmp_path, monkeypatch):
@@ -227,14 +228,9 @@ def test_boxes_found_on_the_lores_stream_are_drawn_on_the_main_stream(tmp_path):
     """picamera2: detection runs on the 320x240 lores Y plane, annotation on the 640x480 main image."""
     from edge.detect import Box
 
-    gray = np.zeros((240, 320), np.uint8)
     color = np.zeros((480, 640, 3), np.uint8)
-    frame = Frame(0, 0.0, gray, color, name="lores.png")
-    scores = np.full((1, 7), 1 / 7, np.float32)
-    result = pipeline.FrameResult(frame, [Box(50, 60, 40, 40)], scores, [], True)
-    outputs = Outputs(RunConfig(save_images=str(tmp_path)), tuple("abcdefg"), 30)
-    outputs.show(result, {})
-    faces = json.loads((tmp_path / "lores.json").read_text())["faces"]
-    assert faces[0]["box"] == [100, 120, 80, 80]
-    drawn = cv2.imread(str(tmp_path / "lores_annotated.png"))
+    outputs = Outputs(RunConfig(), tuple("abcdefg"), 30, scale_to_main=2.0)
+    drawn, annotations = outputs.annotate(color, [(Box(50, 60, 40, 40), (1 / 7,) * 7, 3)])
+    assert annotations[0].box == (100, 120, 80, 80) and annotations[0].track_id == 3
     assert drawn.shape == (480, 640, 3) and drawn[120:200, 100].any()  # the box's left edge, in main pixels
+    assert not color.any()  # drawn on a copy
