@@ -14,7 +14,6 @@ from edge.model import Quantization, file_sha256, load_interpreter_api, sidecar_
 
 # Ops that mean a graph is not integer-only end to end.
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
-INTEGER_DTYPES = {np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_}
 
 
 class QuantizationError(RuntimeError):

@@ -45,12 +45,52 @@ def run(
 
 
 def format_summary(result: dict) -> str:
+    if "images" in result:
+        return (
+            f"{result['images']} images in {result['seconds']:.2f} s, {result['faces']} faces, {result['errors']} unreadable; "
+            f"stopped: {result['reason']}\npeak memory {result['peak_rss_mb']} MB"
+        )
     stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
     return (
         f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
         f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
         f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
     )
+
+
+# The settings that choose and run the model and the face detector: shared by run, eval and bench.
+MODEL_AND_DETECTOR = ("model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade")
+
+
+@app.command("eval")
+@cli_options(RunConfig, only=MODEL_AND_DETECTOR)
+def eval_folder(
+    folder: Path = typer.Argument(..., help="one sub-folder per emotion (angry or anger, happy or happiness, ...)"),
+    crops: bool = typer.Option(False, "--crops", help="every image is an already-cropped face (e.g. FER2013's test folders): no detection"),
+    pattern: str = typer.Option("*", help="only image files whose name matches, e.g. 'PrivateTest_*'"),
+    out_dir: Path = typer.Option(Path("out/eval"), help="where eval_report.json and confusion.png go"),
+    config: Path | None = typer.Option(None, "--config", help="TOML config file; its model and detector settings are used"),
+    settings: dict | None = None,
+) -> None:
+    """Accuracy on a labelled folder of your own faces: per class, confusion matrix, misclassified images."""
+    from rich.progress import track
+
+    from edge.evaluate import evaluate, format_report, labelled_images, write_report
+    from edge.pipeline import load_model, make_detector
+    from edge.stills import StillAnalyzer
+
+    try:
+        run_config = build_config(config, settings)
+        model = load_model(run_config)
+        analyzer = StillAnalyzer(make_detector(run_config, stills=True), model)
+        folder_images = labelled_images(folder, pattern)
+        report = evaluate(folder_images, analyzer, crops, progress=lambda items: track(items, description="evaluating", transient=True))
+        written = write_report(report, out_dir, model.labels)
+    except (ValueError, OSError, ImportError) as error:
+        fail(str(error))
+    typer.echo(format_report(report))
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

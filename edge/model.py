@@ -125,7 +125,6 @@ class EmotionModel:
         num_threads: int = 1,
         use_xnnpack: bool = True,
         flip_tta: bool | None = None,
-        check_sha256: bool = True,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -134,7 +133,7 @@ class EmotionModel:
             raise ModelError(f"--num-threads must be at least 1, got {num_threads}")
         self.sidecar = read_sidecar(sidecar_path(self.path))
         where = str(sidecar_path(self.path))
-        if check_sha256 and file_sha256(self.path) != self.sidecar["sha256"]:
+        if file_sha256(self.path) != self.sidecar["sha256"]:
             raise ModelError(f"{self.path}: sha256 differs from {where}; the model was changed or the sidecar belongs to another")
         check_contract(self.sidecar, where)
         self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])

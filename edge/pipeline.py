@@ -217,23 +217,34 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
     return run_video(config, stop_event, observer)
 
 
-def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None) -> dict:
-    timer, counters = StageTimer(), Counters()
-    pipeline = build_pipeline(config, timer)
-    model = pipeline.model
-    log: EventLog | None = None
-    want_color = bool(config.display or config.save_video)
+def open_video(config: RunConfig, stop_event: threading.Event, write: Callable[[dict], None]) -> Source:
+    """The camera or video, opened: a camera that cannot be opened fails here, before anything is
+    logged; one that fails later is reopened with backoff, its outage written as records."""
     source = open_source(
         config.source_spec(), frame_width=config.frame_width, frame_height=config.frame_height, fps=config.fps,
-        lores_width=config.lores_width, lores_height=config.lores_height, want_color=want_color,
+        lores_width=config.lores_width, lores_height=config.lores_height, want_color=bool(config.display or config.save_video),
     )
     if source.live:
         source = ReopeningSource(
             source, stop_event=stop_event,
-            on_lost=lambda error: log.write(source_lost_record(error)),
-            on_gap=lambda *gap: log.write(source_gap_record(*gap)),
+            on_lost=lambda error: write(source_lost_record(error)),
+            on_gap=lambda *gap: write(source_gap_record(*gap)),
         )
-    source.open()  # a camera that cannot be opened fails here, before anything is logged
+    source.open()
+    return source
+
+
+def close_all(*closables) -> None:
+    for closable in closables:
+        if closable is not None:
+            closable.close()
+
+
+def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None) -> dict:
+    timer, counters = StageTimer(), Counters()
+    pipeline = build_pipeline(config, timer)
+    model = pipeline.model
+    source = open_video(config, stop_event, write=lambda record: log.write(record))
     log = open_log(config, source.close)
     csv = CsvExport(config.csv, model.labels) if config.csv else None
     outputs = Outputs(config, model.labels, source.fps, source.scale_to_main)
@@ -257,16 +268,16 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
                 counters.frames_read += 1
                 counters.dropped += dropped_between(previous, frame, source)
                 result = pipeline.process(frame)
+                faces = [(face.box, face.scores, face.track) for face in result.faces]
                 with timer.stage("log"):
                     write_events(result.events)
                     if csv is not None:
-                        csv.write("", frame.index, frame.timestamp, [(f.box, f.scores, f.track) for f in result.faces], keep_empty=False)
+                        csv.write("", frame.index, frame.timestamp, faces, keep_empty=False)
                 counters.frames += 1
-                counters.faces += len(result.faces)
+                counters.faces += len(faces)
                 counters.full_detections += result.full_detection
                 if observer is not None:
                     observer(result)
-                faces = [(f.box, f.scores, f.track) for f in result.faces]
                 if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
                     feed.stop("preview closed")
                 previous = frame
@@ -281,9 +292,7 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
             log.write(summary)
             log.close()
-            for closable in (outputs, csv, source):
-                if closable is not None:
-                    closable.close()
+            close_all(outputs, csv, source)
     return summary
 
 
@@ -331,6 +340,5 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
             summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True)
             log.write(summary)
             log.close()
-            if csv is not None:
-                csv.close()
+            close_all(csv)
     return summary

@@ -104,14 +104,14 @@ def help_text(f: dataclasses.Field, meta: Setting) -> str:
     return f"{meta.help} (default: {default}{'; ' + bounds if bounds else ''})"
 
 
-def cli_options(config_class, exclude: tuple[str, ...] = ()) -> Callable:
-    """Decorator: adds one typer option per described field (None = not given) to a command and
-    passes the given ones to it as `settings: dict`."""
+def cli_options(config_class, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Callable:
+    """Decorator: adds one typer option per described field (None = not given; `only` some of them) to
+    a command and passes the given ones to it as `settings: dict`."""
     import typer
 
     generated = []
     for f, meta in described(config_class):
-        if f.name in exclude:
+        if f.name in exclude or (only is not None and f.name not in only):
             continue
         kind = SCALARS[kind_of(f)]
         names = [f"{flag(f.name)}/--no-{f.name.replace('_', '-')}"] if kind is bool else [flag(f.name)]
