@@ -7,12 +7,10 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from edge import host as events
 from edge.contract import LABELS
 from edge.detect import Box
 from edge.eventlog import EventLog
 from edge.events import Counters, StageTimer, StatsWindow, track_event_record
-from edge.host import decode_throttled, parse_throttled
 from edge.signals import install_stop_handlers
 from edge.track import EventType, TrackEvent
 
@@ -143,41 +141,6 @@ def test_stats_window_reports_the_change_of_the_runs_counters():
     empty = stats.record(110.0)
     assert empty["frames"] == 0 and empty["camera_fps"] == 0.0 and empty["stage_ms"] == {}
     assert counters.frames == 7 and timer.counts["detect"] == 3  # the run's totals are untouched: stop reads them
-
-
-def test_throttled_decoding():
-    assert parse_throttled("throttled=0x50005\n") == 0x50005
-    decoded = decode_throttled(0x50005)
-    assert decoded["raw"] == "0x50005"
-    assert decoded["under_voltage"] and decoded["throttled"]
-    assert not decoded["arm_frequency_capped"] and not decoded["soft_temperature_limit"]
-    assert decoded["under_voltage_occurred"] and decoded["throttled_occurred"]
-    assert not decoded["arm_frequency_capped_occurred"] and not decoded["soft_temperature_limit_occurred"]
-    assert not any(v for k, v in decode_throttled(0).items() if k != "raw")
-    assert all(v for k, v in decode_throttled(0xF000F).items() if k != "raw")
-    with pytest.raises(ValueError, match="garbage"):
-        parse_throttled("garbage")
-
-
-def test_read_throttled_caches_a_missing_vcgencmd(monkeypatch):
-    calls = []
-
-    def missing(*args, **kwargs):
-        calls.append(args)
-        raise FileNotFoundError("vcgencmd")
-
-    monkeypatch.setattr(events, "_vcgencmd_available", True)
-    monkeypatch.setattr(events.subprocess, "run", missing)
-    assert events.read_throttled() is None
-    assert events.read_throttled() is None
-    assert len(calls) == 1
-
-
-def test_cpu_temp(tmp_path):
-    zone = tmp_path / "temp"
-    zone.write_text("48312\n")
-    assert events.cpu_temp_c(zone) == 48.3
-    assert events.cpu_temp_c(tmp_path / "absent") is None
 
 
 def test_stop_handlers_set_the_event_and_restore():
