@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -10,6 +11,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED_MODEL = ASSETS / "mini_xception_int8.tflite"
 SAMPLE_CLIP = ASSETS / "sample.mp4"
 SAMPLE_TRUTH = ASSETS / "sample_truth.json"
+MAX_SECONDS = 31_536_000  # bound for durations: a year (threading.Timer overflows on inf)
 
 
 @dataclass(frozen=True)
@@ -44,31 +46,43 @@ class RunConfig:
     duration: float = 0.0  # seconds; 0 = no limit
 
     def __post_init__(self):
-        rules = {
-            "source": bool(self.source.strip()),
-            "num_threads": 1 <= self.num_threads <= 64,
-            "frame_width": 16 <= self.frame_width <= 8192,
-            "frame_height": 16 <= self.frame_height <= 8192,
-            "fps": 1 <= self.fps <= 240,
-            "lores_width": 16 <= self.lores_width <= self.frame_width,
-            "lores_height": 16 <= self.lores_height <= self.frame_height,
-            "detect_width": self.detect_width == 0 or self.detect_width >= 48,
-            "scale_factor": 1.0 < self.scale_factor <= 2.0,
-            "min_neighbors": 0 <= self.min_neighbors <= 50,
-            "min_face": 8 <= self.min_face <= 2000,
-            "detect_every": 1 <= self.detect_every <= 300,
-            "smoothing": 1 <= self.smoothing <= 300,
-            "iou_threshold": 0.0 < self.iou_threshold < 1.0,
-            "max_missed": 0 <= self.max_missed <= 10_000,
-            "log_max_bytes": self.log_max_bytes >= 0,
-            "log_backups": self.log_backups >= 0,
-            "stats_interval": self.stats_interval > 0,
-            "max_frames": self.max_frames >= 0,
-            "duration": self.duration >= 0,
-        }
-        bad = [name for name, ok in rules.items() if not ok]
+        bad = [problem for problem in (self._problem(name, rule) for name, rule in self._rules().items()) if problem]
         if bad:
-            raise ValueError("invalid setting(s): " + ", ".join(f"{name} = {getattr(self, name)!r}" for name in bad))
+            raise ValueError("invalid setting(s): " + "; ".join(bad))
+
+    def _rules(self) -> dict[str, tuple[bool, str]]:
+        """name -> (holds, the valid range in words)."""
+        return {
+            "source": (bool(self.source.strip()), "not empty"),
+            "num_threads": (1 <= self.num_threads <= 64, "from 1 to 64"),
+            "frame_width": (16 <= self.frame_width <= 8192, "from 16 to 8192"),
+            "frame_height": (16 <= self.frame_height <= 8192, "from 16 to 8192"),
+            "fps": (1 <= self.fps <= 240, "from 1 to 240"),
+            "lores_width": (16 <= self.lores_width <= self.frame_width, "from 16 to frame_width"),
+            "lores_height": (16 <= self.lores_height <= self.frame_height, "from 16 to frame_height"),
+            "detect_width": (self.detect_width == 0 or 48 <= self.detect_width <= 8192, "0 (full size) or from 48 to 8192"),
+            "scale_factor": (1.0 < self.scale_factor <= 2.0, "above 1.0 and at most 2.0"),
+            "min_neighbors": (0 <= self.min_neighbors <= 50, "from 0 to 50"),
+            "min_face": (8 <= self.min_face <= 2000, "from 8 to 2000"),
+            "detect_every": (1 <= self.detect_every <= 300, "from 1 to 300"),
+            "smoothing": (1 <= self.smoothing <= 300, "from 1 to 300"),
+            "iou_threshold": (0.0 < self.iou_threshold < 1.0, "between 0 and 1, exclusive"),
+            "max_missed": (0 <= self.max_missed <= 10_000, "from 0 to 10000"),
+            "log_max_bytes": (self.log_max_bytes >= 0, ">= 0 (0 = no rotation)"),
+            "log_backups": (self.log_backups >= 0, ">= 0"),
+            "stats_interval": (0 < self.stats_interval <= MAX_SECONDS, f"above 0 and at most {MAX_SECONDS}"),
+            "max_frames": (self.max_frames >= 0, ">= 0 (0 = no limit)"),
+            "duration": (0 <= self.duration <= MAX_SECONDS, f"from 0 (no limit) to {MAX_SECONDS} (a year)"),
+        }
+
+    def _problem(self, name: str, rule: tuple[bool, str]) -> str:
+        value = getattr(self, name)
+        if isinstance(value, float) and not math.isfinite(value):  # inf/nan pass or fail comparisons oddly
+            holds = False
+        else:
+            holds = rule[0]
+        flag = "--" + name.replace("_", "-")
+        return "" if holds else f"{name} ({flag}) must be {rule[1]}, got {value!r}"
 
     def model_path(self) -> Path:
         return Path(self.model) if self.model else BUNDLED_MODEL

@@ -3,12 +3,55 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.config import RunConfig
+
+
+def check_outputs(config: RunConfig) -> None:
+    """Fail before the first frame when an asked-for output cannot work; ValueError names the flag."""
+    if config.save_video:
+        check_video_path(Path(config.save_video))
+    if config.save_images:
+        folder = Path(config.save_images)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"--save-images {folder}: cannot create the folder ({error.strerror or error})") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"--save-images {folder}: the folder is not writable")
+    if config.display:
+        check_display()
+
+
+def check_video_path(path: Path) -> None:
+    """Open a writer on a scratch file beside the target: proves the folder is writable and the codec known."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--save-video {path}: cannot create its folder ({error.strerror or error})") from None
+    probe = path.with_name(f".{path.stem}.probe{path.suffix}")
+    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    opened = writer.isOpened()
+    writer.release()
+    probe.unlink(missing_ok=True)
+    if not opened:
+        raise ValueError(f"--save-video {path}: cannot write a video there (folder not writable, or not .mp4/.avi)")
+
+
+def check_display() -> None:
+    message = "--display needs OpenCV with GUI support and a desktop session (apt python3-opencv on a Pi with a desktop)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RuntimeError(message + "; DISPLAY is not set")
+    try:
+        cv2.namedWindow("fer-edge", cv2.WINDOW_AUTOSIZE)
+    except cv2.error:
+        raise RuntimeError(message) from None
 
 
 class Outputs:

@@ -16,7 +16,7 @@ from edge.eventlog import EventLog
 from edge.events import StageTimer, StatsWindow, track_event_record, utc_now
 from edge.host import peak_rss_mb
 from edge.model import EmotionModel
-from edge.outputs import Outputs
+from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
 from edge.sources import Frame, ReopeningSource, open_source
 from edge.track import Tracker, TrackEvent
@@ -91,6 +91,16 @@ def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
 def run(config: RunConfig, stop_event: threading.Event | None = None, observer: Callable[[FrameResult], None] | None = None) -> dict:
     """Run until the source ends, a bound is reached or stop_event is set (SIGINT/SIGTERM); returns the summary."""
     stop_event = stop_event or threading.Event()
+    # Handlers first: a SIGTERM while the model loads or the camera opens stops the run cleanly.
+    restore_signals = install_stop_handlers(stop_event) if threading.current_thread() is threading.main_thread() else (lambda: None)
+    try:
+        return _run(config, stop_event, observer)
+    finally:
+        restore_signals()
+
+
+def _run(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None) -> dict:
+    check_outputs(config)  # an unwritable --save-video or a --display without a GUI fails before any track starts
     timer = StageTimer()
     pipeline = build_pipeline(config, timer)
     model = pipeline.model
@@ -111,13 +121,13 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
 
     if source.live:
         source = ReopeningSource(source, on_gap=log_gap, on_lost=log_lost, stop_event=stop_event)
-    source.open()  # a camera that cannot be opened fails here, before anything is logged
+    log = EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
     try:
-        log = EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
-    except ValueError:
-        source.close()
+        source.open()
+    except BaseException as error:  # a camera that fails at start: say so in the event log, not only the journal
+        log.write({"event": "start_failed", "time": utc_now(), "source": source.description, "error": str(error)})
+        log.close()
         raise
-    restore_signals = install_stop_handlers(stop_event) if threading.current_thread() is threading.main_thread() else (lambda: None)
     stats = StatsWindow(config.stats_interval)
     outputs = Outputs(config, model.labels, None)
     counts = {"frames": 0, "faces": 0, "new": 0, "update": 0, "end": 0, "dropped": 0, "full_detections": 0}
@@ -171,6 +181,7 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
                 counts["dropped"] += missed
                 stats.frame_dropped(missed)
             result = pipeline.process(frame)
+            last_frame = frame  # its tracks are started: a failure from here on still ends them
             with timer.stage("log"):
                 for event in result.events:
                     log.write(track_event_record(event, model.labels))
@@ -187,7 +198,6 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
                 if not outputs.show(result, pipeline.tracker.states()):
                     stop_reason = "preview closed"
                     break
-            last_frame = frame
             now = time.monotonic()
             if stats.due(now):
                 log.write(stats.record(now))
@@ -197,17 +207,20 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
     finally:
         if deadline is not None:
             deadline.cancel()
-        restore_signals()
-        end_tracks(last_frame)
-        elapsed = time.monotonic() - started
-        summary = {
-            "event": "stop", "time": utc_now(), "reason": stop_reason, "seconds": round(elapsed, 3), **counts,
-            "fps": round(counts["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-            "stage_ms": {name: round(ms, 3) for name, ms in timer.averages().items()},
-            "peak_rss_mb": peak_rss_mb(),
-        }
-        log.write(summary)
-        log.close()
-        outputs.close()
-        source.close()
+        try:
+            end_tracks(last_frame)
+        finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
+            elapsed = time.monotonic() - started
+            summary = {
+                "event": "stop", "time": utc_now(), "reason": stop_reason, "seconds": round(elapsed, 3), **counts,
+                "fps": round(counts["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
+                "stage_ms": {name: round(ms, 3) for name, ms in timer.averages().items()},
+                "peak_rss_mb": peak_rss_mb(),
+            }
+            try:
+                log.write(summary)
+            finally:
+                log.close()
+                outputs.close()
+                source.close()
     return summary
