@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import pytest
+import small_fs
 from conftest import ROOT
 
 from edge import pipeline
 from edge.config import RunConfig
 from edge.eventlog import EventLog, EventLogError
-from small_fs import fill, tiny_fs  # noqa: F401 (tiny_fs is a fixture)
+
+tiny_fs = small_fs.tiny_fs  # the fixture
 
 
 def parsed_lines(path):
@@ -25,7 +27,7 @@ def parsed_lines(path):
 def test_writes_on_a_full_disk_leave_whole_lines_and_name_the_file(tiny_fs):
     path = tiny_fs / "events.jsonl"
     log = EventLog(path)
-    fill(tiny_fs, leave=4096)  # one page: four records fit, the fifth only in part
+    small_fs.fill(tiny_fs, leave=4096)  # one page: four records fit, the fifth only in part
     written = 0
     with pytest.raises(EventLogError) as error:
         for i in range(10_000):  # records of 1000 bytes: one straddles the last free page
@@ -84,7 +86,7 @@ def test_a_log_that_is_all_torn_tail_is_repaired(tmp_path):
 
 def test_the_pipeline_on_a_full_disk_names_the_file_and_keeps_every_line_whole(tiny_fs):
     log = tiny_fs / "events.jsonl"
-    fill(tiny_fs, leave=6000)  # room for the start record and a few more, not for the whole clip
+    small_fs.fill(tiny_fs, leave=6000)  # room for the start record and a few more, not for the whole clip
     result = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--source", "sample", "--log", str(log), "--stats-interval", "0.05"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
