@@ -125,8 +125,10 @@ def _run(config: RunConfig, stop_event: threading.Event, observer: Callable[[Fra
     try:
         source.open()
     except BaseException as error:  # a camera that fails at start: say so in the event log, not only the journal
-        log.write({"event": "start_failed", "time": utc_now(), "source": source.description, "error": str(error)})
-        log.close()
+        try:
+            log.write({"event": "start_failed", "time": utc_now(), "source": source.description, "error": str(error)})
+        finally:
+            log.close()
         raise
     stats = StatsWindow(config.stats_interval)
     outputs = Outputs(config, model.labels, None)
