@@ -84,6 +84,10 @@ network_conf() { # the drop-in that lets the service reach an MQTT broker (the u
     printf '%s\n' '# installed by install.sh --network (or because edge.toml sets mqtt): MQTT needs IP' \
         '[Service]' 'IPAddressDeny=' 'RestrictAddressFamilies=AF_INET AF_INET6'
 }
+backoff_conf() { # systemd >= 254: restart delays grow 15 s -> 5 min, so a camera plugged in later is found
+    printf '%s\n' '# installed by install.sh where systemd >= 254 knows RestartSteps=' \
+        '[Service]' 'RestartSteps=5' 'RestartMaxDelaySec=300'
+}
 if [ "$PRINT_NETWORK" = 1 ]; then
     network_conf
     exit 0
@@ -199,6 +203,12 @@ if [ "$NETWORK" = 1 ]; then
 else
     say "no network for the service (no mqtt in $CONFIG; --network allows it)"
     run "${SUDO[@]}" rm -f "$DROP_IN"
+fi
+systemd_version=$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
+if [ "$DRY_RUN" = 1 ] || [ "${systemd_version:-0}" -ge 254 ] 2>/dev/null; then
+    if [ "$DRY_RUN" = 1 ]; then echo "# only with systemd >= 254 (older ones keep RestartSec=15 and the start limit):"; fi
+    write_to "$APP_DIR/backoff.conf" backoff_conf
+    run "${SUDO[@]}" install -D -m 644 "$APP_DIR/backoff.conf" "/etc/systemd/system/$UNIT.d/backoff.conf"
 fi
 run "${SUDO[@]}" systemctl daemon-reload
 run "${SUDO[@]}" systemctl enable --now "$UNIT"

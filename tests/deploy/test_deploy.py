@@ -106,6 +106,7 @@ def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
         "systemctl daemon-reload",
         "systemctl enable --now fer-edge.service",
         "rm -f /etc/systemd/system/fer-edge.service.d/network.conf",  # no network unless asked
+        f"install -D -m 644 {app}/backoff.conf /etc/systemd/system/fer-edge.service.d/backoff.conf",  # systemd >= 254
     ):
         assert expected in out, expected
     assert "tensorflow" not in out.lower()
