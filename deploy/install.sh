@@ -84,7 +84,7 @@ network_conf() { # the drop-in that lets the service reach an MQTT broker (the u
     printf '%s\n' '# installed by install.sh --network (or because edge.toml sets mqtt): MQTT needs IP' \
         '[Service]' 'IPAddressDeny=' 'RestrictAddressFamilies=AF_INET AF_INET6'
 }
-backoff_conf() { # systemd >= 254: restart delays grow 15 s -> 5 min, so a camera plugged in later is found
+backoff_conf() { # systemd >= 254: restart delays grow from 15 s towards 5 min, spreading the tries out
     printf '%s\n' '# installed by install.sh where systemd >= 254 knows RestartSteps=' \
         '[Service]' 'RestartSteps=5' 'RestartMaxDelaySec=300'
 }
