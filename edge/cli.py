@@ -124,7 +124,10 @@ def info(model: Path | None = typer.Argument(None, help=".tflite model (default:
         f"labels       {', '.join(loaded.labels)}",
         "contract     " + json.dumps(sidecar["contract"]),
         "accuracy     " + (", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured")
-        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else ""),
+        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else "")
+        + ("" if loaded.sidecar_verified else " (unverified: the sidecar has no digest)"),
+        "sidecar      " + ("digest verified: labels, contract and accuracy are as convert wrote them" if loaded.sidecar_verified
+                           else "no digest (written before digests); labels checked against the runtime's"),
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"

@@ -47,7 +47,7 @@ class RunConfig:
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
     flip_tta: bool = setting(True, "average each face with its mirror image, as the reported accuracy does")
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
-    duration: float = setting(0.0, "stop after this many seconds", low=0.0, high=31_536_000, zero_means="no limit")
+    duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
 
     def __post_init__(self):
         check(self, "run")

@@ -163,6 +163,10 @@ def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTim
     }
 
 
+def start_failed_record(source: str, error: str) -> dict:
+    return {"event": "start_failed", "time": utc_now(), "source": source, "error": error}
+
+
 def source_lost_record(error: str) -> dict:
     return {"event": "source_lost", "time": utc_now(), "error": error}
 

@@ -6,6 +6,8 @@ Nothing here runs unless asked (privacy default): the loop only calls it when `w
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +20,47 @@ from edge.detect import Box
 
 # One face to draw: its box in the analysed grey image, its scores, its track id (video) or None.
 Face = tuple[Box, Sequence[float], int | None]
+
+
+def check_outputs(config: RunConfig) -> None:
+    """Fail before the first frame when an asked-for output cannot work; ValueError names the flag."""
+    if config.save_video:
+        check_video_path(Path(config.save_video))
+    if config.save_images:
+        folder = Path(config.save_images)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"--save-images {folder}: cannot create the folder ({error.strerror or error})") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"--save-images {folder}: the folder is not writable")
+    if config.display:
+        check_display()
+
+
+def check_video_path(path: Path) -> None:
+    """Open a writer on a scratch file beside the target: proves the folder is writable and the codec known."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--save-video {path}: cannot create its folder ({error.strerror or error})") from None
+    probe = path.with_name(f".{path.stem}.probe{path.suffix}")
+    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    opened = writer.isOpened()
+    writer.release()
+    probe.unlink(missing_ok=True)
+    if not opened:
+        raise ValueError(f"--save-video {path}: cannot write a video there (folder not writable, or not .mp4/.avi)")
+
+
+def check_display() -> None:
+    message = "--display needs OpenCV with GUI support and a desktop session (apt python3-opencv on a Pi with a desktop)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RuntimeError(message + "; DISPLAY is not set")
+    try:
+        cv2.namedWindow("fer-edge", cv2.WINDOW_AUTOSIZE)
+    except cv2.error:
+        raise RuntimeError(message) from None
 
 
 class Outputs:

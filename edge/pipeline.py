@@ -30,6 +30,7 @@ from edge.events import (
     image_record,
     source_gap_record,
     source_lost_record,
+    start_failed_record,
     start_record,
     stop_record,
     track_event_record,
@@ -37,7 +38,7 @@ from edge.events import (
 from edge.export import CsvExport
 from edge.host import peak_rss_mb
 from edge.model import EmotionModel
-from edge.outputs import Outputs
+from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
 from edge.sources import Frame, ReopeningSource, Source, open_source
 from edge.stills import StillAnalyzer, is_still, list_stills, read_still
@@ -200,26 +201,25 @@ def dropped_between(previous: Frame | None, frame: Frame, source: Source) -> int
     return max(0, round((frame.timestamp - previous.timestamp) * source.fps) - 1)
 
 
-def open_log(config: RunConfig, on_failure: Callable[[], object]) -> EventLog:
-    try:
-        return EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
-    except ValueError:
-        on_failure()
-        raise
+def open_log(config: RunConfig) -> EventLog:
+    return EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups)
 
 
 def run(config: RunConfig, stop_event: threading.Event | None = None, observer: Callable[[FrameResult], None] | None = None) -> dict:
     """Run until the source ends, a bound is reached or stop_event is set (SIGINT/SIGTERM); returns the
     stop summary. Images and folders run as stills, everything else as video."""
     stop_event = stop_event or threading.Event()
-    if is_still(config.source_spec()):
-        return run_stills(config, stop_event)
-    return run_video(config, stop_event, observer)
+    # Handlers first: a SIGTERM while the model loads or the camera opens stops the run cleanly.
+    with stop_handlers(stop_event):
+        check_outputs(config)  # an unwritable --save-video or a --display without a GUI fails before any track starts
+        if is_still(config.source_spec()):
+            return run_stills(config, stop_event)
+        return run_video(config, stop_event, observer)
 
 
-def open_video(config: RunConfig, stop_event: threading.Event, write: Callable[[dict], None]) -> Source:
-    """The camera or video, opened: a camera that cannot be opened fails here, before anything is
-    logged; one that fails later is reopened with backoff, its outage written as records."""
+def video_source(config: RunConfig, stop_event: threading.Event, write: Callable[[dict], None]) -> Source:
+    """The camera or video (not opened yet); a camera that fails once running is reopened with
+    backoff, its outage written as records."""
     source = open_source(
         config.source_spec(), frame_width=config.frame_width, frame_height=config.frame_height, fps=config.fps,
         lores_width=config.lores_width, lores_height=config.lores_height, want_color=bool(config.display or config.save_video),
@@ -230,8 +230,19 @@ def open_video(config: RunConfig, stop_event: threading.Event, write: Callable[[
             on_lost=lambda error: write(source_lost_record(error)),
             on_gap=lambda *gap: write(source_gap_record(*gap)),
         )
-    source.open()
     return source
+
+
+def open_or_log(source: Source, log: EventLog) -> None:
+    """Open the source; a camera that fails at start says so in the event log too, not only the journal."""
+    try:
+        source.open()
+    except BaseException as error:
+        try:
+            log.write(start_failed_record(source.description, str(error)))
+        finally:
+            log.close()
+        raise
 
 
 def close_all(*closables) -> None:
@@ -244,8 +255,9 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     timer, counters = StageTimer(), Counters()
     pipeline = build_pipeline(config, timer)
     model = pipeline.model
-    source = open_video(config, stop_event, write=lambda record: log.write(record))
-    log = open_log(config, source.close)
+    source = video_source(config, stop_event, write=lambda record: log.write(record))
+    log = open_log(config)
+    open_or_log(source, log)
     csv = CsvExport(config.csv, model.labels) if config.csv else None
     outputs = Outputs(config, model.labels, source.fps, source.scale_to_main)
     feed = FrameFeed(source, config.max_frames, config.duration, stop_event, timer)
@@ -258,41 +270,44 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             log.write(track_event_record(event, model.labels))
         counters.count_events(events)
 
-    with stop_handlers(stop_event):
+    try:
+        log.write(start_record(source.description, model, asdict(config)))
+        for frame in feed:
+            if frame.after_gap and previous is not None:  # faces seen before an outage are gone
+                write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
+                previous = None
+            counters.frames_read += 1
+            counters.dropped += dropped_between(previous, frame, source)
+            result = pipeline.process(frame)
+            previous = frame  # its tracks are started: a failure from here on still ends them
+            faces = [(face.box, face.scores, face.track) for face in result.faces]
+            with timer.stage("log"):
+                write_events(result.events)
+                if csv is not None:
+                    csv.write("", frame.index, frame.timestamp, faces, keep_empty=False)
+            counters.frames += 1
+            counters.faces += len(faces)
+            counters.full_detections += result.full_detection
+            if observer is not None:
+                observer(result)
+            if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
+                feed.stop("preview closed")
+            if stats.due(now := time.monotonic()):
+                log.write(stats.record(now))
+    except BaseException as error:
+        feed.reason = f"error: {type(error).__name__}: {error}"
+        raise
+    finally:
         try:
-            log.write(start_record(source.description, model, asdict(config)))
-            for frame in feed:
-                if frame.after_gap and previous is not None:  # faces seen before an outage are gone
-                    write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
-                    previous = None
-                counters.frames_read += 1
-                counters.dropped += dropped_between(previous, frame, source)
-                result = pipeline.process(frame)
-                faces = [(face.box, face.scores, face.track) for face in result.faces]
-                with timer.stage("log"):
-                    write_events(result.events)
-                    if csv is not None:
-                        csv.write("", frame.index, frame.timestamp, faces, keep_empty=False)
-                counters.frames += 1
-                counters.faces += len(faces)
-                counters.full_detections += result.full_detection
-                if observer is not None:
-                    observer(result)
-                if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
-                    feed.stop("preview closed")
-                previous = frame
-                if stats.due(now := time.monotonic()):
-                    log.write(stats.record(now))
-        except BaseException as error:
-            feed.reason = f"error: {type(error).__name__}: {error}"
-            raise
-        finally:
             if previous is not None:
                 write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
+        finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
             summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
-            log.write(summary)
-            log.close()
-            close_all(outputs, csv, source)
+            try:
+                log.write(summary)
+            finally:
+                log.close()
+                close_all(outputs, csv, source)
     return summary
 
 
@@ -303,42 +318,43 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
     model = load_model(config)
     analyzer = StillAnalyzer(make_detector(config, stills=True), model, timer)
     root, images = list_stills(config.source_spec())
-    log = open_log(config, lambda: None)
+    log = open_log(config)
     csv = CsvExport(config.csv, model.labels) if config.csv else None
     outputs = Outputs(config, model.labels)
     reason, started = "end of images", time.monotonic()
-    with stop_handlers(stop_event):
+    try:
+        kind = "folder" if Path(config.source_spec()).is_dir() else "image"
+        log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config)))
+        for index, path in enumerate(images):
+            if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
+                reason = "signal" if stop_event.is_set() else "max frames"
+                break
+            name = path.relative_to(root).as_posix()
+            with timer.stage("capture"):
+                try:
+                    gray, color = read_still(path, grey_only=not config.save_images)
+                except ValueError as error:
+                    log.write(image_error_record(name, str(error)))
+                    counters.errors += 1
+                    continue
+            faces = analyzer.faces(gray)
+            record = image_record(name, (gray.shape[1], gray.shape[0]), [face_record(f.box, f.scores, model.labels) for f in faces])
+            with timer.stage("log"):
+                log.write(record)
+                if csv is not None:
+                    csv.write(name, index, None, [(f.box, f.scores, None) for f in faces], keep_empty=True)
+            counters.frames += 1
+            counters.faces += len(faces)
+            if config.save_images:
+                outputs.save_still(name, color, [(f.box, f.scores, None) for f in faces], record)
+    except BaseException as error:
+        reason = f"error: {type(error).__name__}: {error}"
+        raise
+    finally:
+        summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True)
         try:
-            kind = "folder" if Path(config.source_spec()).is_dir() else "image"
-            log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config)))
-            for index, path in enumerate(images):
-                if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
-                    reason = "signal" if stop_event.is_set() else "max frames"
-                    break
-                name = path.relative_to(root).as_posix()
-                with timer.stage("capture"):
-                    try:
-                        gray, color = read_still(path, grey_only=not config.save_images)
-                    except ValueError as error:
-                        log.write(image_error_record(name, str(error)))
-                        counters.errors += 1
-                        continue
-                faces = analyzer.faces(gray)
-                record = image_record(name, (gray.shape[1], gray.shape[0]), [face_record(f.box, f.scores, model.labels) for f in faces])
-                with timer.stage("log"):
-                    log.write(record)
-                    if csv is not None:
-                        csv.write(name, index, None, [(f.box, f.scores, None) for f in faces], keep_empty=True)
-                counters.frames += 1
-                counters.faces += len(faces)
-                if config.save_images:
-                    outputs.save_still(name, color, [(f.box, f.scores, None) for f in faces], record)
-        except BaseException as error:
-            reason = f"error: {type(error).__name__}: {error}"
-            raise
-        finally:
-            summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True)
             log.write(summary)
+        finally:
             log.close()
             close_all(csv)
     return summary

@@ -32,11 +32,15 @@ class Setting:
     def bounds_text(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
+
+        def number(value: float) -> str:
+            return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
         if self.low is not None and self.high is not None:
-            parts = [f"between {self.low:g} and {self.high:g}"]
+            parts = [f"between {number(self.low)} and {number(self.high)}"]
         else:
-            lower = f">= {self.low:g}" if self.low is not None else f"> {self.above:g}" if self.above is not None else ""
-            upper = f"<= {self.high:g}" if self.high is not None else f"< {self.below:g}" if self.below is not None else ""
+            lower = f">= {number(self.low)}" if self.low is not None else f"> {number(self.above)}" if self.above is not None else ""
+            upper = f"<= {number(self.high)}" if self.high is not None else f"< {number(self.below)}" if self.below is not None else ""
             parts = [part for part in (lower, upper) if part]
         text = " and ".join(parts)
         if self.zero_means:

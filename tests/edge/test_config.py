@@ -27,6 +27,9 @@ def test_minimal_config_fills_defaults_and_flags_override(tmp_path):
         ("[run]\nnum_threads = true\n", "run.num_threads) must be int"),
         ("[run]\nscale_factor = 0.9\n", "--scale-factor (run.scale_factor) must be > 1 and <= 2, got 0.9"),
         ("[run]\nfps = 0\n", "--fps (run.fps) must be between 1 and 240, got 0"),
+        ("[run]\nduration = inf\n", "--duration (run.duration) must be a finite number, got inf"),
+        ("[run]\nstats_interval = nan\n", "--stats-interval (run.stats_interval) must be a finite number"),
+        ("[run]\nfps = -inf\n", "--fps (run.fps) must be a finite number, got -inf"),
         ("[camera]\nfps = 10\n", "unknown table(s) camera"),
         ("[run\n", "not valid TOML"),
         ("run = 5\n", "run must be a table"),
@@ -94,3 +97,9 @@ def test_a_bad_setting_names_flag_key_and_range(overrides, message):
 def test_zero_means_no_limit_where_the_setting_says_so():
     config = RunConfig(detect_width=0, max_frames=0, duration=0, log_max_bytes=0)
     assert (config.detect_width, config.max_frames, config.duration, config.log_max_bytes) == (0, 0, 0, 0)
+
+
+def test_every_bad_setting_is_reported_at_once():
+    with pytest.raises(ValueError) as error:
+        RunConfig(num_threads=0, fps=float("inf"))
+    assert "--num-threads" in str(error.value) and "--fps" in str(error.value)

@@ -165,3 +165,13 @@ def test_second_sigint_interrupts():
             signal.raise_signal(signal.SIGINT)
     finally:
         restore()
+
+
+def test_a_new_event_log_is_readable_by_its_owner_only(tmp_path):
+    old = os.umask(0o022)  # the usual umask, which left the log world-readable
+    try:
+        with EventLog(tmp_path / "events.jsonl") as log:
+            log.write({"event": "start"})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "events.jsonl").stat().st_mode & 0o777 == 0o600
