@@ -11,32 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import contract
-
-
-def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names=contract.LABELS) -> dict:
-    """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix (rows = truth)."""
-    classes = len(names)
-    confusion = np.zeros((classes, classes), np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    true_positive = np.diag(confusion).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.nan_to_num(true_positive / confusion.sum(axis=0))
-        recall = np.nan_to_num(true_positive / confusion.sum(axis=1))
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
-    return {
-        "accuracy": round(float(true_positive.sum() / max(len(labels), 1)), 4),
-        "macro_f1": round(float(f1.mean()), 4),
-        "per_class": {
-            name: {
-                "precision": round(float(precision[i]), 4),
-                "recall": round(float(recall[i]), 4),
-                "f1": round(float(f1[i]), 4),
-                "support": int(confusion[i].sum()),
-            }
-            for i, name in enumerate(names)
-        },
-        "confusion_matrix": confusion.tolist(),
-    }
+from edge.metrics import classification_metrics  # noqa: F401  (convert reports with the runtime's metrics)
 
 
 def predict_in_batches(classify: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch_size: int = 128) -> np.ndarray:

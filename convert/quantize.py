@@ -10,11 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from edge import contract
-from edge.model import Quantization, file_sha256, load_interpreter_api, sidecar_path
+from edge.model import Quantization, file_sha256, load_interpreter_api, sidecar_digest, sidecar_path
 
 # Ops that mean a graph is not integer-only end to end.
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
-INTEGER_DTYPES = {np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_}
 
 
 class QuantizationError(RuntimeError):
@@ -121,7 +120,7 @@ def write_sidecar(model_path: str | Path, parameters: int, source_model: str, ex
         **(extra or {}),
     }
     path = sidecar_path(model_path)
-    path.write_text(json.dumps(sidecar, indent=2) + "\n")
+    path.write_text(json.dumps({**sidecar, "digest": sidecar_digest(sidecar)}, indent=2) + "\n")
     return path
 
 
@@ -129,4 +128,5 @@ def update_sidecar(model_path: str | Path, **fields) -> None:
     path = sidecar_path(model_path)
     sidecar = json.loads(path.read_text())
     sidecar.update(fields)
+    sidecar["digest"] = sidecar_digest(sidecar)  # re-bound: the accuracy added here is covered too
     path.write_text(json.dumps(sidecar, indent=2) + "\n")

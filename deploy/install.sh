@@ -4,7 +4,8 @@
 # for apt and systemd. The runtime needs numpy, OpenCV and a TFLite interpreter (ai-edge-litert,
 # or tflite-runtime where LiteRT has no wheel), nothing heavier.
 #
-#   bash ~/fer-edge-bundle/install.sh [--no-systemd] [--dir DIR] [--user USER] [--mqtt URL] [--device-id NAME]
+#   bash ~/fer-edge-bundle/install.sh [--no-systemd] [--dir DIR] [--user USER] [--network] [--allow-root]
+#       [--mqtt URL] [--device-id NAME]
 #   FER_MQTT_USERNAME=... FER_MQTT_PASSWORD=... bash install.sh --mqtt mqtts://broker:8883   # a broker login
 #   bash install.sh --print-unit [--dir DIR] [--user USER]   # print the rendered systemd unit
 #   DRY_RUN=1 bash install.sh                                 # print each command, run none
@@ -12,16 +13,20 @@ set -euo pipefail
 
 usage() {
     cat <<EOF
-usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--mqtt URL] [--device-id NAME] [--print-unit]
+usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--network] [--allow-root] [--print-unit]
   --no-systemd   install the app but no systemd service (containers, emulated runs)
   --dir DIR      where the app goes (default: \$HOME/fer-edge)
   --user USER    the user the service runs as (default: you)
-  --mqtt URL     send events to this MQTT broker (mqtt://host[:port] or mqtts://host[:port])
+  --network      let the service use the network (for MQTT; on by itself when edge.toml sets mqtt)
+  --allow-root   install a service that runs as root (refused otherwise: use --user pi)
+  --mqtt URL     send events to this MQTT broker (mqtt://host[:port] or mqtts://host[:port]); sets mqtt
+                 in a new edge.toml and lets the service use the network
   --device-id N  this Pi's name in event ids and MQTT topics (default: its host name)
   --print-unit   print the rendered systemd unit and exit
+  --print-network-conf   print the drop-in that --network installs and exit
   DRY_RUN=1      print each command instead of running it
-  FER_MQTT_USERNAME, FER_MQTT_PASSWORD   a broker login: written to DIR/mqtt.env (mode 600), never
-                 to edge.toml or the bundle
+  FER_MQTT_USERNAME, FER_MQTT_PASSWORD   a broker login: written to DIR/mqtt.env (mode 600) for the
+                 service, never to edge.toml or the bundle
 EOF
 }
 
@@ -30,6 +35,9 @@ APP_DIR="$HOME/fer-edge"
 SERVICE_USER=$(id -un)
 SYSTEMD=1
 PRINT_UNIT=0
+PRINT_NETWORK=0
+NETWORK=0
+ALLOW_ROOT=0
 MQTT_URL=
 DEVICE_ID=
 DRY_RUN=${DRY_RUN:-0}
@@ -39,7 +47,10 @@ while [ $# -gt 0 ]; do
         --dir) APP_DIR=${2:?--dir needs a folder}; shift ;;
         --user) SERVICE_USER=${2:?--user needs a name}; shift ;;
         --print-unit) PRINT_UNIT=1 ;;
-        --mqtt) MQTT_URL=${2:?--mqtt needs a broker URL}; shift ;;
+        --print-network-conf) PRINT_NETWORK=1 ;;
+        --network) NETWORK=1 ;;
+        --allow-root) ALLOW_ROOT=1 ;;
+        --mqtt) MQTT_URL=${2:?--mqtt needs a broker URL}; NETWORK=1; shift ;;
         --device-id) DEVICE_ID=${2:?--device-id needs a name}; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -88,6 +99,32 @@ if [ "$PRINT_UNIT" = 1 ]; then
     exit 0
 fi
 
+network_conf() { # the drop-in that lets the service reach an MQTT broker (the unit denies all IP)
+    printf '%s\n' '# installed by install.sh --network (or because edge.toml sets mqtt): MQTT needs IP' \
+        '[Service]' 'IPAddressDeny=' 'RestrictAddressFamilies=AF_INET AF_INET6'
+}
+backoff_conf() { # systemd >= 254: restart delays grow from 15 s towards 5 min, spreading the tries out
+    printf '%s\n' '# installed by install.sh where systemd >= 254 knows RestartSteps=' \
+        '[Service]' 'RestartSteps=5' 'RestartMaxDelaySec=300'
+}
+if [ "$PRINT_NETWORK" = 1 ]; then
+    network_conf
+    exit 0
+fi
+
+if [ "$SYSTEMD" = 1 ]; then
+    if ! service_uid=$(id -u "$SERVICE_USER" 2>/dev/null) && [ "$DRY_RUN" != 1 ]; then
+        echo "install.sh: no user $SERVICE_USER on this machine (give --user NAME)" >&2
+        exit 2
+    fi
+    if [ "${service_uid:-}" = 0 ] && [ "$ALLOW_ROOT" != 1 ]; then
+        echo "install.sh: refusing to install a service that runs as root (you ran this as root and gave no" \
+            "--user). Give --user NAME (e.g. --user pi, who owns the camera through the video group), or" \
+            "--allow-root if you really mean it." >&2
+        exit 2
+    fi
+fi
+
 say "system packages (apt)"
 run "${SUDO[@]}" apt-get update
 run "${SUDO[@]}" apt-get install -y python3-venv python3-opencv python3-numpy
@@ -121,7 +158,7 @@ write_to "$APP_DIR/constraints.txt" "$VENV/bin/python" -c 'import numpy; print("
 # --no-deps: numpy and OpenCV come from apt, not from PyPI's opencv-python-headless.
 run "${PIP[@]}" --no-deps --force-reinstall "$WHEEL"
 run "${PIP[@]}" -c "$APP_DIR/constraints.txt" typer
-if [ -n "$MQTT_URL" ]; then
+if [ -n "$MQTT_URL" ] || { [ -f "$APP_DIR/edge.toml" ] && grep -Eq '^[[:space:]]*mqtt[[:space:]]*=[[:space:]]*"[^"]+"' "$APP_DIR/edge.toml"; }; then
     run "${PIP[@]}" -c "$APP_DIR/constraints.txt" "paho-mqtt>=2.0,<3"
 fi
 if [ "$DRY_RUN" = 1 ]; then
@@ -152,10 +189,10 @@ else
     say "no $MODEL in the bundle: the configuration keeps the model bundled with fer-edge"
 fi
 if [ -n "$MQTT_URL" ]; then
-    config_sed+=(-e "s|^# mqtt = .*|mqtt = \"$MQTT_URL\"|")
+    config_sed+=(-e "s|^mqtt = \"\"|mqtt = \"$MQTT_URL\"|")
 fi
 if [ -n "$DEVICE_ID" ]; then
-    config_sed+=(-e "s|^# device_id = .*|device_id = \"$DEVICE_ID\"|")
+    config_sed+=(-e "s|^device_id = \"\"|device_id = \"$DEVICE_ID\"|")
 fi
 if [ -n "${FER_MQTT_USERNAME:-}" ]; then
     # The login goes to a file only the service user can read; the unit loads it as environment.
@@ -195,6 +232,24 @@ was_active=0
 if [ "$DRY_RUN" != 1 ] && systemctl is-active --quiet "$UNIT"; then was_active=1; fi
 write_to "$APP_DIR/$UNIT" "${unit_sed[@]}"
 run "${SUDO[@]}" install -m 644 "$APP_DIR/$UNIT" "/etc/systemd/system/$UNIT"
+DROP_IN="/etc/systemd/system/$UNIT.d/network.conf"
+if [ "$NETWORK" = 0 ] && [ -f "$CONFIG" ] && grep -Eq '^[[:space:]]*mqtt[[:space:]]*=[[:space:]]*"[^"]+"' "$CONFIG"; then
+    NETWORK=1
+    say "$CONFIG sets mqtt: the service may use the network"
+fi
+if [ "$NETWORK" = 1 ]; then
+    write_to "$APP_DIR/network.conf" network_conf
+    run "${SUDO[@]}" install -D -m 644 "$APP_DIR/network.conf" "$DROP_IN"
+else
+    say "no network for the service (no mqtt in $CONFIG; --network allows it)"
+    run "${SUDO[@]}" rm -f "$DROP_IN"
+fi
+systemd_version=$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
+if [ "$DRY_RUN" = 1 ] || [ "${systemd_version:-0}" -ge 254 ] 2>/dev/null; then
+    if [ "$DRY_RUN" = 1 ]; then echo "# only with systemd >= 254 (older ones keep RestartSec=15 and the start limit):"; fi
+    write_to "$APP_DIR/backoff.conf" backoff_conf
+    run "${SUDO[@]}" install -D -m 644 "$APP_DIR/backoff.conf" "/etc/systemd/system/$UNIT.d/backoff.conf"
+fi
 run "${SUDO[@]}" systemctl daemon-reload
 run "${SUDO[@]}" systemctl enable --now "$UNIT"
 if [ "$was_active" = 1 ]; then

@@ -323,16 +323,3 @@ def draw_faces(
             center, radius = emoji_place((image.shape[1], image.shape[0]), face.box)
             draw_emoji(image, face.label, center, radius)
     return image
-
-
-def draw_status(image: np.ndarray, text: str) -> np.ndarray:
-    """A small status line (FPS, say) at the bottom-left, on a dark strip; grey input gets a BGR copy."""
-    image = to_bgr(image)
-    scale = font_scale(image) * 0.8
-    thick = thickness_for(scale)
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
-    pad = 4
-    y = image.shape[0] - th - base - 2 * pad
-    blend_rect(image, (0, y, tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), PANEL_ALPHA)
-    cv2.putText(image, text, (pad, y + pad + th), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return image

@@ -17,7 +17,7 @@ from typing import TextIO
 import numpy as np
 
 from edge.config import SAMPLE_TRUTH, RunConfig
-from edge.detect import Box
+from edge.detect import Box, match_boxes
 from edge.host import board_name, peak_rss_mb, read_throttled
 from edge.model import EmotionModel
 from edge.pipeline import FrameResult, run
@@ -31,6 +31,9 @@ PIPELINE_GRID: dict[str, dict] = {
     "half-res Haar 1.1, full every 5 + windows (default)": dict(detect_width=320, scale_factor=1.1, detect_every=5),
     "half-res Haar 1.1, full every 10 + windows": dict(detect_width=320, scale_factor=1.1, detect_every=10),
 }
+
+
+RECALL_IOU = 0.5  # a found box counts when it overlaps a true one this much
 
 
 def latency_stats(microseconds: np.ndarray) -> dict:
@@ -80,20 +83,6 @@ def bench_models(paths: list[Path], thread_counts: list[int], count: int, warmup
     return rows
 
 
-def match_boxes(predicted: list[Box], truth: list[Box], threshold: float = 0.5) -> int:
-    """Greedy one-to-one matches with IoU >= threshold; returns how many truth boxes were found."""
-    pairs = sorted(((p.iou(t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)), reverse=True)
-    used_p, used_t, matched = set(), set(), 0
-    for iou, i, j in pairs:
-        if iou < threshold:
-            break
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-            matched += 1
-    return matched
-
-
 def load_truth(path: Path) -> dict[int, list[Box]]:
     document = json.loads(Path(path).read_text())
     return {entry["frame"]: [Box(*map(int, b)) for b in entry["boxes"]] for entry in document["frames"]}
@@ -110,7 +99,7 @@ def bench_pipeline(config: RunConfig, truth: dict[int, list[Box]] | None, repeat
             if truth is not None:
                 expected = truth.get(result.frame.index, [])
                 truth_total += len(expected)
-                found += match_boxes(result.boxes, expected)
+                found += len(match_boxes(result.boxes, expected, RECALL_IOU))
 
         with tempfile.TemporaryDirectory() as folder:
             summary = run(replace(config, log=str(Path(folder) / "events.jsonl"), stats_interval=3600.0), observer=observe)

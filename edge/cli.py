@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import typer
+
+from edge.config import RunConfig, build_config
+from edge.settings import cli_options
 
 app = typer.Typer(help="Facial-expression recognition on the edge.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Benchmarks like TFLite's benchmark_model.", no_args_is_help=True)
@@ -20,58 +22,22 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
+@cli_options(RunConfig)
 def run(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (settings under its run table); flags override it"),
-    source: str | None = typer.Option(None, help="picamera2 | usb:N | video file | image | folder | sample"),
     camera_id: int | None = typer.Option(None, help="USB camera index; same as --source usb:N"),
-    model: str | None = typer.Option(None, help=".tflite model with its sidecar JSON (default: the bundled int8 model)"),
-    num_threads: int | None = typer.Option(None, help="interpreter threads"),
-    frame_width: int | None = typer.Option(None),
-    frame_height: int | None = typer.Option(None),
-    fps: float | None = typer.Option(None, help="camera frame rate"),
-    lores_width: int | None = typer.Option(None, help="picamera2 analysis stream width"),
-    lores_height: int | None = typer.Option(None, help="picamera2 analysis stream height"),
-    cascade: str | None = typer.Option(None, help="Haar cascade XML (default: found in cv2.data, /usr/share/opencv4, the package)"),
-    detect_width: int | None = typer.Option(None, help="width full-frame detection runs at; 0 = full size"),
-    scale_factor: float | None = typer.Option(None, help="Haar scale factor"),
-    min_neighbors: int | None = typer.Option(None, help="Haar min neighbours"),
-    min_face: int | None = typer.Option(None, help="smallest face side, frame pixels"),
-    detect_every: int | None = typer.Option(None, help="full-frame detection every N frames, tracked windows between"),
-    smoothing: int | None = typer.Option(None, help="frames each face's scores are averaged over"),
-    iou_threshold: float | None = typer.Option(None, help="box overlap that continues a face's track"),
-    max_missed: int | None = typer.Option(None, help="frames a face may go unseen before its track ends"),
-    log: str | None = typer.Option(None, help="JSON Lines event log path, or - for stdout"),
-    log_max_bytes: int | None = typer.Option(None, help="rotate the log at this size"),
-    log_backups: int | None = typer.Option(None, help="rotated logs to keep"),
-    stats_interval: float | None = typer.Option(None, help="seconds between stats records"),
-    display: bool | None = typer.Option(None, "--display", help="show a preview window"),
-    save_video: str | None = typer.Option(None, help="write the annotated video here"),
-    save_images: str | None = typer.Option(None, help="write annotated images and their JSON here (image sources)"),
-    emoji: bool | None = typer.Option(None, "--emoji", help="draw each face's emotion as an emoji"),
-    flip_tta: bool | None = typer.Option(None, "--flip-tta/--no-flip-tta", help="average each face with its mirror"),
-    max_frames: int | None = typer.Option(None, help="stop after N frames"),
-    duration: float | None = typer.Option(None, help="stop after N seconds"),
-    device_id: str | None = typer.Option(None, help="this device's name in event ids and MQTT topics (default: host name)"),
-    mqtt: str | None = typer.Option(None, help="send events to this broker: mqtt://host[:port] or mqtts://host[:port]"),
-    mqtt_prefix: str | None = typer.Option(None, help="MQTT topic prefix (default fer-edge)"),
-    mqtt_ca_file: str | None = typer.Option(None, help="CA certificate for mqtts://"),
-    mqtt_credentials_file: str | None = typer.Option(None, help="file of FER_MQTT_USERNAME=/FER_MQTT_PASSWORD= lines (else those env vars)"),
-    mqtt_discovery: bool | None = typer.Option(None, "--mqtt-discovery/--no-mqtt-discovery", help="Home Assistant MQTT discovery"),
-    mqtt_discovery_prefix: str | None = typer.Option(None, help="Home Assistant's discovery prefix (default homeassistant)"),
     summary: bool = typer.Option(False, "--summary", help="print a readable summary to stderr at the end"),
+    settings: dict | None = None,
 ) -> None:
     """Detect faces and classify their expressions, headless, logging JSON Lines events."""
-    from edge.config import RunConfig, load_config
     from edge.pipeline import run as run_pipeline
 
     if camera_id is not None:
-        if source is not None:
+        if "source" in settings:
             fail("give either --source or --camera-id, not both")
-        source = f"usb:{camera_id}"
-    given = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)} and v is not None}
+        settings["source"] = f"usb:{camera_id}"
     try:
-        settings = load_config(config, given) if config else RunConfig(**given)
-        result = run_pipeline(settings)
+        result = run_pipeline(build_config(config, settings))
     except (ValueError, RuntimeError, OSError, ImportError) as error:
         fail(str(error))
     if summary:
@@ -79,12 +45,62 @@ def run(
 
 
 def format_summary(result: dict) -> str:
+    if "images" in result:
+        return (
+            f"{result['images']} images in {result['seconds']:.2f} s, {result['faces']} faces, {result['errors']} unreadable; "
+            f"stopped: {result['reason']}\npeak memory {result['peak_rss_mb']} MB"
+        )
     stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
     return (
         f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
         f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
         f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
     )
+
+
+# The settings that choose and run the model and the face detector: shared by run, eval and bench.
+MODEL_AND_DETECTOR = ("model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade")
+
+
+@app.command("eval")
+@cli_options(RunConfig, only=MODEL_AND_DETECTOR)
+def eval_folder(
+    folder: Path = typer.Argument(..., help="one sub-folder per emotion (angry or anger, happy or happiness, ...)"),
+    crops: bool = typer.Option(False, "--crops", help="every image is an already-cropped face (e.g. FER2013's test folders): no detection"),
+    pattern: str = typer.Option("*", help="only image files whose name matches, e.g. 'PrivateTest_*'"),
+    out_dir: Path = typer.Option(Path("out/eval"), help="where eval_report.json and confusion.png go"),
+    config: Path | None = typer.Option(None, "--config", help="TOML config file; its model and detector settings are used"),
+    settings: dict | None = None,
+) -> None:
+    """Accuracy on a labelled folder of your own faces: per class, confusion matrix, misclassified images."""
+    from rich.progress import track
+
+    from edge.evaluate import evaluate, format_report, labelled_images, write_report
+    from edge.pipeline import load_model, make_detector
+    from edge.stills import StillAnalyzer
+
+    try:
+        run_config = build_config(config, settings)
+        model = load_model(run_config)
+        analyzer = StillAnalyzer(make_detector(run_config, stills=True), model)
+        folder_images = labelled_images(folder, pattern)
+        report = evaluate(folder_images, analyzer, crops, progress=lambda items: track(items, description="evaluating", transient=True))
+        written = write_report(report, out_dir, model.labels)
+    except (ValueError, OSError, ImportError) as error:
+        fail(str(error))
+    typer.echo(format_report(report))
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def settings(
+    toml: bool = typer.Option(False, "--toml", help="print the Raspberry Pi's edge.toml instead"),
+) -> None:
+    """Every runtime setting: flag, config key, default, valid range, meaning (Markdown)."""
+    from edge.config import pi_toml, settings_markdown
+
+    typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
 
 
 @app.command()
@@ -108,7 +124,10 @@ def info(model: Path | None = typer.Argument(None, help=".tflite model (default:
         f"labels       {', '.join(loaded.labels)}",
         "contract     " + json.dumps(sidecar["contract"]),
         "accuracy     " + (", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured")
-        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else ""),
+        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else "")
+        + ("" if loaded.sidecar_verified else " (unverified: the sidecar has no digest)"),
+        "sidecar      " + ("digest verified: labels, contract and accuracy are as convert wrote them" if loaded.sidecar_verified
+                           else "no digest (written before digests); labels checked against the runtime's"),
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"
@@ -201,30 +220,26 @@ def bench_pipeline(
         typer.echo(f"wrote {path}")
 
 
+# What `forward` needs of the runtime's settings: the log it sends and where to.
+FORWARD = ("log", "device_id", "mqtt", "mqtt_prefix", "mqtt_ca_file", "mqtt_credentials_file", "mqtt_discovery", "mqtt_discovery_prefix")
+
+
 @app.command()
+@cli_options(RunConfig, only=FORWARD)
 def forward(
     config: Path | None = typer.Option(None, "--config", help="TOML config file: its log and mqtt settings; flags override it"),
-    log: str | None = typer.Option(None, help="the JSON Lines event log to send"),
-    device_id: str | None = typer.Option(None, help="device name in MQTT topics (default: host name)"),
-    mqtt: str | None = typer.Option(None, help="broker: mqtt://host[:port] or mqtts://host[:port]"),
-    mqtt_prefix: str | None = typer.Option(None, help="topic prefix (default fer-edge)"),
-    mqtt_ca_file: str | None = typer.Option(None, help="CA certificate for mqtts://"),
-    mqtt_credentials_file: str | None = typer.Option(None, help="file of FER_MQTT_USERNAME=/FER_MQTT_PASSWORD= lines"),
-    mqtt_discovery: bool | None = typer.Option(None, "--mqtt-discovery/--no-mqtt-discovery", help="Home Assistant discovery"),
-    mqtt_discovery_prefix: str | None = typer.Option(None, help="Home Assistant's discovery prefix"),
+    settings: dict | None = None,
 ) -> None:
     """Send an event log to an MQTT broker and keep following it (what `run --mqtt` does in a thread);
     for a runtime started without --mqtt, or to drain a backlog. Stops on Ctrl-C or SIGTERM."""
-    from edge.config import RunConfig, load_config
     from edge.mqtt import forwarder_from_config, package_version
     from edge.signals import install_stop_handlers
 
-    given = {k: v for k, v in locals().items() if k in {f.name for f in fields(RunConfig)} and v is not None}
     try:
-        settings = load_config(config, given) if config else RunConfig(**given)
-        if not settings.mqtt:
+        chosen = build_config(config, settings)
+        if not chosen.mqtt:
             fail("give --mqtt URL (or mqtt in the config file)")
-        forwarder = forwarder_from_config(settings, package_version())
+        forwarder = forwarder_from_config(chosen, package_version())
         forwarder.open()
     except (ValueError, OSError, ImportError) as error:
         fail(str(error))

@@ -6,6 +6,8 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from edge.settings import check, flag, setting
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED_MODEL = ASSETS / "mini_xception_int8.tflite"
 SAMPLE_CLIP = ASSETS / "sample.mp4"
@@ -14,70 +16,58 @@ SAMPLE_TRUTH = ASSETS / "sample_truth.json"
 
 @dataclass(frozen=True)
 class RunConfig:
-    source: str = "sample"  # picamera2 | usb:N | video | image | folder | sample (the bundled clip)
-    model: str = ""  # empty: the bundled int8 model
-    num_threads: int = 1
-    frame_width: int = 640
-    frame_height: int = 480
-    fps: float = 30.0
-    lores_width: int = 320  # picamera2's low-resolution analysis stream
-    lores_height: int = 240
-    detect_width: int = 320  # full detections run on the frame scaled to this width; 0 = full size
-    scale_factor: float = 1.1
-    min_neighbors: int = 5
-    min_face: int = 30  # smallest face side, in pixels of the analysed grey image (picamera2: lores)
-    cascade: str = ""  # Haar cascade XML; empty = found in cv2.data, /usr/share/opencv4 or the package
-    detect_every: int = 5  # full-frame detection every N frames; in between, only around tracked faces
-    smoothing: int = 5  # frames each track's scores are averaged over
-    iou_threshold: float = 0.3
-    max_missed: int = 10  # frames a track may go unseen before it ends
-    log: str = "-"  # JSON Lines events: a file path, or - for stdout
-    log_max_bytes: int = 10_000_000
-    log_backups: int = 5
-    stats_interval: float = 10.0
-    display: bool = False
-    save_video: str = ""  # annotated video path; empty = none
-    save_images: str = ""  # folder for annotated images (image/folder sources); empty = none
-    emoji: bool = False
-    flip_tta: bool = True  # average each face with its mirror, as the reported accuracy does
-    max_frames: int = 0  # 0 = no limit
-    duration: float = 0.0  # seconds; 0 = no limit
-    # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). Credentials never live here: they come from
+    """Every runtime setting, once: `python -m edge run --FLAG`, the [run] table of edge.toml, and
+    docs/configuration.md are all made from these fields."""
+
+    source: str = setting("sample", "where frames come from: picamera2, usb:N, a video file, an image, a folder of images, or sample (the bundled clip)")
+    model: str = setting("", ".tflite model with its sidecar JSON; \"\" = the bundled int8 model")
+    num_threads: int = setting(1, "TFLite interpreter threads", low=1, high=64)
+    frame_width: int = setting(640, "camera frame width, pixels", low=16, high=8192)
+    frame_height: int = setting(480, "camera frame height, pixels", low=16, high=8192)
+    fps: float = setting(30.0, "camera frame rate (files play at their own)", low=1, high=240)
+    lores_width: int = setting(320, "picamera2's low-resolution analysis stream width (<= frame width)", low=16, high=8192)
+    lores_height: int = setting(240, "picamera2's analysis stream height (<= frame height)", low=16, high=8192)
+    detect_width: int = setting(320, "video: full-frame detection runs on the frame shrunk to this width", low=48, high=8192, zero_means="full size")
+    scale_factor: float = setting(1.1, "Haar: step between detection scales (bigger is faster, may miss faces)", above=1.0, high=2.0)
+    min_neighbors: int = setting(5, "Haar: overlapping hits a face needs (bigger means fewer false faces)", low=0, high=50)
+    min_face: int = setting(30, "smallest face side, in pixels of the analysed grey image (picamera2: lores)", low=8, high=2000)
+    cascade: str = setting("", 'Haar cascade XML; "" = found in cv2.data, /usr/share/opencv4 or the package')
+    detect_every: int = setting(5, "video: full-frame detection every N frames; in between only around tracked faces", low=1, high=300)
+    smoothing: int = setting(5, "video: frames each face's scores are averaged over", low=1, high=300)
+    iou_threshold: float = setting(0.3, "video: box overlap that continues a face's track", above=0.0, below=1.0)
+    max_missed: int = setting(10, "video: frames a face may go unseen before its track ends", low=0, high=10_000)
+    log: str = setting("-", "JSON Lines event log: a file path, or - for stdout")
+    log_max_bytes: int = setting(10_000_000, "rotate the log when it reaches this many bytes", low=1000, zero_means="never rotate")
+    log_backups: int = setting(5, "rotated logs to keep", low=0, high=1000)
+    stats_interval: float = setting(10.0, "seconds between stats records", above=0.0, high=86_400)
+    display: bool = setting(False, "show an annotated preview window (needs a desktop session)")
+    save_video: str = setting("", 'write the annotated video to this file; "" = none')
+    save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none')
+    csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
+    emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
+    flip_tta: bool = setting(True, "average each face with its mirror image, as the reported accuracy does")
+    max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
+    duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
+    # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). A broker login never lives here: it comes from
     # FER_MQTT_USERNAME / FER_MQTT_PASSWORD or the file mqtt_credentials_file names.
-    device_id: str = ""  # names this device in every event's id and in MQTT topics; empty = the host name
-    mqtt: str = ""  # broker URL mqtt://host[:1883] or mqtts://host[:8883]; empty = no MQTT
-    mqtt_prefix: str = "fer-edge"  # topics: PREFIX/DEVICE/track, /image, /stats, /run, /state, /availability
-    mqtt_ca_file: str = ""  # CA certificate for mqtts://; empty = the system's
-    mqtt_credentials_file: str = ""  # FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600)
-    mqtt_discovery: bool = True  # Home Assistant MQTT discovery
-    mqtt_discovery_prefix: str = "homeassistant"
+    device_id: str = setting("", 'this device\'s name in every event\'s id and in MQTT topics; "" = the host name')
+    mqtt: str = setting("", 'send events to this MQTT broker: mqtt://host[:1883] or mqtts://host[:8883] (TLS); "" = none')
+    mqtt_prefix: str = setting("fer-edge", "MQTT topics: PREFIX/DEVICE/track, /image, /stats, /run, /state, /availability")
+    mqtt_ca_file: str = setting("", 'CA certificate for an mqtts:// broker; "" = the system\'s')
+    mqtt_credentials_file: str = setting("", 'file of FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600); "" = those environment variables')
+    mqtt_discovery: bool = setting(True, "publish Home Assistant MQTT discovery configs")
+    mqtt_discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
 
     def __post_init__(self):
-        rules = {
-            "source": bool(self.source.strip()),
-            "num_threads": 1 <= self.num_threads <= 64,
-            "frame_width": 16 <= self.frame_width <= 8192,
-            "frame_height": 16 <= self.frame_height <= 8192,
-            "fps": 1 <= self.fps <= 240,
-            "lores_width": 16 <= self.lores_width <= self.frame_width,
-            "lores_height": 16 <= self.lores_height <= self.frame_height,
-            "detect_width": self.detect_width == 0 or self.detect_width >= 48,
-            "scale_factor": 1.0 < self.scale_factor <= 2.0,
-            "min_neighbors": 0 <= self.min_neighbors <= 50,
-            "min_face": 8 <= self.min_face <= 2000,
-            "detect_every": 1 <= self.detect_every <= 300,
-            "smoothing": 1 <= self.smoothing <= 300,
-            "iou_threshold": 0.0 < self.iou_threshold < 1.0,
-            "max_missed": 0 <= self.max_missed <= 10_000,
-            "log_max_bytes": self.log_max_bytes >= 0,
-            "log_backups": self.log_backups >= 0,
-            "stats_interval": self.stats_interval > 0,
-            "max_frames": self.max_frames >= 0,
-            "duration": self.duration >= 0,
-        }
-        bad = [name for name, ok in rules.items() if not ok]
-        if bad:
-            raise ValueError("invalid setting(s): " + ", ".join(f"{name} = {getattr(self, name)!r}" for name in bad))
+        check(self, "run")
+        # Rules between fields, in one place.
+        if not self.source.strip():
+            raise ValueError("--source (run.source) must not be empty")
+        if self.lores_width > self.frame_width or self.lores_height > self.frame_height:
+            raise ValueError(
+                f"--lores-width/--lores-height (run.lores_*) {self.lores_width}x{self.lores_height} must fit in "
+                f"--frame-width/--frame-height {self.frame_width}x{self.frame_height}"
+            )
         self._check_fleet()
 
     def _check_fleet(self) -> None:
@@ -85,13 +75,13 @@ class RunConfig:
         from edge.mqtt import parse_broker_url
 
         if self.device_id:
-            check_topic_word(self.device_id, "device_id")
-        check_topic_prefix(self.mqtt_prefix, "mqtt_prefix")
-        check_topic_prefix(self.mqtt_discovery_prefix, "mqtt_discovery_prefix")
+            check_topic_word(self.device_id, "--device-id (run.device_id)")
+        check_topic_prefix(self.mqtt_prefix, "--mqtt-prefix (run.mqtt_prefix)")
+        check_topic_prefix(self.mqtt_discovery_prefix, "--mqtt-discovery-prefix (run.mqtt_discovery_prefix)")
         if self.mqtt:
             parse_broker_url(self.mqtt)
             if self.log.strip() in ("", "-"):
-                raise ValueError("mqtt needs log to be a file (the log is the queue events wait in): give --log PATH")
+                raise ValueError("--mqtt needs --log (run.log) to be a file: the log is the queue events wait in")
 
     def model_path(self) -> Path:
         return Path(self.model) if self.model else BUNDLED_MODEL
@@ -100,7 +90,14 @@ class RunConfig:
         return str(SAMPLE_CLIP) if self.source == "sample" else self.source
 
 
-FIELD_TYPES = {f.name: f.type for f in fields(RunConfig)}
+def check_setting(name: str, value) -> None:
+    """One run setting's bounds, for a component built without a RunConfig (the same rule as the config)."""
+    meta = RunConfig.__dataclass_fields__[name].metadata["setting"]
+    if not meta.accepts(value):
+        raise ValueError(f"{flag(name)} (run.{name}) must be {meta.bounds_text()}, got {value!r}")
+
+
+FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
@@ -120,14 +117,44 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
     settings = document.get("run", {})
     if not isinstance(settings, dict):
         raise ValueError(f"{path}: run must be a table ([run]), got {settings!r}")
-    for key, value in settings.items():
-        if key not in FIELD_TYPES:
-            raise ValueError(f"{path}: unknown key run.{key}; known keys: {', '.join(FIELD_TYPES)}")
-        expected = {"str": str, "int": int, "float": (int, float), "bool": bool}[FIELD_TYPES[key]]
-        if isinstance(value, bool) and FIELD_TYPES[key] != "bool" or not isinstance(value, expected):
-            raise ValueError(f"{path}: run.{key} must be {FIELD_TYPES[key]}, got {value!r}")
+    unknown = [key for key in settings if key not in FIELD_NAMES]
+    if unknown:
+        raise ValueError(f"{path}: unknown key run.{unknown[0]}; known keys: {', '.join(FIELD_NAMES)}")
     try:
         config = RunConfig(**settings)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     return replace(config, **(overrides or {}))
+
+
+def build_config(config_file: str | Path | None, given: dict) -> RunConfig:
+    """Defaults, then the config file, then the flags that were given."""
+    return load_config(config_file, given) if config_file else RunConfig(**given)
+
+
+# What deploy/edge.toml (the Pi's config) sets differently from the defaults.
+PI_VALUES = {"source": "picamera2", "log": "/home/pi/fer-edge/logs/events.jsonl"}
+PI_TOML_HEADER = """fer-edge configuration on the Raspberry Pi, read by `python -m edge run --config edge.toml`.
+Generated from edge/config.py by `python -m edge settings --toml > deploy/edge.toml`; a test keeps it so.
+install.sh copies this to ~/fer-edge/edge.toml with the home paths rewritten; it never overwrites an
+edge.toml you have edited (it writes edge.toml.new next to it instead).
+Unknown keys are rejected; command-line options override these values.
+An MQTT broker login never goes here: install.sh writes FER_MQTT_USERNAME and FER_MQTT_PASSWORD to
+~/fer-edge/mqtt.env (mode 600), which the service reads."""
+
+
+def pi_toml() -> str:
+    from edge.settings import toml_document
+
+    return toml_document(RunConfig, "run", PI_TOML_HEADER, PI_VALUES)
+
+
+def settings_markdown() -> str:
+    from edge.settings import markdown_table
+
+    return (
+        "# Runtime settings\n\nGenerated from `edge/config.py` by `python -m edge settings > docs/configuration.md`; a test keeps it "
+        "current. Each setting is a flag of `python -m edge run` and a key of the `[run]` table of a config file "
+        "(`--config`, e.g. [`deploy/edge.toml`](../deploy/edge.toml)); flags override the file.\n\n"
+        + markdown_table(RunConfig, "run")
+    )

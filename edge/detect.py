@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.config import check_setting
+
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 # Distribution packages (apt's opencv-data) put the cascades here when cv2.data is absent.
 SYSTEM_CASCADE_DIRS = (Path("/usr/share/opencv4/haarcascades"), Path("/usr/share/opencv/haarcascades"))
@@ -23,15 +25,23 @@ class Box:
     w: int
     h: int
 
+    def __iter__(self):
+        """x, y, w, h: a Box unpacks like the (x, y, w, h) tuples OpenCV uses."""
+        return iter((self.x, self.y, self.w, self.h))
+
     @property
     def area(self) -> int:
         return max(self.w, 0) * max(self.h, 0)
 
-    def iou(self, other: Box) -> float:
-        """Intersection over union, 0.0 for disjoint or empty boxes."""
+    def intersection(self, other: Box) -> int:
+        """Area the two boxes share."""
         ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
         iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union, 0.0 for disjoint or empty boxes."""
+        inter = self.intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
 
@@ -53,6 +63,20 @@ class Box:
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
+
+
+def match_boxes(first: list[Box], second: list[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one pairs (i, j) with IoU >= threshold, highest IoU first; ties go to the
+    earlier i, then the earlier j. The tracker, the benchmark's recall and the annotator use it."""
+    pairs = [(box.iou(other), i, j) for i, box in enumerate(first) for j, other in enumerate(second)]
+    pairs = sorted((p for p in pairs if p[0] >= threshold), key=lambda p: (-p[0], p[1], p[2]))
+    used_first, used_second, matched = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_first and j not in used_second:
+            used_first.add(i)
+            used_second.add(j)
+            matched.append((i, j))
+    return matched
 
 
 def find_cascade(name: str = DEFAULT_CASCADE, explicit: str | Path | None = None) -> Path:
@@ -86,14 +110,9 @@ class FaceDetector:
         detect_width: int | None = None,
         cascade_path: str | Path | None = None,
     ):
-        if not scale_factor > 1.0:
-            raise ValueError(f"--scale-factor must be > 1 (e.g. 1.1), got {scale_factor}")
-        if min_neighbors < 0:
-            raise ValueError(f"--min-neighbors must be >= 0, got {min_neighbors}")
-        if min_size < 1:
-            raise ValueError(f"--min-face must be >= 1 pixel, got {min_size}")
-        if detect_width is not None and detect_width < 48:
-            raise ValueError(f"--detect-width must be at least 48 pixels (or unset), got {detect_width}")
+        settings = {"scale_factor": scale_factor, "min_neighbors": min_neighbors, "min_face": min_size, "detect_width": detect_width or 0}
+        for name, value in settings.items():
+            check_setting(name, value)
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)

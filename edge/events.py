@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from edge.host import pi_health
@@ -29,15 +30,6 @@ def track_event_record(event: TrackEvent, labels: Sequence[str], time_text: str 
         "score": round(float(event.score), 4),
         "scores": {name: round(float(s), 4) for name, s in zip(labels, event.scores, strict=True)},
     }
-
-
-def image_record(name: str, boxes: Sequence, scores, labels: Sequence[str]) -> dict:
-    """The faces of one image (image and folder sources), unsmoothed: an image has no history."""
-    faces = []
-    for box, row in zip(boxes, scores, strict=True):
-        best = int(row.argmax())
-        faces.append({"box": box.as_list(), "label": labels[best], "score": round(float(row[best]), 4)})
-    return {"event": "image", "time": utc_now(), "image": name, "faces": faces}
 
 
 class StageTimer:
@@ -68,8 +60,35 @@ class StageTimer:
         self.counts.clear()
 
 
+def rate(count: int, seconds: float) -> float:
+    """Per second, rounded the one way every record rounds it."""
+    return round(count / seconds, 2) if seconds > 0 else 0.0
+
+
+@dataclass
+class Counters:
+    """What a run has done so far: the stop summary reads it whole, stats read its change per interval."""
+
+    frames_read: int = 0  # from the source
+    frames: int = 0  # through the pipeline (images, for still images)
+    faces: int = 0
+    dropped: int = 0  # a live camera's frames that went by while the pipeline was busy
+    full_detections: int = 0
+    new: int = 0
+    update: int = 0
+    end: int = 0
+    errors: int = 0  # images that could not be read
+
+    def count_events(self, events: Sequence[TrackEvent]) -> None:
+        for event in events:
+            setattr(self, event.type.value, getattr(self, event.type.value) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)
+
+
 class StatsWindow:
-    """Counts over one reporting interval; `record(now)` turns them into a stats event and starts again.
+    """Turns the change of the run's counters and stage timer over one interval into a stats record.
 
     camera_fps counts frames read from the source, processing_fps frames that went through the
     pipeline; the difference is what was dropped to keep up with a live camera.
@@ -78,55 +97,98 @@ class StatsWindow:
     def __init__(
         self,
         interval_s: float,
+        counters: Counters,
+        timer: StageTimer,
         start: float | None = None,
         system_info: Callable[[], dict] | None = None,
     ):
-        if interval_s <= 0:
-            raise ValueError(f"--stats-interval must be positive, got {interval_s}")
-        self.interval_s = interval_s
-        self.timer = StageTimer()
+        self.interval_s, self.counters, self.timer = interval_s, counters, timer
         self._system_info = system_info if system_info is not None else pi_health
-        self._reset(time.monotonic() if start is None else start)
+        self._mark(time.monotonic() if start is None else start)
 
-    def _reset(self, now: float) -> None:
+    def _mark(self, now: float) -> None:
         self.start = now
-        self.frames_read = 0
-        self.frames = 0
-        self.faces = 0
-        self.dropped = 0
-        self.timer.reset()
-
-    def frame_read(self, count: int = 1) -> None:
-        self.frames_read += count
-
-    def frame_processed(self, faces: int) -> None:
-        self.frames += 1
-        self.faces += faces
-
-    def frame_dropped(self, count: int = 1) -> None:
-        self.dropped += count
+        self._counts = self.counters.snapshot()
+        self._stage_totals, self._stage_counts = dict(self.timer.total_ms), dict(self.timer.counts)
 
     def due(self, now: float) -> bool:
         return now - self.start >= self.interval_s
 
     def record(self, now: float) -> dict:
         elapsed = now - self.start
-
-        def rate(count: int) -> float:
-            return round(count / elapsed, 2) if elapsed > 0 else 0.0
-
+        change = {name: value - self._counts[name] for name, value in self.counters.snapshot().items()}
+        stage_ms = {}
+        for name, total in self.timer.total_ms.items():
+            runs = self.timer.counts[name] - self._stage_counts.get(name, 0)
+            if runs:
+                stage_ms[name] = round((total - self._stage_totals.get(name, 0.0)) / runs, 2)
         record = {
             "event": "stats",
             "time": utc_now(),
             "interval_s": round(elapsed, 3),
-            "frames_read": self.frames_read,
-            "frames": self.frames,
-            "faces": self.faces,
-            "dropped": self.dropped,
-            "camera_fps": rate(self.frames_read),
-            "processing_fps": rate(self.frames),
-            "stage_ms": {name: round(ms, 2) for name, ms in self.timer.averages().items()},
+            "frames_read": change["frames_read"],
+            "frames": change["frames"],
+            "faces": change["faces"],
+            "dropped": change["dropped"],
+            "camera_fps": rate(change["frames_read"], elapsed),
+            "processing_fps": rate(change["frames"], elapsed),
+            "stage_ms": stage_ms,
             **self._system_info(),
         }
-        self._reset(now)
+        self._mark(now)
         return record
+
+
+# The other records, built here and written by the loop (edge.pipeline).
+
+
+def start_record(source: str, model, config: dict) -> dict:
+    return {
+        "event": "start", "time": utc_now(), "source": source, "model": str(model.path), "sha256": model.sidecar["sha256"],
+        "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta, "config": config,
+    }
+
+
+def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False) -> dict:
+    counts = counters.snapshot()
+    if stills:  # images have no tracks, drops or detection windows
+        counts = {"images": counts["frames"], "faces": counts["faces"], "errors": counts["errors"]}
+    else:
+        del counts["frames_read"], counts["errors"]
+    return {
+        "event": "stop", "time": utc_now(), "reason": reason, "seconds": round(seconds, 3), **counts,
+        "fps": rate(counters.frames, seconds),
+        "stage_ms": {name: round(ms, 3) for name, ms in timer.averages().items()},
+        "peak_rss_mb": peak_rss_mb,
+    }
+
+
+def start_failed_record(source: str, error: str) -> dict:
+    return {"event": "start_failed", "time": utc_now(), "source": source, "error": error}
+
+
+def source_lost_record(error: str) -> dict:
+    return {"event": "source_lost", "time": utc_now(), "error": error}
+
+
+def source_gap_record(seconds: float, attempts: int, error: str) -> dict:
+    return {"event": "source_gap", "time": utc_now(), "seconds": round(seconds, 3), "reopen_attempts": attempts, "error": error}
+
+
+def face_record(box, scores: Sequence[float], labels: Sequence[str]) -> dict:
+    best = int(max(range(len(scores)), key=lambda i: scores[i]))
+    return {
+        "box": list(box),
+        "label": labels[best],
+        "score": round(float(scores[best]), 4),
+        "scores": {name: round(float(s), 4) for name, s in zip(labels, scores, strict=True)},
+    }
+
+
+def image_record(image: str, size: tuple[int, int], faces: list[dict]) -> dict:
+    """One still image's result: every face found in it, nothing carried over from other images."""
+    return {"event": "image", "time": utc_now(), "image": image, "size": list(size), "faces": faces}
+
+
+def image_error_record(image: str, error: str) -> dict:
+    return {"event": "error", "time": utc_now(), "image": image, "error": error}

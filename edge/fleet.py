@@ -53,8 +53,9 @@ class SequencedLog:
     """Wraps an EventLog: each record gets device, run and seq (1, 2, ... per run) before it is written,
     so the log and everything forwarded from it carry the same ids. The record dict is updated in place."""
 
-    def __init__(self, log, device: str, run: str | None = None):
+    def __init__(self, log, device: str, run: str | None = None, on_close=None):
         self.log, self.device, self.run = log, device, run or new_run_id()
+        self.on_close = on_close  # called after the log is closed (the forwarder's stop)
         self.seq = 0
         self._lock = threading.Lock()  # source callbacks may write from another thread: keep seq == file order
 
@@ -69,7 +70,12 @@ class SequencedLog:
             self.log.write(record)
 
     def close(self) -> None:
-        self.log.close()
+        try:
+            self.log.close()
+        finally:
+            if self.on_close is not None:
+                on_close, self.on_close = self.on_close, None
+                on_close()
 
 
 @dataclass(frozen=True)

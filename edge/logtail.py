@@ -142,6 +142,10 @@ class LogTail:
         except FileNotFoundError:
             live = None
         if live == self._inode:
+            if os.fstat(self._fd).st_size < os.lseek(self._fd, 0, os.SEEK_CUR):
+                # the writer cut a line it could not finish (disk full): read again from its start
+                self._buffer = b""
+                os.lseek(self._fd, self._offset, os.SEEK_SET)
             return None  # still the file being written: wait for more
         if self._fill():  # rotated after our last read: the writer closed it before renaming, so read on
             return b"" if b"\n" in self._buffer else self._move_on()

@@ -79,6 +79,33 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def sidecar_digest(sidecar: dict) -> str:
+    """sha256 of every sidecar field but `digest` itself, canonical JSON. The sidecar's `sha256` ties it
+    to the .tflite bytes, so the digest binds labels, contract and accuracy to the model they describe."""
+    fields = {key: value for key, value in sidecar.items() if key != "digest"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def check_labels(sidecar: dict, where: str) -> None:
+    """The output order is fixed by training (contract.LABELS): refuse a sidecar that names it otherwise."""
+    expected = list(contract.LABELS)
+    for key, labels in (("labels", sidecar["labels"]), ("contract.labels", sidecar["contract"].get("labels", expected))):
+        if labels != expected:
+            raise ModelError(
+                f"{where}: {key} {labels} differ from the labels the model was trained and evaluated with {expected}; "
+                "a sidecar's labels cannot be edited, convert the model again instead"
+            )
+
+
+def check_digest(sidecar: dict, where: str) -> bool:
+    """True when the sidecar carries a digest and it matches; False when it has none (older sidecars)."""
+    if "digest" not in sidecar:
+        return False
+    if sidecar["digest"] != sidecar_digest(sidecar):
+        raise ModelError(f"{where}: edited after conversion (digest differs), so its labels and accuracy cannot be trusted")
+    return True
+
+
 def sidecar_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
@@ -125,7 +152,6 @@ class EmotionModel:
         num_threads: int = 1,
         use_xnnpack: bool = True,
         flip_tta: bool | None = None,
-        check_sha256: bool = True,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -134,9 +160,11 @@ class EmotionModel:
             raise ModelError(f"--num-threads must be at least 1, got {num_threads}")
         self.sidecar = read_sidecar(sidecar_path(self.path))
         where = str(sidecar_path(self.path))
-        if check_sha256 and file_sha256(self.path) != self.sidecar["sha256"]:
+        if file_sha256(self.path) != self.sidecar["sha256"]:
             raise ModelError(f"{self.path}: sha256 differs from {where}; the model was changed or the sidecar belongs to another")
         check_contract(self.sidecar, where)
+        check_labels(self.sidecar, where)
+        self.sidecar_verified = check_digest(self.sidecar, where)  # labels and accuracy as convert wrote them
         self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])
         self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
 

@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from edge.fleet import OFFLINE, ONLINE, DeviceState, Topics, discovery_configs, record_key
+from edge.fleet import (
+    OFFLINE,
+    ONLINE,
+    DeviceState,
+    SequencedLog,
+    Topics,
+    default_device_id,
+    discovery_configs,
+    record_key,
+)
 from edge.logtail import LogTail, Position
 
 USERNAME_ENV, PASSWORD_ENV = "FER_MQTT_USERNAME", "FER_MQTT_PASSWORD"
@@ -431,17 +440,24 @@ class Forwarder:
 
 def forwarder_from_config(config, version: str = "") -> Forwarder:
     """The forwarder a RunConfig asks for (config.mqtt set, config.log a file)."""
-    from edge.fleet import default_device_id
-
     settings = broker_settings(config.mqtt, config.mqtt_ca_file, config.mqtt_credentials_file)
     topics = Topics(config.mqtt_prefix, config.device_id or default_device_id())
     discovery = config.mqtt_discovery_prefix if config.mqtt_discovery else ""
     return Forwarder(config.log, settings, topics, discovery_prefix=discovery, version=version)
 
 
-def start_forwarder(config) -> Forwarder:
-    """The forwarder a RunConfig asks for (config.mqtt set, config.log a file), started in its thread."""
-    return forwarder_from_config(config, package_version()).start()
+def open_fleet_log(log, config) -> SequencedLog:
+    """The runtime's EventLog with event ids; with config.mqtt, a forwarder thread sends it to the broker
+    from now until the log is closed (then it delivers what is left, for a few seconds at most)."""
+    device = config.device_id or default_device_id()
+    if not config.mqtt:
+        return SequencedLog(log, device)
+    try:
+        forwarder = forwarder_from_config(config, package_version()).start()
+    except BaseException:
+        log.close()
+        raise
+    return SequencedLog(log, device, on_close=forwarder.stop)
 
 
 def package_version() -> str:

@@ -1,11 +1,19 @@
-"""The frame loop: source -> detect (Haar) -> crop + contract -> classify (one batch) -> track -> events."""
+"""Where a frame goes: source -> detect -> crop + contract -> classify (one batch) -> track -> events.
+
+`run` picks the loop: video and cameras go through `run_video` (faces tracked and smoothed, search
+windows around tracked faces between full detections); an image or a folder of images goes through
+`run_stills` (each image on its own). Records are built in edge.events and written to edge.eventlog;
+what a user asked to see or keep goes to edge.outputs and edge.export.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -13,14 +21,28 @@ from edge import contract
 from edge.config import RunConfig
 from edge.detect import Box, FaceDetector
 from edge.eventlog import EventLog
-from edge.events import StageTimer, StatsWindow, image_record, track_event_record, utc_now
-from edge.fleet import SequencedLog, default_device_id
+from edge.events import (
+    Counters,
+    StageTimer,
+    StatsWindow,
+    face_record,
+    image_error_record,
+    image_record,
+    source_gap_record,
+    source_lost_record,
+    start_failed_record,
+    start_record,
+    stop_record,
+    track_event_record,
+)
+from edge.export import CsvExport
 from edge.host import peak_rss_mb
 from edge.model import EmotionModel
-from edge.mqtt import start_forwarder
-from edge.outputs import Outputs
+from edge.mqtt import open_fleet_log
+from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
-from edge.sources import Frame, ReopeningSource, open_source
+from edge.sources import Frame, ReopeningSource, Source, open_source
+from edge.stills import StillAnalyzer, is_still, list_stills, read_still
 from edge.track import Tracker, TrackEvent
 
 REGION_GROWTH = 1.6  # re-detection window around a tracked face, as a multiple of its box
@@ -28,12 +50,23 @@ DUPLICATE_IOU = 0.5
 
 
 @dataclass(frozen=True)
+class TrackedFace:
+    box: Box
+    track: int
+    scores: tuple[float, ...]  # the track's smoothed scores: what its events report
+
+
+@dataclass(frozen=True)
 class FrameResult:
     frame: Frame
-    boxes: list[Box]
-    scores: np.ndarray  # (faces, classes) probabilities, unsmoothed
-    events: list[TrackEvent]
+    faces: tuple[TrackedFace, ...]
+    raw_scores: np.ndarray  # (faces, classes) this frame's own probabilities
+    events: tuple[TrackEvent, ...]
     full_detection: bool
+
+    @property
+    def boxes(self) -> list[Box]:
+        return [face.box for face in self.faces]
 
 
 def merge_duplicates(boxes: list[Box]) -> list[Box]:
@@ -46,8 +79,8 @@ def merge_duplicates(boxes: list[Box]) -> list[Box]:
 
 
 class FacePipeline:
-    """One frame at a time. Full-frame detection every `detect_every` frames (and whenever no face is
-    tracked); in between, detection only in a window around each tracked face, which costs far less."""
+    """One video frame at a time. Full-frame detection every `detect_every` frames (and whenever no face
+    is tracked); in between, detection only in a window around each tracked face, which costs far less."""
 
     def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, detect_every: int, timer: StageTimer):
         self.model, self.detector, self.tracker = model, detector, tracker
@@ -69,157 +102,261 @@ class FacePipeline:
         with self.timer.stage("detect"):
             boxes, full = self.detect(frame.gray)
         with self.timer.stage("preprocess"):
-            faces = np.stack([contract.crop_face(frame.gray, tuple(b.as_list())) for b in boxes]) if boxes else None
+            crops = np.stack([contract.crop_face(frame.gray, box) for box in boxes]) if boxes else None
         with self.timer.stage("infer"):
-            scores = self.model.classify(faces) if faces is not None else np.zeros((0, len(self.model.labels)), np.float32)
+            scores = self.model.classify(crops) if crops is not None else np.zeros((0, len(self.model.labels)), np.float32)
         with self.timer.stage("track"):
             events = self.tracker.update(frame.index, frame.timestamp, boxes, scores)
-        return FrameResult(frame, boxes, scores, events, full)
+        faces = tuple(
+            TrackedFace(box, track, tuple(float(s) for s in smoothed))
+            for box, (track, smoothed) in zip(boxes, self.tracker.latest(), strict=True)
+        )
+        return FrameResult(frame, faces, scores, tuple(events), full)
 
 
-def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
-    model = EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta)
-    detector = FaceDetector(
+def load_model(config: RunConfig) -> EmotionModel:
+    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta)
+
+
+def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector:
+    """The face detector the settings ask for; still images are searched at their own resolution."""
+    return FaceDetector(
         scale_factor=config.scale_factor,
         min_neighbors=config.min_neighbors,
         min_size=config.min_face,
-        detect_width=config.detect_width or None,
+        detect_width=None if stills else config.detect_width or None,
         cascade_path=config.cascade or None,
     )
+
+
+def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
     tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
-    return FacePipeline(model, detector, tracker, config.detect_every, timer)
+    return FacePipeline(load_model(config), make_detector(config), tracker, config.detect_every, timer)
+
+
+class FrameFeed:
+    """Frames from a source until it ends, --max-frames or --duration is reached, or a stop is asked
+    (SIGINT/SIGTERM, a closed preview). Decides the stop reason, once, in `reason`."""
+
+    def __init__(self, source: Source, max_frames: int, duration: float, stop_event: threading.Event, timer: StageTimer):
+        self.source, self.max_frames, self.duration = source, max_frames, duration
+        self.stop_event, self.timer = stop_event, timer
+        self.reason = "end of source"
+        self._asked: str | None = None
+        self._duration_over = False
+
+    def stop(self, reason: str) -> None:
+        self._asked = reason
+        self.stop_event.set()
+
+    def _time_up(self) -> None:
+        self._duration_over = True
+        self.stop_event.set()  # also ends a wait for a lost camera to come back
+
+    def _why_stop(self, count: int) -> str | None:
+        if self._duration_over:
+            return "duration"
+        if self._asked:
+            return self._asked
+        if self.stop_event.is_set():
+            return "signal"
+        if self.max_frames and count >= self.max_frames:
+            return "max frames"
+        return None
+
+    def __iter__(self) -> Iterator[Frame]:
+        deadline = threading.Timer(self.duration, self._time_up) if self.duration else None
+        if deadline is not None:
+            deadline.daemon = True
+            deadline.start()
+        try:
+            count = 0
+            while (reason := self._why_stop(count)) is None:
+                with self.timer.stage("capture"):
+                    frame = self.source.read()
+                if frame is None:
+                    reason = self._why_stop(count) or "end of source"
+                    break
+                count += 1
+                yield frame
+            self.reason = reason
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+
+
+@contextmanager
+def stop_handlers(stop_event: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set stop_event while the loop runs (only the main thread can take signals)."""
+    restore = install_stop_handlers(stop_event) if threading.current_thread() is threading.main_thread() else (lambda: None)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def dropped_between(previous: Frame | None, frame: Frame, source: Source) -> int:
+    """Frames a live camera delivered while the pipeline was busy with the previous one."""
+    if not source.live or previous is None or not source.fps:
+        return 0
+    return max(0, round((frame.timestamp - previous.timestamp) * source.fps) - 1)
+
+
+def open_log(config: RunConfig) -> EventLog:
+    # Each record gets its id (device, run, seq); with --mqtt a thread sends the log to the broker while it is open.
+    return open_fleet_log(EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups), config)
 
 
 def run(config: RunConfig, stop_event: threading.Event | None = None, observer: Callable[[FrameResult], None] | None = None) -> dict:
-    """Run until the source ends, a bound is reached or stop_event is set (SIGINT/SIGTERM); returns the summary."""
+    """Run until the source ends, a bound is reached or stop_event is set (SIGINT/SIGTERM); returns the
+    stop summary. Images and folders run as stills, everything else as video."""
     stop_event = stop_event or threading.Event()
-    timer = StageTimer()
-    pipeline = build_pipeline(config, timer)
-    model = pipeline.model
-    want_color = bool(config.display or config.save_video or config.save_images)
+    # Handlers first: a SIGTERM while the model loads or the camera opens stops the run cleanly.
+    with stop_handlers(stop_event):
+        check_outputs(config)  # an unwritable --save-video or a --display without a GUI fails before any track starts
+        if is_still(config.source_spec()):
+            return run_stills(config, stop_event)
+        return run_video(config, stop_event, observer)
+
+
+def video_source(config: RunConfig, stop_event: threading.Event, write: Callable[[dict], None]) -> Source:
+    """The camera or video (not opened yet); a camera that fails once running is reopened with
+    backoff, its outage written as records."""
     source = open_source(
         config.source_spec(), frame_width=config.frame_width, frame_height=config.frame_height, fps=config.fps,
-        lores_width=config.lores_width, lores_height=config.lores_height, want_color=want_color,
+        lores_width=config.lores_width, lores_height=config.lores_height, want_color=bool(config.display or config.save_video),
     )
-    log: EventLog | None = None
-    gaps: list[float] = []  # set by log_gap, handled by the loop
-
-    def log_lost(error: str) -> None:
-        log.write({"event": "source_lost", "time": utc_now(), "error": error})
-
-    def log_gap(seconds: float, attempts: int, last_error: str) -> None:
-        log.write({"event": "source_gap", "time": utc_now(), "seconds": round(seconds, 3), "reopen_attempts": attempts, "error": last_error})
-        gaps.append(seconds)
-
     if source.live:
-        source = ReopeningSource(source, on_gap=log_gap, on_lost=log_lost, stop_event=stop_event)
-    source.open()  # a camera that cannot be opened fails here, before anything is logged
+        source = ReopeningSource(
+            source, stop_event=stop_event,
+            on_lost=lambda error: write(source_lost_record(error)),
+            on_gap=lambda *gap: write(source_gap_record(*gap)),
+        )
+    return source
+
+
+def open_or_log(source: Source, log: EventLog) -> None:
+    """Open the source; a camera that fails at start says so in the event log too, not only the journal."""
     try:
-        log = SequencedLog(EventLog(config.log, max_bytes=config.log_max_bytes, backups=config.log_backups), config.device_id or default_device_id())
-    except ValueError:
-        source.close()
+        source.open()
+    except BaseException as error:
+        try:
+            log.write(start_failed_record(source.description, str(error)))
+        finally:
+            log.close()
         raise
-    try:  # --mqtt: a thread sends the log to the broker as it grows (edge/mqtt.py)
-        forwarder = start_forwarder(config) if config.mqtt else None
-    except (ValueError, ImportError, OSError):
-        log.close()
-        source.close()
-        raise
-    restore_signals = install_stop_handlers(stop_event) if threading.current_thread() is threading.main_thread() else (lambda: None)
-    stats = StatsWindow(config.stats_interval)
-    outputs = Outputs(config, model.labels, None)
-    counts = {"frames": 0, "faces": 0, "new": 0, "update": 0, "end": 0, "dropped": 0, "full_detections": 0}
+
+
+def close_all(*closables) -> None:
+    for closable in closables:
+        if closable is not None:
+            closable.close()
+
+
+def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None) -> dict:
+    timer, counters = StageTimer(), Counters()
+    pipeline = build_pipeline(config, timer)
+    model = pipeline.model
+    source = video_source(config, stop_event, write=lambda record: log.write(record))
+    log = open_log(config)
+    open_or_log(source, log)
+    csv = CsvExport(config.csv, model.labels) if config.csv else None
+    outputs = Outputs(config, model.labels, source.fps, source.scale_to_main)
+    feed = FrameFeed(source, config.max_frames, config.duration, stop_event, timer)
+    stats = StatsWindow(config.stats_interval, counters, timer)
+    previous: Frame | None = None
     started = time.monotonic()
-    # --duration must also end a run that is waiting for a lost camera to come back
-    deadline = threading.Timer(config.duration, stop_event.set) if config.duration else None
-    if deadline is not None:
-        deadline.daemon = True
-        deadline.start()
-    last_frame: Frame | None = None
-    stop_reason = "end of source"
 
-    def end_tracks(at: Frame | None) -> None:
-        if at is not None:
-            for event in pipeline.tracker.finish(at.index, at.timestamp):
-                log.write(track_event_record(event, model.labels))
-                counts["end"] += 1
+    def write_events(events: list[TrackEvent] | tuple[TrackEvent, ...]) -> None:
+        for event in events:
+            log.write(track_event_record(event, model.labels))
+        counters.count_events(events)
 
     try:
-        outputs.fps = source.fps or config.fps
-        log.write({
-            "event": "start", "time": utc_now(), "source": source.description, "model": str(config.model_path()),
-            "sha256": model.sidecar["sha256"], "interpreter": model.interpreter_name, "labels": list(model.labels),
-            "flip_tta": model.flip_tta, "config": asdict(config),
-        })
-        while True:
-            if stop_event.is_set():
-                stop_reason = "duration" if config.duration and time.monotonic() - started >= config.duration else "signal"
-                break
-            if config.max_frames and counts["frames"] >= config.max_frames:
-                stop_reason = "max frames"
-                break
-            if config.duration and time.monotonic() - started >= config.duration:
-                stop_reason = "duration"
-                break
-            before = dict(timer.total_ms)
-            with timer.stage("capture"):
-                frame = source.read()
-            if frame is None:
-                stop_reason = "signal" if stop_event.is_set() else "end of source"
-                if deadline is not None and stop_event.is_set() and time.monotonic() - started >= config.duration:
-                    stop_reason = "duration"
-                break
-            if gaps:  # the faces seen before an outage are gone: end their tracks, count no drops
-                gaps.clear()
-                end_tracks(last_frame)
-                last_frame = None
-            stats.frame_read()
-            if source.live and last_frame is not None and source.fps:
-                missed = max(0, round((frame.timestamp - last_frame.timestamp) * source.fps) - 1)
-                counts["dropped"] += missed
-                stats.frame_dropped(missed)
+        log.write(start_record(source.description, model, asdict(config)))
+        for frame in feed:
+            if frame.after_gap and previous is not None:  # faces seen before an outage are gone
+                write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
+                previous = None
+            counters.frames_read += 1
+            counters.dropped += dropped_between(previous, frame, source)
             result = pipeline.process(frame)
+            previous = frame  # its tracks are started: a failure from here on still ends them
+            faces = [(face.box, face.scores, face.track) for face in result.faces]
             with timer.stage("log"):
-                for event in result.events:
-                    log.write(track_event_record(event, model.labels))
-                    counts[event.type.value] += 1
-                if frame.name is not None:  # image and folder sources: one result per image
-                    log.write(image_record(frame.name, result.boxes, result.scores, model.labels))
-            counts["frames"] += 1
-            counts["faces"] += len(result.boxes)
-            counts["full_detections"] += result.full_detection
-            stats.frame_processed(len(result.boxes))
-            for stage, total in timer.total_ms.items():  # this frame's share, for the interval's stats
-                stats.timer.add(stage, total - before.get(stage, 0.0))
+                write_events(result.events)
+                if csv is not None:
+                    csv.write("", frame.index, frame.timestamp, faces, keep_empty=False)
+            counters.frames += 1
+            counters.faces += len(faces)
+            counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)
-            if outputs.wanted:
-                if not outputs.show(result, pipeline.tracker.states()):
-                    stop_reason = "preview closed"
-                    break
-            last_frame = frame
-            now = time.monotonic()
-            if stats.due(now):
+            if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
+                feed.stop("preview closed")
+            if stats.due(now := time.monotonic()):
                 log.write(stats.record(now))
     except BaseException as error:
-        stop_reason = f"error: {type(error).__name__}: {error}"
+        feed.reason = f"error: {type(error).__name__}: {error}"
         raise
     finally:
-        if deadline is not None:
-            deadline.cancel()
-        restore_signals()
-        end_tracks(last_frame)
-        elapsed = time.monotonic() - started
-        summary = {
-            "event": "stop", "time": utc_now(), "reason": stop_reason, "seconds": round(elapsed, 3), **counts,
-            "fps": round(counts["frames"] / elapsed, 2) if elapsed > 0 else 0.0,
-            "stage_ms": {name: round(ms, 3) for name, ms in timer.averages().items()},
-            "peak_rss_mb": peak_rss_mb(),
-        }
-        log.write(summary)
-        log.close()
-        if forwarder is not None:
-            forwarder.stop()
-        outputs.close()
-        source.close()
+        try:
+            if previous is not None:
+                write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
+        finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
+            summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
+            try:
+                log.write(summary)
+            finally:
+                log.close()
+                close_all(outputs, csv, source)
+    return summary
+
+
+def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
+    """Each image on its own: full-resolution detection, its own classification, one `image` record
+    (or an `error` record naming a file that cannot be read, and on to the next)."""
+    timer, counters = StageTimer(), Counters()
+    model = load_model(config)
+    analyzer = StillAnalyzer(make_detector(config, stills=True), model, timer)
+    root, images = list_stills(config.source_spec())
+    log = open_log(config)
+    csv = CsvExport(config.csv, model.labels) if config.csv else None
+    outputs = Outputs(config, model.labels)
+    reason, started = "end of images", time.monotonic()
+    try:
+        kind = "folder" if Path(config.source_spec()).is_dir() else "image"
+        log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config)))
+        for index, path in enumerate(images):
+            if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
+                reason = "signal" if stop_event.is_set() else "max frames"
+                break
+            name = path.relative_to(root).as_posix()
+            with timer.stage("capture"):
+                try:
+                    gray, color = read_still(path, grey_only=not config.save_images)
+                except ValueError as error:
+                    log.write(image_error_record(name, str(error)))
+                    counters.errors += 1
+                    continue
+            faces = analyzer.faces(gray)
+            record = image_record(name, (gray.shape[1], gray.shape[0]), [face_record(f.box, f.scores, model.labels) for f in faces])
+            with timer.stage("log"):
+                log.write(record)
+                if csv is not None:
+                    csv.write(name, index, None, [(f.box, f.scores, None) for f in faces], keep_empty=True)
+            counters.frames += 1
+            counters.faces += len(faces)
+            if config.save_images:
+                outputs.save_still(name, color, [(f.box, f.scores, None) for f in faces], record)
+    except BaseException as error:
+        reason = f"error: {type(error).__name__}: {error}"
+        raise
+    finally:
+        summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True)
+        try:
+            log.write(summary)
+        finally:
+            log.close()
+            close_all(csv)
     return summary

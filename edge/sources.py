@@ -1,4 +1,4 @@
-"""Frames from anywhere: picamera2, a USB camera, a video file, an image or a folder of images.
+"""Frames from a live camera (picamera2, USB) or a video file. Images and folders are stills (edge.stills).
 
 Every source has `open()`, `read() -> Frame | None`, `close()`, `live`, `fps`, `description` and
 `scale_to_main`, and works as a context manager. Files end with `None`; a live source whose read
@@ -19,9 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".h264")
-SOURCE_FORMS = "picamera2, usb:N (e.g. usb:0), a video file, an image file (jpg/jpeg/png/bmp) or a folder of images"
+SOURCE_FORMS = "picamera2, usb:N (e.g. usb:0), a video file, an image file or a folder of images"
 PICAMERA2_HINT = (
     "install it with `sudo apt install python3-picamera2` and create the venv with "
     "`python3 -m venv --system-site-packages .venv` so the venv can see it"
@@ -38,7 +36,8 @@ class Frame:
     timestamp: float  # seconds: media time for files, time.monotonic() for live sources
     gray: np.ndarray  # (H, W) uint8: what detection and classification see
     color: np.ndarray | None  # BGR (H, W, 3) for annotation, or None
-    name: str | None = None  # file name for image/folder sources
+    name: str | None = None
+    after_gap: bool = False  # the first frame after a camera outage (tracks from before it are over)
 
 
 class Source(Protocol):
@@ -85,60 +84,6 @@ def _split(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if bgr.ndim == 2:
         return bgr, cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), bgr
-
-
-def _read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {path} (not an image OpenCV can decode, or unreadable)")
-    return _split(image)
-
-
-class ImageSource(_Base):
-    """One image file, read once."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.description = f"image {self.path}"
-        self._done = True
-
-    def open(self) -> None:
-        if not self.path.is_file():
-            raise FileNotFoundError(f"image {self.path} not found")
-        self._done = False
-
-    def read(self) -> Frame | None:
-        if self._done:
-            return None
-        self._done = True
-        gray, color = _read_image(self.path)
-        return Frame(0, 0.0, gray, color, self.path.name)
-
-
-class FolderSource(_Base):
-    """Every jpg/jpeg/png/bmp in a folder (not recursive), sorted by name; timestamps are 0.0."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.description = f"folder {self.path}"
-        self._files: list[Path] = []
-        self._next = 0
-
-    def open(self) -> None:
-        if not self.path.is_dir():
-            raise FileNotFoundError(f"image folder {self.path} not found")
-        self._files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self._files:
-            raise ValueError(f"image folder {self.path} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} files")
-        self._next = 0
-
-    def read(self) -> Frame | None:
-        if self._next >= len(self._files):
-            return None
-        index, path = self._next, self._files[self._next]
-        self._next += 1
-        gray, color = _read_image(path)
-        return Frame(index, 0.0, gray, color, path.name)
 
 
 class VideoSource(_Base):
@@ -368,12 +313,9 @@ def open_source(
             raise ValueError(f"--source {spec!r}: usb:N needs a camera number N, e.g. usb:0")
         return UsbCameraSource(int(number), frame_width, frame_height, fps)
     path = Path(text)
-    if path.is_dir():
-        return FolderSource(path)
     if path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageSource(path)
-        return VideoSource(path)  # any other file: let OpenCV's decoders try it as a video
+        return VideoSource(path)  # images and folders run as stills (edge.stills); OpenCV's decoders try the rest
+
     raise ValueError(f"--source {spec!r} is not a camera, file or folder; expected {SOURCE_FORMS}")
 
 
@@ -464,6 +406,6 @@ class ReopeningSource(_Base):
             if frame is not None:
                 if self._on_gap is not None:
                     self._on_gap(self._clock() - lost_since, attempts, error)
-                return frame
+                return dataclasses.replace(frame, after_gap=True)
             error = read_error
         return None

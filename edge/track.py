@@ -11,7 +11,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from edge.detect import Box
+from edge.config import check_setting
+from edge.detect import Box, match_boxes
 
 
 class EventType(StrEnum):
@@ -30,7 +31,6 @@ class TrackEvent:
     label_index: int  # top label of the smoothed scores
     score: float  # its smoothed score
     scores: tuple[float, ...]  # smoothed scores, canonical label order
-    frames_seen: int  # frames in which this face was matched
 
 
 def should_update(previous_label: int, current_label: int) -> bool:
@@ -55,7 +55,6 @@ class _Track:
     history: deque
     label: int = -1
     missed: int = 0
-    frames_seen: int = 1
     smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def add(self, box: Box, scores: np.ndarray) -> None:
@@ -68,17 +67,14 @@ class Tracker:
     """Greedy IoU tracker with a per-track moving average of the last `smoothing` score vectors."""
 
     def __init__(self, iou_threshold: float = 0.3, max_missed: int = 10, smoothing: int = 5):
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"--iou-threshold must be in (0, 1], got {iou_threshold}")
-        if max_missed < 0:
-            raise ValueError(f"--max-missed must be >= 0, got {max_missed}")
-        if smoothing < 1:
-            raise ValueError(f"--smoothing must be >= 1 frame, got {smoothing}")
+        for name, value in (("iou_threshold", iou_threshold), ("max_missed", max_missed), ("smoothing", smoothing)):
+            check_setting(name, value)
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
         self.smoothing = smoothing
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
+        self._latest: list[tuple[int, np.ndarray]] = []
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -87,9 +83,9 @@ class Tracker:
         """Last box of every live track (where to re-detect next frame)."""
         return [t.box for t in self._tracks.values()]
 
-    def states(self) -> dict[Box, tuple[int, np.ndarray]]:
-        """For each face matched in the latest frame: its box -> (track id, smoothed scores)."""
-        return {t.box: (t.track_id, t.smoothed) for t in self._tracks.values() if t.missed == 0}
+    def latest(self) -> list[tuple[int, np.ndarray]]:
+        """(track id, smoothed scores) of each box of the latest `update`, in the boxes' order."""
+        return list(self._latest)
 
     def update(self, frame_index: int, timestamp: float, boxes: list[Box], scores: np.ndarray) -> list[TrackEvent]:
         """Take one frame's faces and their (N, C) probabilities; return the events they cause."""
@@ -101,7 +97,6 @@ class Tracker:
             track = self._tracks[track_id]
             track.add(boxes[box_index], scores[box_index])
             track.missed = 0
-            track.frames_seen += 1
             label = top_label(track.smoothed, track.label)
             if should_update(track.label, label):
                 track.label = label
@@ -113,16 +108,17 @@ class Tracker:
             if track.missed > self.max_missed:
                 events.append(_event(EventType.END, self._tracks.pop(track_id), frame_index, timestamp))
 
-        matched_boxes = set(matches.values())
+        owner = {box_index: self._tracks[track_id] for track_id, box_index in matches.items()}
         for box_index, box in enumerate(boxes):
-            if box_index in matched_boxes:
+            if box_index in owner:
                 continue
-            track = _Track(self._next_id, box, deque(maxlen=self.smoothing))
+            track = owner[box_index] = _Track(self._next_id, box, deque(maxlen=self.smoothing))
             self._next_id += 1
             track.add(box, scores[box_index])
             track.label = top_label(track.smoothed)
             self._tracks[track.track_id] = track
             events.append(_event(EventType.NEW, track, frame_index, timestamp))
+        self._latest = [(owner[i].track_id, owner[i].smoothed) for i in range(len(boxes))]
         return events
 
     def finish(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
@@ -132,21 +128,10 @@ class Tracker:
         return events
 
     def _match(self, boxes: list[Box]) -> dict[int, int]:
-        """track id -> box index, pairing the highest-IoU pairs first, each side used once."""
-        pairs = []
-        for track_id, track in self._tracks.items():
-            for box_index, box in enumerate(boxes):
-                overlap = track.box.iou(box)
-                if overlap >= self.iou_threshold:
-                    pairs.append((overlap, track_id, box_index))
-        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))  # ties: older track, earlier box
-        matches: dict[int, int] = {}
-        used_boxes: set[int] = set()
-        for _, track_id, box_index in pairs:
-            if track_id not in matches and box_index not in used_boxes:
-                matches[track_id] = box_index
-                used_boxes.add(box_index)
-        return matches
+        """track id -> box index, pairing the highest-IoU pairs first (ties: older track, earlier box)."""
+        track_ids = list(self._tracks)
+        pairs = match_boxes([self._tracks[t].box for t in track_ids], boxes, self.iou_threshold)
+        return {track_ids[i]: j for i, j in pairs}
 
 
 def _check_scores(boxes: list[Box], scores: np.ndarray) -> np.ndarray:
@@ -169,5 +154,4 @@ def _event(kind: EventType, track: _Track, frame_index: int, timestamp: float) -
         label_index=label,
         score=float(track.smoothed[label]),
         scores=tuple(float(s) for s in track.smoothed),
-        frames_seen=track.frames_seen,
     )

@@ -74,3 +74,24 @@ def real_data() -> Path:
     if not REAL_DATA.exists():
         pytest.fail(f"{REAL_DATA} is missing: the FER2013 tests need it (CI provides it there)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def bundled_model():
+    from edge.config import BUNDLED_MODEL
+    from edge.model import EmotionModel
+
+    return EmotionModel(BUNDLED_MODEL)
+
+
+def grace_hopper_path() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_gray() -> np.ndarray:
+    import cv2
+
+    return cv2.imread(str(grace_hopper_path()), cv2.IMREAD_GRAYSCALE)

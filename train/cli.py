@@ -8,6 +8,9 @@ from pathlib import Path
 
 import typer
 
+from edge.settings import cli_options
+from train.config import TrainConfig
+
 app = typer.Typer(help="FER2013 data and mini-Xception training.", no_args_is_help=True, add_completion=False)
 
 DataOption = typer.Option(..., "--data", help="fer2013.csv, the image-folder release's .zip, or its folder")
@@ -34,44 +37,14 @@ def summary(
 
 
 @app.command()
-def fit(
-    data: Path = DataOption,
-    labels: str = typer.Option("fer2013", "--labels", help="fer2013: the CSV's labels; ferplus: FER+ vote distributions"),
-    ferplus: Path | None = typer.Option(None, "--ferplus", help="FER+ votes (default: fer2013new.csv beside --data)"),
-    out_dir: Path | None = typer.Option(
-        None, help="where the model, history, curves and report go (default runs/<labels>; never the shipped models/)"
-    ),
-    epochs: int = typer.Option(80, min=1),
-    warmup_epochs: int = typer.Option(2, min=0),
-    batch_size: int = typer.Option(64, min=1),
-    learning_rate: float = typer.Option(1e-3, min=0.0),
-    label_smoothing: float = typer.Option(0.0, min=0.0, max=0.99),
-    rotation: float = typer.Option(10.0, "--rotation", help="max random rotation, degrees"),
-    shift: float = typer.Option(0.1, help="max random shift, fraction of the side"),
-    zoom: float = typer.Option(0.1, help="max random zoom, fraction"),
-    patience: int = typer.Option(40, min=1, help="early stopping on PublicTest accuracy"),
-    seed: int = typer.Option(1337),
-    limit: int = typer.Option(0, min=0, help="use at most this many images per split (smoke runs)"),
-    skip_bad: bool = SkipBadOption,
-    cache_dir: Path | None = CacheOption,
-    resume: bool = typer.Option(False, "--resume", help="continue the interrupted run in OUT_DIR/.train"),
-    init_from: Path | None = typer.Option(None, help="start from this .keras model's weights (fine-tune / warm restart)"),
-) -> None:
+@cli_options(TrainConfig, exclude=("data",))
+def fit(data: Path = DataOption, settings: dict | None = None) -> None:
     """Train mini-Xception on Training, select on PublicTest, report PrivateTest."""
     from train.data import DatasetError
-    from train.fit import TrainConfig
     from train.fit import fit as run_fit
 
     try:
-        config = TrainConfig(
-            data=str(data), out_dir=str(out_dir or Path("runs") / labels), labels=labels,
-            ferplus=str(ferplus) if ferplus else None, epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size,
-            learning_rate=learning_rate, label_smoothing=label_smoothing, rotation_degrees=rotation,
-            shift_fraction=shift, zoom_fraction=zoom, patience=patience, seed=seed,
-            limit=limit, skip_bad=skip_bad, cache_dir=str(cache_dir) if cache_dir else None, resume=resume,
-            init_from=str(init_from) if init_from else None,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        config = TrainConfig(data=str(data), verbose=1 if sys.stdout.isatty() else 2, **settings)
         report = run_fit(config)
     except (DatasetError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)

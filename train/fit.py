@@ -10,7 +10,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import keras
@@ -18,62 +18,17 @@ import numpy as np
 import tensorflow as tf
 
 from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
+from train.config import TrainConfig
 from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
 from train.model import make_mini_xception, predict_probabilities
 
 MODEL_FILE = "mini_xception.keras"
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
 # Settings that a resumed run must share with the run it continues (the schedule depends on them).
-LABEL_SETS = ("fer2013", "ferplus")
 RUN_SETTINGS = (
     "labels", "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
     "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str
-    out_dir: str = "runs/fer2013"
-    labels: str = "fer2013"  # fer2013: the CSV's labels, one-hot; ferplus: FER+ vote distributions
-    ferplus: str | None = None  # fer2013new.csv; default: beside the data
-    epochs: int = 80
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    warmup_epochs: int = 2
-    min_learning_rate: float = 1e-5
-    label_smoothing: float = 0.0
-    rotation_degrees: float = 10.0
-    shift_fraction: float = 0.1
-    zoom_fraction: float = 0.1
-    brightness: float = 0.15  # +- fraction of the grey range
-    contrast: float = 0.2  # +- fraction around the image mean
-    flip: bool = True
-    l2: float = 0.01
-    patience: int = 40
-    seed: int = 1337
-    limit: int = 0  # >0: at most this many images per split (smoke runs)
-    skip_bad: bool = False
-    cache_dir: str | None = None
-    resume: bool = False
-    init_from: str | None = None  # start from this model's weights (fine-tuning, a warm restart)
-    verbose: int = 1
-
-    def __post_init__(self):
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "label_smoothing": 0 <= self.label_smoothing < 1,
-            "shift_fraction": 0 <= self.shift_fraction < 0.5,
-            "zoom_fraction": 0 <= self.zoom_fraction < 0.5,
-            "patience": self.patience >= 1,
-            "limit": self.limit >= 0,
-            "labels": self.labels in LABEL_SETS,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid training option(s): {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
 
 
 def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf.Tensor:
@@ -225,7 +180,7 @@ def build_model(config: TrainConfig) -> keras.Model:
 def fit(config: TrainConfig) -> dict:
     """Train, keep the best PublicTest checkpoint, evaluate it, write the artifacts; returns the report."""
     started = time.time()
-    out_dir = Path(config.out_dir)
+    out_dir = config.run_dir()
     state_dir = out_dir / STATE_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = config.cache_dir or default_cache_dir()

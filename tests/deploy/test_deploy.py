@@ -14,11 +14,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-RUN_KEYS = {
-    "source", "model", "num_threads", "frame_width", "frame_height", "fps", "detect_width", "scale_factor",
-    "min_neighbors", "min_face", "detect_every", "smoothing", "log", "log_max_bytes", "log_backups",
-    "stats_interval", "display", "save_video", "emoji",
-}  # fmt: skip
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -87,7 +82,7 @@ def test_make_deploy_needs_pi(tmp_path):
 
 
 def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
-    result = run(["bash", "deploy/install.sh"], DRY_RUN="1", HOME=str(tmp_path))
+    result = run(["bash", "deploy/install.sh", "--user", "nobody"], DRY_RUN="1", HOME=str(tmp_path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     app = tmp_path / "fer-edge"
@@ -105,6 +100,8 @@ def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
         "/etc/systemd/system/fer-edge.service",
         "systemctl daemon-reload",
         "systemctl enable --now fer-edge.service",
+        "rm -f /etc/systemd/system/fer-edge.service.d/network.conf",  # no network unless asked
+        f"install -D -m 644 {app}/backoff.conf /etc/systemd/system/fer-edge.service.d/backoff.conf",  # systemd >= 254
     ):
         assert expected in out, expected
     assert "tensorflow" not in out.lower()
@@ -128,7 +125,8 @@ def test_no_tensorflow_anywhere_in_the_install():
     assert "tensorflow" not in (DEPLOY / "install.sh").read_text().lower()
 
 
-def render_unit(tmp_path: Path) -> Path:
+def render_unit(tmp_path: Path, network: bool = False) -> Path:
+    """The unit as install.sh renders it, and with network=True the drop-in --network installs beside it."""
     app = tmp_path / "app"
     (app / "venv" / "bin").mkdir(parents=True)
     (app / "venv" / "bin" / "python").symlink_to(sys.executable)
@@ -137,44 +135,134 @@ def render_unit(tmp_path: Path) -> Path:
     assert result.returncode == 0, result.stderr
     unit = tmp_path / "fer-edge.service"
     unit.write_text(result.stdout)
+    if network:
+        (tmp_path / "fer-edge.service.d").mkdir()
+        conf = run(["bash", "deploy/install.sh", "--print-network-conf"]).stdout
+        (tmp_path / "fer-edge.service.d" / "network.conf").write_text(conf)
     return unit
 
 
 def test_rendered_unit_is_filled_in(tmp_path):
     text = render_unit(tmp_path).read_text()
-    assert "@" not in text.replace("multi-user.target", "")
+    assert re.search(r"@[A-Z_]+@", text) is None  # every placeholder filled in
     app = tmp_path / "app"
     for line in (
         f"ExecStart={app}/venv/bin/python -m edge run --config {app}/edge.toml",
         f"WorkingDirectory={app}",
         "Restart=on-failure",
-        "RestartSec=5",
+        "RestartSec=15",
+        "StartLimitIntervalSec=600",
+        "StartLimitBurst=5",
         "WantedBy=multi-user.target",
         "SupplementaryGroups=video",
+        "UMask=0077",
+        "IPAddressDeny=any",
+        # the cameras stay reachable: V4L2, libcamera's media controller, the Pi camera's buffers
+        "DevicePolicy=closed",
+        "DeviceAllow=char-video4linux rw",
+        "DeviceAllow=char-media rw",
+        "DeviceAllow=char-dma_heap rw",
     ):
         assert line in text.splitlines(), line
     settings = [line for line in text.splitlines() if not line.startswith("#")]
-    for key in ("PrivateDevices", "DevicePolicy", "DeviceAllow"):  # the camera must stay reachable
-        assert not any(line.startswith(key) for line in settings), key
+    assert not any(line.startswith("PrivateDevices") for line in settings)  # it would hide /dev/video*
 
 
 @pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
     reason="systemd-analyze is not installed (Debian: apt-get install -y systemd)",
 )
-def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
-    unit = render_unit(tmp_path)
+@pytest.mark.parametrize("network", [False, True])
+def test_rendered_unit_passes_systemd_analyze_verify(tmp_path, network):
+    unit = render_unit(tmp_path, network)
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     complaints = [line for line in result.stderr.splitlines() if unit.name in line]
     assert result.returncode == 0, result.stderr
     assert complaints == [], result.stderr
 
 
+def systemd_version() -> int:
+    if shutil.which("systemd-analyze") is None:
+        return 0
+    out = subprocess.run(["systemd-analyze", "--version"], capture_output=True, text=True).stdout
+    match = re.match(r"systemd (\d+)", out)
+    return int(match.group(1)) if match else 0
+
+
+MAX_EXPOSURE = 3.0
+
+
+@pytest.mark.skipif(systemd_version() < 250, reason="needs systemd-analyze >= 250 for security --offline (Debian: apt-get install -y systemd)")
+@pytest.mark.parametrize("network", [False, True])
+def test_rendered_unit_is_rated_ok_by_systemd_analyze_security(tmp_path, network):
+    unit = render_unit(tmp_path, network)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    match = re.search(r"Overall exposure level for fer-edge.service: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout[-2000:] + result.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
+    blocks_ip = re.search(r"^✓ IPAddressDeny=\s+Service blocks all IP address ranges", result.stdout, re.MULTILINE)
+    assert bool(blocks_ip) is not network, result.stdout
+
+
+def test_network_is_allowed_only_by_the_drop_in(tmp_path):
+    conf = run(["bash", "deploy/install.sh", "--print-network-conf"]).stdout
+    assert "IPAddressDeny=\n" in conf and "RestrictAddressFamilies=AF_INET AF_INET6" in conf
+    for args, expected in (
+        ([], "+ rm -f /etc/systemd/system/fer-edge.service.d/network.conf"),
+        (["--network"], "network.conf /etc/systemd/system/fer-edge.service.d/network.conf"),
+    ):
+        result = run(["bash", "deploy/install.sh", "--user", "nobody", *args], DRY_RUN="1", HOME=str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout, args
+
+
+def test_install_refuses_a_root_service_unless_asked(tmp_path):
+    refused = run(["bash", "deploy/install.sh", "--user", "root"], DRY_RUN="1", HOME=str(tmp_path))
+    assert refused.returncode == 2 and "refusing to install a service that runs as root" in refused.stderr
+    assert "apt-get" not in refused.stdout  # refused before doing anything
+    allowed = run(["bash", "deploy/install.sh", "--user", "root", "--allow-root"], DRY_RUN="1", HOME=str(tmp_path))
+    assert allowed.returncode == 0 and "systemctl enable --now fer-edge.service" in allowed.stdout
+    app_only = run(["bash", "deploy/install.sh", "--user", "root", "--no-systemd"], DRY_RUN="1", HOME=str(tmp_path))
+    assert app_only.returncode == 0  # no service, nothing runs as root
+
+
+MDWE_PROBE = """
+import ctypes, mmap, sys
+if ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN (Linux >= 6.3)
+    sys.exit(77)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit(78)
+except OSError:
+    pass
+from edge.config import RunConfig
+from edge.pipeline import run
+summary = run(RunConfig(source="sample", log=sys.argv[1], max_frames=10, save_video=sys.argv[2]))
+print(summary["frames"], summary["faces"])
+"""
+
+
+def test_the_runtime_runs_under_memory_deny_write_execute(tmp_path):
+    """MemoryDenyWriteExecute= in the unit: the kernel's MDWE prctl applies the same rule to this process."""
+    result = subprocess.run(
+        [sys.executable, "-c", MDWE_PROBE, str(tmp_path / "e.jsonl"), str(tmp_path / "v.mp4")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    if result.returncode == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["10", "20"]
+
+
 def test_edge_toml_has_exactly_the_run_keys():
+    from edge.config import RunConfig
+
     config = tomllib.loads((DEPLOY / "edge.toml").read_text())
     assert list(config) == ["run"]
     run_table = config["run"]
-    assert set(run_table) == RUN_KEYS
+    assert set(run_table) == set(RunConfig.__dataclass_fields__)
     assert run_table["source"] == "picamera2" and run_table["model"] == ""
     assert run_table["log"] == "/home/pi/fer-edge/logs/events.jsonl"
     assert isinstance(run_table["stats_interval"], float) and isinstance(run_table["scale_factor"], float)
@@ -219,25 +307,17 @@ def test_edge_toml_loads_with_the_runtime_loader():
     assert config.source == "picamera2" and config.model == ""
 
 
-# -- MQTT: settings in edge.toml (commented out), a login only in mqtt.env on the Pi --------------------
-MQTT_KEYS = {"device_id", "mqtt", "mqtt_prefix", "mqtt_ca_file", "mqtt_credentials_file", "mqtt_discovery", "mqtt_discovery_prefix"}
-
-
-def test_edge_toml_mqtt_block_loads_when_uncommented(tmp_path):
-    config_module = pytest.importorskip("edge.config")
-    text = (DEPLOY / "edge.toml").read_text()
-    uncommented = re.sub(r"^# ([a-z_]+ = )", r"\1", text, flags=re.MULTILINE)
-    assert set(tomllib.loads(uncommented)["run"]) == RUN_KEYS | MQTT_KEYS  # every MQTT setting, documented
-    path = tmp_path / "edge.toml"
-    path.write_text(uncommented)
-    config = config_module.load_config(path)
-    assert config.mqtt.startswith("mqtt://") and config.mqtt_discovery is True
+# -- MQTT: settings in edge.toml (off until set), a login only in mqtt.env on the Pi ---------------------
+def test_edge_toml_has_mqtt_off_and_no_login():
+    run_table = tomllib.loads((DEPLOY / "edge.toml").read_text())["run"]
+    assert run_table["mqtt"] == "" and run_table["device_id"] == "" and run_table["mqtt_credentials_file"] == ""
+    assert not {key for key in run_table if "user" in key or "password" in key}
 
 
 def test_install_with_mqtt_sets_the_config_and_keeps_the_login_out_of_sight(tmp_path):
     password = "pw-Zx81-never-shown"
     result = run(
-        ["bash", "deploy/install.sh", "--mqtt", "mqtts://broker.lan:8883", "--device-id", "kitchen"],
+        ["bash", "deploy/install.sh", "--allow-root", "--mqtt", "mqtts://broker.lan:8883", "--device-id", "kitchen"],
         DRY_RUN="1", HOME=str(tmp_path), FER_MQTT_USERNAME="pi", FER_MQTT_PASSWORD=password,
     )
     assert result.returncode == 0, result.stderr
@@ -245,6 +325,7 @@ def test_install_with_mqtt_sets_the_config_and_keeps_the_login_out_of_sight(tmp_
     assert "paho-mqtt" in out
     assert 'mqtt\\ =\\ \\"mqtts://broker.lan:8883\\"' in out and 'device_id\\ =\\ \\"kitchen\\"' in out
     assert f"> {tmp_path}/fer-edge/mqtt.env" in out and "umask 077" in out
+    assert "/etc/systemd/system/fer-edge.service.d/network.conf" in out  # the unit denies IP otherwise
     assert password not in out + result.stderr
     assert list(tmp_path.iterdir()) == []
 

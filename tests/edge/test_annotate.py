@@ -9,7 +9,6 @@ from edge.annotate import (
     caption,
     draw_emoji,
     draw_faces,
-    draw_status,
     emoji_place,
     panel_origin,
     to_bgr,
@@ -191,9 +190,3 @@ def test_grayscale_input_gets_a_colour_copy():
     assert draw_faces(grey, [], LABELS).shape == (H, W, 3)
 
 
-def test_status_line_at_bottom_left():
-    frame = grey_frame()
-    mask = changed(grey_frame(), draw_status(frame, "12.3 FPS"))
-    assert mask[H - 30 :, :80].any()
-    assert not mask[: H - 40].any() and not mask[:, 200:].any()
-    assert draw_status(np.full((H, W), 110, np.uint8), "ok").shape == (H, W, 3)

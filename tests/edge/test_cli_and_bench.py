@@ -7,7 +7,7 @@ from conftest import ROOT
 
 from edge import bench
 from edge.config import BUNDLED_MODEL, RunConfig
-from edge.detect import Box
+from edge.detect import Box, match_boxes
 
 
 def run_cli(*args):
@@ -50,9 +50,9 @@ def test_custom_grid_is_every_combination():
 
 def test_truth_matching_is_one_to_one():
     truth = [Box(0, 0, 100, 100), Box(200, 0, 100, 100)]
-    assert bench.match_boxes([Box(5, 5, 100, 100)], truth) == 1
-    assert bench.match_boxes([Box(5, 5, 100, 100), Box(0, 0, 100, 100)], truth) == 1  # two boxes, one face
-    assert bench.match_boxes([Box(60, 60, 100, 100)], truth) == 0  # IoU below 0.5
+    assert len(match_boxes([Box(5, 5, 100, 100)], truth, 0.5)) == 1
+    assert len(match_boxes([Box(5, 5, 100, 100), Box(0, 0, 100, 100)], truth, 0.5)) == 1  # two boxes, one face
+    assert match_boxes([Box(60, 60, 100, 100)], truth, 0.5) == []  # IoU below 0.5
 
 
 def test_pipeline_benchmark_measures_recall_on_the_sample(tmp_path):

@@ -22,11 +22,14 @@ def test_minimal_config_fills_defaults_and_flags_override(tmp_path):
     "text, message",
     [
         ('[run]\nsourc = "usb:0"\n', "unknown key run.sourc"),
-        ('[run]\nnum_threads = "two"\n', "run.num_threads must be int"),
-        ("[run]\ndisplay = 1\n", "run.display must be bool"),
-        ("[run]\nnum_threads = true\n", "run.num_threads must be int"),
-        ("[run]\nscale_factor = 0.9\n", "scale_factor = 0.9"),
-        ("[run]\nfps = 0\n", "fps = 0"),
+        ('[run]\nnum_threads = "two"\n', "run.num_threads) must be int"),
+        ("[run]\ndisplay = 1\n", "run.display) must be bool"),
+        ("[run]\nnum_threads = true\n", "run.num_threads) must be int"),
+        ("[run]\nscale_factor = 0.9\n", "--scale-factor (run.scale_factor) must be > 1 and <= 2, got 0.9"),
+        ("[run]\nfps = 0\n", "--fps (run.fps) must be between 1 and 240, got 0"),
+        ("[run]\nduration = inf\n", "--duration (run.duration) must be a finite number, got inf"),
+        ("[run]\nstats_interval = nan\n", "--stats-interval (run.stats_interval) must be a finite number"),
+        ("[run]\nfps = -inf\n", "--fps (run.fps) must be a finite number, got -inf"),
         ("[camera]\nfps = 10\n", "unknown table(s) camera"),
         ("[run\n", "not valid TOML"),
         ("run = 5\n", "run must be a table"),
@@ -54,3 +57,49 @@ def test_the_shipped_pi_config_is_valid():
     path = ROOT / "deploy" / "edge.toml"
     config = load_config(path)
     assert config.source == "picamera2" and set(tomllib.loads(path.read_text())["run"]) <= set(RunConfig.__dataclass_fields__)
+
+
+def test_every_setting_is_a_flag_a_toml_key_and_documented():
+    """One definition: the CLI options, deploy/edge.toml and docs/configuration.md are made from RunConfig."""
+    import typer.main
+
+    from edge import cli, config
+
+    command = typer.main.get_command(cli.app).commands["run"]
+    flags = {opt for param in command.params for opt in param.opts}
+    fields = RunConfig.__dataclass_fields__
+    assert {f"--{name.replace('_', '-')}" for name in fields} <= flags
+    assert (ROOT / "deploy" / "edge.toml").read_text() == config.pi_toml(), "regenerate: python -m edge settings --toml > deploy/edge.toml"
+    assert (ROOT / "docs" / "configuration.md").read_text() == config.settings_markdown(), "regenerate: python -m edge settings > docs/configuration.md"
+    pi = tomllib.loads(config.pi_toml())["run"]
+    assert set(pi) == set(fields)
+    assert {key for key, value in pi.items() if value != fields[key].default} == set(config.PI_VALUES)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_threads": 0}, "--num-threads (run.num_threads) must be between 1 and 64, got 0"),
+        ({"duration": float("inf")}, "--duration (run.duration) must be a finite number, got inf"),
+        ({"stats_interval": float("nan")}, "--stats-interval (run.stats_interval) must be a finite number"),
+        ({"iou_threshold": 1.0}, "--iou-threshold (run.iou_threshold) must be > 0 and < 1, got 1.0"),
+        ({"detect_width": 20}, "--detect-width (run.detect_width) must be 0 (full size) or between 48 and 8192, got 20"),
+        ({"lores_width": 800}, "must fit in --frame-width"),
+        ({"min_face": True}, "--min-face (run.min_face) must be int, got True"),
+    ],
+)
+def test_a_bad_setting_names_flag_key_and_range(overrides, message):
+    with pytest.raises(ValueError) as error:
+        RunConfig(**overrides)
+    assert message in str(error.value)
+
+
+def test_zero_means_no_limit_where_the_setting_says_so():
+    config = RunConfig(detect_width=0, max_frames=0, duration=0, log_max_bytes=0)
+    assert (config.detect_width, config.max_frames, config.duration, config.log_max_bytes) == (0, 0, 0, 0)
+
+
+def test_every_bad_setting_is_reported_at_once():
+    with pytest.raises(ValueError) as error:
+        RunConfig(num_threads=0, fps=float("inf"))
+    assert "--num-threads" in str(error.value) and "--fps" in str(error.value)

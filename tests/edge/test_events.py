@@ -7,12 +7,10 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from edge import host as events
 from edge.contract import LABELS
 from edge.detect import Box
 from edge.eventlog import EventLog
-from edge.events import StageTimer, StatsWindow, track_event_record
-from edge.host import decode_throttled, parse_throttled
+from edge.events import Counters, StageTimer, StatsWindow, track_event_record
 from edge.signals import install_stop_handlers
 from edge.track import EventType, TrackEvent
 
@@ -71,7 +69,6 @@ def test_track_event_record_shape():
         label_index=3,
         score=0.812345,
         scores=(0.01, 0.0, 0.02, 0.812345, 0.05, 0.05, 0.057655),
-        frames_seen=9,
     )
     record = track_event_record(event, LABELS)
     assert record["time"].endswith("Z")
@@ -111,15 +108,18 @@ def test_stage_timer_averages():
     assert timer.counts == {"detect": 2, "classify": 1}
 
 
-def test_stats_window_maths_and_reset():
-    stats = StatsWindow(5.0, start=100.0, system_info=lambda: {"cpu_temp_c": 51.2, "throttled": None})
+def test_stats_window_reports_the_change_of_the_runs_counters():
+    counters, timer = Counters(frames_read=7, frames=3, faces=9), StageTimer()
+    timer.add("detect", 1000.0)  # before this interval: not in its average
+    stats = StatsWindow(5.0, counters, timer, start=100.0, system_info=lambda: {"cpu_temp_c": 51.2, "throttled": None})
     for faces in (1, 2, 0, 1):
-        stats.frame_read()
-        stats.frame_processed(faces)
-    stats.frame_read(6)
-    stats.frame_dropped(6)
-    stats.timer.add("detect", 10.0)
-    stats.timer.add("detect", 20.0)
+        counters.frames_read += 1
+        counters.frames += 1
+        counters.faces += faces
+    counters.frames_read += 6
+    counters.dropped += 6
+    timer.add("detect", 10.0)
+    timer.add("detect", 20.0)
     assert not stats.due(104.9)
     assert stats.due(105.0)
     record = stats.record(105.0)
@@ -140,41 +140,7 @@ def test_stats_window_maths_and_reset():
     assert not stats.due(109.0) and stats.due(110.0)
     empty = stats.record(110.0)
     assert empty["frames"] == 0 and empty["camera_fps"] == 0.0 and empty["stage_ms"] == {}
-
-
-def test_throttled_decoding():
-    assert parse_throttled("throttled=0x50005\n") == 0x50005
-    decoded = decode_throttled(0x50005)
-    assert decoded["raw"] == "0x50005"
-    assert decoded["under_voltage"] and decoded["throttled"]
-    assert not decoded["arm_frequency_capped"] and not decoded["soft_temperature_limit"]
-    assert decoded["under_voltage_occurred"] and decoded["throttled_occurred"]
-    assert not decoded["arm_frequency_capped_occurred"] and not decoded["soft_temperature_limit_occurred"]
-    assert not any(v for k, v in decode_throttled(0).items() if k != "raw")
-    assert all(v for k, v in decode_throttled(0xF000F).items() if k != "raw")
-    with pytest.raises(ValueError, match="garbage"):
-        parse_throttled("garbage")
-
-
-def test_read_throttled_caches_a_missing_vcgencmd(monkeypatch):
-    calls = []
-
-    def missing(*args, **kwargs):
-        calls.append(args)
-        raise FileNotFoundError("vcgencmd")
-
-    monkeypatch.setattr(events, "_vcgencmd_available", True)
-    monkeypatch.setattr(events.subprocess, "run", missing)
-    assert events.read_throttled() is None
-    assert events.read_throttled() is None
-    assert len(calls) == 1
-
-
-def test_cpu_temp(tmp_path):
-    zone = tmp_path / "temp"
-    zone.write_text("48312\n")
-    assert events.cpu_temp_c(zone) == 48.3
-    assert events.cpu_temp_c(tmp_path / "absent") is None
+    assert counters.frames == 7 and timer.counts["detect"] == 3  # the run's totals are untouched: stop reads them
 
 
 def test_stop_handlers_set_the_event_and_restore():
@@ -199,3 +165,13 @@ def test_second_sigint_interrupts():
             signal.raise_signal(signal.SIGINT)
     finally:
         restore()
+
+
+def test_a_new_event_log_is_readable_by_its_owner_only(tmp_path):
+    old = os.umask(0o022)  # the usual umask, which left the log world-readable
+    try:
+        with EventLog(tmp_path / "events.jsonl") as log:
+            log.write({"event": "start"})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "events.jsonl").stat().st_mode & 0o777 == 0o600

@@ -119,3 +119,19 @@ def test_backlog_counts_unread_bytes_in_every_newer_file(tmp_path):
     assert tail.backlog_bytes() == total
     drain(tail)
     assert tail.backlog_bytes() == 0
+
+
+def test_a_line_the_writer_cut_back_is_read_again_from_its_start(tmp_path):
+    path = tmp_path / "e.jsonl"
+    with open(path, "wb") as handle:
+        handle.write(b'{"seq":1}\n{"seq":2,"half')  # disk full mid-line: EventLog truncates back to the line start
+        handle.flush()
+        tail = LogTail(path)
+        tail.start(None)
+        assert [line for line, _ in drain(tail)] == [b'{"seq":1}']
+        handle.truncate(10)
+        assert drain(tail) == []
+        handle.seek(10)
+        handle.write(b'{"seq":2}\n')
+        handle.flush()
+        assert [line for line, _ in drain(tail)] == [b'{"seq":2}']

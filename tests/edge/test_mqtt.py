@@ -95,7 +95,7 @@ def test_credentials_come_from_the_environment_or_a_file_and_never_show(tmp_path
 
 
 def test_config_checks_mqtt_settings_up_front(tmp_path):
-    with pytest.raises(ValueError, match="mqtt needs log to be a file"):
+    with pytest.raises(ValueError, match=r"--mqtt needs --log \(run.log\) to be a file"):
         RunConfig(mqtt="mqtt://h")
     with pytest.raises(ValueError, match="mqtt://"):
         RunConfig(mqtt="tcp://h", log="e.jsonl")
@@ -364,7 +364,7 @@ def test_run_with_mqtt_and_stdout_log_is_a_clear_cli_error():
         [sys.executable, "-m", "edge", "run", "--mqtt", "mqtt://127.0.0.1:1", "--log", "-"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode == 2 and "mqtt needs log to be a file" in result.stderr
+    assert result.returncode == 2 and "--mqtt needs --log (run.log) to be a file" in result.stderr
 
 
 def test_settings_repr_hides_credentials():

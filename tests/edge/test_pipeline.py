@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import signal
@@ -11,8 +12,10 @@ import numpy as np
 from conftest import ROOT
 
 from edge import pipeline
-from edge.bench import load_truth, match_boxes
+from edge.bench import load_truth
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
+from edge.contract import LABELS
+from edge.detect import match_boxes
 from edge.outputs import Outputs
 from edge.sources import Frame, SourceError
 
@@ -42,7 +45,7 @@ def test_sample_clip_end_to_end(tmp_path):
         assert set(record) >= {"time", "t", "frame", "track", "box", "label", "score", "scores"}
         assert len(record["scores"]) == 7 and abs(sum(record["scores"].values()) - 1) < 0.05
     truth = load_truth(SAMPLE_TRUTH)
-    matched = sum(match_boxes(found[i], truth[i]) for i in truth)
+    matched = sum(len(match_boxes(found[i], truth[i], 0.5)) for i in truth)
     expected = sum(len(boxes) for boxes in truth.values())
     assert matched >= 0.95 * expected and summary["faces"] - matched <= 5  # recall and false detections
     assert "stats" in kinds
@@ -75,13 +78,13 @@ def test_image_and_folder_sources_write_annotated_images_and_json(tmp_path):
         cv2.imwrite(str(folder / f"shot{i}.png"), frame)
     out = tmp_path / "annotated"
     summary = pipeline.run(RunConfig(source=str(folder), log=str(tmp_path / "e.jsonl"), save_images=str(out)))
-    assert summary["frames"] == 3
+    assert summary["images"] == 3 and summary["errors"] == 0
     for i in range(3):
         faces = json.loads((out / f"shot{i}.json").read_text())["faces"]
         assert len(faces) == 2 and {"box", "label", "score", "scores"} <= set(faces[0])
         assert cv2.imread(str(out / f"shot{i}_annotated.png")) is not None
     single = pipeline.run(RunConfig(source=str(folder / "shot0.png"), log=str(tmp_path / "s.jsonl")))
-    assert single["frames"] == 1 and single["faces"] == 2
+    assert single["images"] == 1 and single["faces"] == 2
 
 
 class FlakyCamera:
@@ -106,7 +109,9 @@ class FlakyCamera:
         if not self.frames:
             return None
         gray = cv2.cvtColor(self.frames.pop(), cv2.COLOR_BGR2GRAY)
-        return Frame(self.reads, time.monotonic(), gray, None)
+        # Synthetic time, one frame interval per read: a slow first frame on a busy machine must not
+        # count as dropped frames (the wall clock made this test fail 1 run in 6).
+        return Frame(self.reads, self.reads / self.fps, gray, None)
 
 
 def test_a_camera_that_stops_is_reopened_and_the_gap_logged(tmp_path, monkeypatch):
@@ -227,14 +232,70 @@ def test_boxes_found_on_the_lores_stream_are_drawn_on_the_main_stream(tmp_path):
     """picamera2: detection runs on the 320x240 lores Y plane, annotation on the 640x480 main image."""
     from edge.detect import Box
 
-    gray = np.zeros((240, 320), np.uint8)
     color = np.zeros((480, 640, 3), np.uint8)
-    frame = Frame(0, 0.0, gray, color, name="lores.png")
-    scores = np.full((1, 7), 1 / 7, np.float32)
-    result = pipeline.FrameResult(frame, [Box(50, 60, 40, 40)], scores, [], True)
-    outputs = Outputs(RunConfig(save_images=str(tmp_path)), tuple("abcdefg"), 30)
-    outputs.show(result, {})
-    faces = json.loads((tmp_path / "lores.json").read_text())["faces"]
-    assert faces[0]["box"] == [100, 120, 80, 80]
-    drawn = cv2.imread(str(tmp_path / "lores_annotated.png"))
+    outputs = Outputs(RunConfig(), tuple("abcdefg"), 30, scale_to_main=2.0)
+    drawn, annotations = outputs.annotate(color, [(Box(50, 60, 40, 40), (1 / 7,) * 7, 3)])
+    assert annotations[0].box == (100, 120, 80, 80) and annotations[0].track_id == 3
     assert drawn.shape == (480, 640, 3) and drawn[120:200, 100].any()  # the box's left edge, in main pixels
+    assert not color.any()  # drawn on a copy
+
+
+def photo_with_face_at(grace, x, y, size=(640, 480)):
+    """A grey canvas with Grace Hopper's face pasted at (x, y): photos whose faces lie in different places."""
+    canvas = np.full((size[1], size[0], 3), 60, np.uint8)
+    face = cv2.resize(grace, (200, 240))
+    canvas[y : y + 240, x : x + 200] = face
+    return canvas
+
+
+def test_a_folder_of_photos_is_stills_each_on_its_own(tmp_path):
+    from conftest import grace_hopper_path
+
+    grace = cv2.imread(str(grace_hopper_path()))
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a_left.png"), photo_with_face_at(grace, 20, 20))
+    cv2.imwrite(str(folder / "sub" / "b_right.tif"), photo_with_face_at(grace, 420, 220))
+    (folder / "c_broken.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    log, table = tmp_path / "events.jsonl", tmp_path / "faces.csv"
+    summary = pipeline.run(RunConfig(source=str(folder), log=str(log), csv=str(table)))
+    records = read_log(log)
+    assert [r["event"] for r in records] == ["start", "image", "error", "image", "stop"]  # sorted by relative path
+    assert summary == {**records[-1], "time": summary["time"]} and summary["images"] == 2 and summary["errors"] == 1
+    assert "c_broken.jpg" in records[2]["error"] and records[2]["image"] == "c_broken.jpg"
+    left, right = records[1], records[3]
+    assert left["image"] == "a_left.png" and right["image"] == "sub/b_right.tif" and left["size"] == [640, 480]
+    for record, (x, y) in ((left, (20, 20)), (right, (420, 220))):
+        assert len(record["faces"]) == 1  # the second photo's face is found although the first's was elsewhere
+        bx, by, bw, bh = record["faces"][0]["box"]
+        assert x <= bx + bw / 2 <= x + 200 and y <= by + bh / 2 <= y + 240
+    # each photo's result is what running it alone gives: nothing carried from one photo to the next
+    for record in (left, right):
+        alone = tmp_path / f"alone_{len(record['image'])}.jsonl"
+        pipeline.run(RunConfig(source=str(folder / record["image"]), log=str(alone)))
+        assert read_log(alone)[1]["faces"] == record["faces"]
+    rows = list(csv.DictReader(table.open()))
+    assert [r["image"] for r in rows] == ["a_left.png", "sub/b_right.tif"]
+    assert list(rows[0]) == ["image", "frame", "t", "face", "track", "x", "y", "w", "h", "label", "score", *LABELS]
+    assert rows[0]["label"] == left["faces"][0]["label"] and float(rows[0][rows[0]["label"]]) == left["faces"][0]["score"]
+
+
+def test_an_image_without_a_face_still_gets_a_csv_row_and_annotated_output(tmp_path):
+    blank = tmp_path / "in" / "blank.png"
+    blank.parent.mkdir()
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 90, np.uint8))
+    out, table = tmp_path / "out", tmp_path / "faces.csv"
+    summary = pipeline.run(RunConfig(source=str(blank.parent), log=str(tmp_path / "e.jsonl"), csv=str(table), save_images=str(out)))
+    assert summary["images"] == 1 and summary["faces"] == 0
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 1 and rows[0]["image"] == "blank.png" and rows[0]["face"] == "" and rows[0]["label"] == ""
+    saved = json.loads((out / "blank.json").read_text())
+    assert saved["event"] == "image" and saved["faces"] == [] and (out / "blank_annotated.png").is_file()
+
+
+def test_video_csv_has_a_row_per_face_per_frame_with_its_track(tmp_path):
+    table = tmp_path / "faces.csv"
+    summary = pipeline.run(RunConfig(source="sample", log=str(tmp_path / "e.jsonl"), csv=str(table), max_frames=10))
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == summary["faces"] and {r["track"] for r in rows} == {"1", "2"}
+    assert rows[0]["image"] == "" and rows[0]["frame"] == "0" and float(rows[-1]["t"]) > 0

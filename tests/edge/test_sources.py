@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from edge.sources import (
-    FolderSource,
     Frame,
-    ImageSource,
     Picamera2Source,
     ReopeningSource,
     SourceError,
@@ -22,50 +20,6 @@ def _write_image(path, value=128, size=(40, 30)):
     image = np.full((size[1], size[0], 3), value, np.uint8)
     assert cv2.imwrite(str(path), image)
     return image
-
-
-def test_image_source_reads_once(tmp_path):
-    path = tmp_path / "face.png"
-    _write_image(path, 90)
-    with ImageSource(path) as source:
-        frame = source.read()
-        assert source.read() is None
-    assert frame.index == 0 and frame.name == "face.png"
-    assert frame.gray.shape == (30, 40) and frame.gray.dtype == np.uint8
-    assert frame.color.shape == (30, 40, 3)
-    assert not source.live
-
-
-def test_image_source_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.png"):
-        ImageSource(tmp_path / "nope.png").open()
-
-
-def test_folder_source_sorted_and_filtered(tmp_path):
-    for name, value in (("b.jpg", 20), ("a.png", 10), ("c.BMP", 30)):
-        _write_image(tmp_path / name, value)
-    (tmp_path / "notes.txt").write_text("not an image")
-    with open_source(str(tmp_path)) as source:
-        assert isinstance(source, FolderSource)
-        frames = []
-        while (frame := source.read()) is not None:
-            frames.append(frame)
-    assert [f.name for f in frames] == ["a.png", "b.jpg", "c.BMP"]
-    assert [f.index for f in frames] == [0, 1, 2]
-
-
-def test_folder_source_unreadable_image(tmp_path):
-    _write_image(tmp_path / "a.png")
-    (tmp_path / "b.jpg").write_bytes(b"not really a jpeg")
-    with FolderSource(tmp_path) as source:
-        assert source.read().name == "a.png"
-        with pytest.raises(ValueError, match="b.jpg"):
-            source.read()
-
-
-def test_folder_source_empty(tmp_path):
-    with pytest.raises(ValueError, match="holds no"):
-        FolderSource(tmp_path).open()
 
 
 def test_video_source_reads_to_the_end(tmp_path):
@@ -102,8 +56,6 @@ def test_bad_spec_names_the_flag(spec):
 
 
 def test_spec_forms(tmp_path):
-    _write_image(tmp_path / "one.jpg")
-    assert isinstance(open_source(str(tmp_path / "one.jpg")), ImageSource)
     usb = open_source("usb:2", frame_width=320, frame_height=240, fps=15)
     assert isinstance(usb, UsbCameraSource) and usb.index == 2 and usb.live
     camera = open_source("picamera2", want_color=True)
@@ -208,10 +160,13 @@ def test_reopening_source_stops():
 
 
 def test_reopening_source_passes_files_through(tmp_path):
-    _write_image(tmp_path / "a.png")
-    source = ReopeningSource(ImageSource(tmp_path / "a.png"), sleep=lambda s: pytest.fail("no sleeping"))
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    source = ReopeningSource(VideoSource(path), sleep=lambda s: pytest.fail("no sleeping"))
     with source:
-        assert source.read().name == "a.png"
+        assert source.read().index == 0
         assert source.read() is None
     assert not source.live
 

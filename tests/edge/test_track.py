@@ -32,7 +32,9 @@ def test_two_moving_faces_keep_their_ids():
     assert tracker.predicted_boxes() == [Box(35, 20, 50, 50), Box(225, 10, 50, 50)]
     ends = tracker.finish(6, 0.2)
     assert {e.track_id: e.box for e in ends} == {1: Box(35, 20, 50, 50), 2: Box(225, 10, 50, 50)}
-    assert all(e.frames_seen == 6 for e in ends)
+    # each box of the latest frame knows its track and its smoothed scores, in the boxes' order
+    assert [track for track, _ in tracker.latest()] == [2, 1]
+    assert np.argmax(tracker.latest()[0][1]) == 6 and np.argmax(tracker.latest()[1][1]) == 3
 
 
 def test_greedy_matching_takes_the_best_overlap_first():

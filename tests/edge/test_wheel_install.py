@@ -1,11 +1,17 @@
 """The built wheel installs into a fresh virtual environment without TensorFlow and runs the bundled clip."""
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tomllib
 import venv
+import zipfile
+from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
@@ -36,3 +42,41 @@ def test_wheel_installs_without_tensorflow_and_runs_the_sample(tmp_path):
     assert records[0]["event"] == "start" and records[-1]["event"] == "stop"
     assert records[-1]["frames"] == 30 and records[-1]["faces"] >= 50
     assert "site-packages/edge/assets" in records[0]["model"]
+
+
+# Build with this environment's setuptools when it has one (no download); else pip fetches it.
+OFFLINE_BUILD = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+SOURCE_TREE = ("pyproject.toml", "README.md", "edge", "train", "convert")
+
+
+def listed_assets() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["edge.assets"]
+
+
+def test_the_asset_list_names_every_tracked_asset():
+    tracked = subprocess.run(["git", "ls-files", "edge/assets"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip(f"not a git checkout: {tracked.stderr.strip()}")
+    tracked_names = {Path(line).name for line in tracked.stdout.splitlines() if not line.endswith(".py")}
+    assert sorted(listed_assets()) == sorted(tracked_names), "list new assets in pyproject.toml [tool.setuptools.package-data]"
+
+
+def test_the_wheel_ships_exactly_the_listed_assets_and_no_stray_file(tmp_path):
+    tree = tmp_path / "src"
+    tree.mkdir()
+    for name in SOURCE_TREE:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(source, tree / name)
+    for stray in ("api_keys.json", "notes.md", "frame_0001.png"):  # untracked files a developer left there
+        (tree / "edge" / "assets" / stray).write_text('{"key": "not-a-real-key"}')
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *OFFLINE_BUILD, "-w", str(tmp_path / "dist"), str(tree)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    wheel = next((tmp_path / "dist").glob("fer_edge-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = sorted(Path(n).name for n in archive.namelist() if n.startswith("edge/assets/") and not n.endswith(".py"))
+    assert shipped == sorted(listed_assets())

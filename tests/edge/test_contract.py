@@ -1,0 +1,48 @@
+"""The preprocessing contract, on its own: no model, no TensorFlow."""
+
+import numpy as np
+import pytest
+
+from edge import contract
+
+
+def test_labels_are_fer2013s_canonical_order():
+    assert contract.LABELS == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert [contract.label_index(name) for name in (" Happy", "NEUTRAL", "angry")] == [3, 6, 0]
+    with pytest.raises(ValueError, match="'contempt'"):
+        contract.label_index("contempt")
+
+
+def test_pixels_scale_to_minus_one_one():
+    faces = np.array([0, 127, 255] * 768, np.uint8).reshape(1, 48, 48)
+    scaled = contract.scale_pixels(faces)
+    assert scaled.shape == (1, 48, 48, 1) and scaled.dtype == np.float32
+    assert scaled.min() == -1.0 and scaled.max() == 1.0 and scaled.flat[1] == pytest.approx(127 / 127.5 - 1, abs=1e-6)
+    with pytest.raises(ValueError, match="uint8"):
+        contract.scale_pixels(faces.astype(np.float32))
+    with pytest.raises(ValueError, match="48"):
+        contract.scale_pixels(np.zeros((1, 40, 40), np.uint8))
+
+
+def test_crop_resizes_the_box_and_clips_it_to_the_frame():
+    gray = np.arange(200 * 300, dtype=np.uint32).reshape(200, 300).astype(np.uint8)
+    assert contract.crop_face(gray, (10, 20, 96, 96)).shape == (48, 48)
+    exact = contract.crop_face(gray, (5, 6, 48, 48))
+    assert (exact == gray[6:54, 5:53]).all()  # a 48x48 box is taken as it is
+    assert contract.crop_face(gray, (-20, -20, 60, 60)).shape == (48, 48)  # partly outside: clipped
+    with pytest.raises(ValueError, match="outside"):
+        contract.crop_face(gray, (400, 10, 50, 50))
+
+
+def test_mirrors_are_appended_and_averaged_back():
+    faces = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
+    both = contract.with_mirrors(faces)
+    assert both.shape == (4, 48, 48, 1) and (both[2] == faces[0][:, ::-1]).all()
+    scores = np.array([[0.2, 0.8], [0.6, 0.4], [0.4, 0.6], [0.2, 0.8]])
+    assert contract.average_mirrors(scores) == pytest.approx(np.array([[0.3, 0.7], [0.4, 0.6]]))
+
+
+def test_the_contract_as_data_is_what_sidecars_carry():
+    described = contract.describe()
+    assert described["labels"] == list(contract.LABELS) and described["input_shape"] == [48, 48, 1]
+    assert described["pixel_scale"] == contract.PIXEL_SCALE and described["pixel_offset"] == contract.PIXEL_OFFSET

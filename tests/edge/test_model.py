@@ -1,0 +1,118 @@
+"""The model and sidecar checks of edge/model.py, on copies of the shipped model (no TensorFlow needed)."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from edge import contract
+from edge.config import BUNDLED_MODEL
+from edge.model import EmotionModel, ModelError, file_sha256, sidecar_digest, sidecar_path
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    path = tmp_path / "model.tflite"
+    shutil.copy(BUNDLED_MODEL, path)
+    shutil.copy(sidecar_path(BUNDLED_MODEL), sidecar_path(path))
+    return path
+
+
+def edit_sidecar(model_path, change, redigest=False):
+    path = sidecar_path(model_path)
+    sidecar = json.loads(path.read_text())
+    change(sidecar)
+    if redigest:  # as someone who knows the scheme would
+        sidecar["digest"] = sidecar_digest(sidecar)
+    path.write_text(json.dumps(sidecar, indent=2))
+    return path
+
+
+def swap_sad_and_neutral(labels):
+    sad, neutral = labels.index("sad"), labels.index("neutral")
+    labels[sad], labels[neutral] = "neutral", "sad"
+
+
+def test_the_shipped_model_loads_with_its_digest_verified(model_copy):
+    model = EmotionModel(model_copy)
+    assert model.labels == contract.LABELS and model.sidecar_verified
+    assert model.sidecar["sha256"] == file_sha256(model_copy)
+
+
+@pytest.mark.parametrize("redigest", [False, True])
+def test_edited_labels_are_refused(model_copy, redigest):
+    where = edit_sidecar(model_copy, lambda s: swap_sad_and_neutral(s["labels"]), redigest)
+    with pytest.raises(ModelError) as error:
+        EmotionModel(model_copy)
+    assert str(where) in str(error.value) and "labels" in str(error.value) and "'neutral', 'sad'" not in str(error.value)
+
+
+def test_labels_edited_in_both_places_are_refused(model_copy):
+    def both(sidecar):
+        swap_sad_and_neutral(sidecar["labels"])
+        swap_sad_and_neutral(sidecar["contract"]["labels"])
+
+    edit_sidecar(model_copy, both, redigest=True)
+    with pytest.raises(ModelError, match="trained and evaluated with"):
+        EmotionModel(model_copy)
+
+
+def test_edited_accuracy_is_refused(model_copy):
+    where = edit_sidecar(model_copy, lambda s: s["accuracy"].update(PrivateTest=0.99))
+    with pytest.raises(ModelError) as error:
+        EmotionModel(model_copy)
+    assert str(where) in str(error.value) and "digest" in str(error.value)
+
+
+def test_a_sidecar_without_digest_loads_but_is_marked_unverified(model_copy):
+    edit_sidecar(model_copy, lambda s: s.pop("digest"))
+    assert not EmotionModel(model_copy).sidecar_verified
+    info = subprocess.run([sys.executable, "-m", "edge", "info", str(model_copy)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    accuracy = next(line for line in info.stdout.splitlines() if line.startswith("accuracy"))
+    assert "66.20%" in accuracy and "unverified" in accuracy
+
+
+def test_edge_info_refuses_an_edited_accuracy(model_copy):
+    edit_sidecar(model_copy, lambda s: s["accuracy"].update(PrivateTest=0.99))
+    info = subprocess.run([sys.executable, "-m", "edge", "info", str(model_copy)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 2 and "99" not in info.stdout and "digest differs" in info.stderr
+
+
+def test_a_changed_model_file_is_refused(model_copy):
+    data = bytearray(model_copy.read_bytes())
+    data[-1] ^= 0xFF
+    model_copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256 differs"):
+        EmotionModel(model_copy)
+
+
+def test_a_different_preprocessing_contract_is_refused(model_copy):
+    edit_sidecar(model_copy, lambda s: s["contract"].update(pixel_scale=1 / 255), redigest=True)
+    with pytest.raises(ModelError, match="contract.pixel_scale"):
+        EmotionModel(model_copy)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [(None, "sidecar JSON missing"), ("{not json", "not valid JSON"), ('{"labels": []}', "sidecar lacks input_shape")],
+)
+def test_broken_sidecars_name_the_file(model_copy, text, message):
+    path = sidecar_path(model_copy)
+    if text is None:
+        path.unlink()
+    else:
+        path.write_text(text)
+    with pytest.raises(ModelError) as error:
+        EmotionModel(model_copy)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_missing_model_and_bad_thread_count(model_copy, tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        EmotionModel(tmp_path / "none.tflite")
+    with pytest.raises(ModelError, match="--num-threads"):
+        EmotionModel(model_copy, num_threads=0)

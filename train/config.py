@@ -1,0 +1,45 @@
+"""Every training setting, once: `python -m train fit --FLAG` is made from these fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.settings import check, setting
+
+LABEL_SETS = ("fer2013", "ferplus")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out_dir: str = setting("", 'where the model, history, curves and report go; "" = runs/<labels> (never the shipped models/)')
+    labels: str = setting("fer2013", "fer2013: the CSV's labels, one-hot; ferplus: FER+ vote distributions", choices=LABEL_SETS)
+    ferplus: str = setting("", 'FER+ votes (fer2013new.csv); "" = beside --data')
+    epochs: int = setting(80, "epochs to train (early stopping may end sooner)", low=1, high=10_000)
+    batch_size: int = setting(64, "faces per training step", low=1, high=4096)
+    learning_rate: float = setting(1e-3, "Adam's peak learning rate", above=0.0, high=1.0)
+    warmup_epochs: int = setting(2, "epochs of linear warm-up before the cosine decay", low=0, high=1000)
+    min_learning_rate: float = setting(1e-5, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", low=0.0, below=1.0)
+    rotation_degrees: float = setting(10.0, "largest random rotation, degrees", low=0.0, high=180.0)
+    shift_fraction: float = setting(0.1, "largest random shift, fraction of the side", low=0.0, below=0.5)
+    zoom_fraction: float = setting(0.1, "largest random zoom, fraction", low=0.0, below=0.5)
+    brightness: float = setting(0.15, "largest random brightness change, fraction of the grey range", low=0.0, high=1.0)
+    contrast: float = setting(0.2, "largest random contrast change, fraction around the image mean", low=0.0, high=1.0)
+    flip: bool = setting(True, "random horizontal flips")
+    l2: float = setting(0.01, "L2 weight decay of the base convolutions", low=0.0, high=1.0)
+    patience: int = setting(40, "early stopping: epochs without a better PublicTest accuracy", low=1, high=10_000)
+    seed: int = setting(1337, "random seed (initialisation, shuffling, augmentation)", low=0, high=2**31 - 1)
+    limit: int = setting(0, "use at most this many images per split (smoke runs)", low=1, zero_means="all")
+    skip_bad: bool = setting(False, "skip and count malformed records instead of stopping")
+    cache_dir: str = setting("", 'where decoded arrays are cached; "" = ~/.cache/fer-edge')
+    resume: bool = setting(False, "continue the interrupted run in OUT_DIR/.train (same settings)")
+    init_from: str = setting("", 'start from this .keras model\'s weights (fine-tuning, a warm restart); "" = from scratch')
+    verbose: int = field(default=1)  # Keras verbosity; 2 (one line an epoch) when the output is not a terminal
+
+    def __post_init__(self):
+        check(self, "train")
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir or Path("runs") / self.labels)
