@@ -213,13 +213,17 @@ class Forwarder:
     def open(self) -> None:
         """Lock and read the cursor, place the reader and build the client; errors here are the caller's."""
         self.cursor.lock()
+        try:
+            self._client = new_client(self.settings, f"fer-edge-{self.topics.device}", self.topics.availability)
+        except BaseException:
+            self.cursor.unlock()
+            raise
         position, problem = self.cursor.load()
         if problem:
             self.report(problem)
         self._acked = self._saved = position
         self._last_key = position.key if position else None
         self.tail.start(position)
-        self._client = new_client(self.settings, f"fer-edge-{self.topics.device}", self.topics.availability)
         self._client.on_connect, self._client.on_disconnect = self._on_connect, self._on_disconnect
         self._client.on_publish, self._client.on_message = self._on_publish, self._on_message
 
