@@ -74,8 +74,9 @@ class LogTail:
         self.path = Path(path)
         self._fd: int | None = None
         self._inode = 0
-        self._offset = 0  # of the first byte in _buffer
+        self._offset = 0  # file offset just after the last line handed out (= _buffer[_pos])
         self._buffer = b""
+        self._pos = 0  # where the next line starts in _buffer (no copy per line)
         self.resumed: str = ""  # how start() found its place, for the report
 
     def start(self, position: Position | None) -> None:
@@ -108,7 +109,7 @@ class LogTail:
             os.close(fd)
             return False
         self.close()
-        self._fd, self._inode, self._offset, self._buffer = fd, os.fstat(fd).st_ino, offset, b""
+        self._fd, self._inode, self._offset, self._buffer, self._pos = fd, os.fstat(fd).st_ino, offset, b"", 0
         os.lseek(fd, offset, os.SEEK_SET)
         return True
 
@@ -117,7 +118,7 @@ class LogTail:
             files = _inodes(self.path)
             if not files or not self._open(files[0][0], 0, None):
                 return None
-        while b"\n" not in self._buffer:
+        while (newline := self._buffer.find(b"\n", self._pos)) < 0:
             if self._fill():
                 continue
             torn = self._move_on()
@@ -125,13 +126,14 @@ class LogTail:
                 return None
             if torn:  # a finished file ended without a newline (cut short by a crash): hand it out once
                 return torn, Position(self._inode, 0)
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        line, self._pos = self._buffer[self._pos:newline], newline + 1
         self._offset += len(line) + 1
         return line, Position(self._inode, self._offset)
 
     def _fill(self) -> bool:
         data = os.read(self._fd, CHUNK)
-        self._buffer += data
+        if data:
+            self._buffer, self._pos = self._buffer[self._pos:] + data, 0
         return bool(data)
 
     def _move_on(self) -> bytes | None:
@@ -144,11 +146,11 @@ class LogTail:
         if live == self._inode:
             if os.fstat(self._fd).st_size < os.lseek(self._fd, 0, os.SEEK_CUR):
                 # the writer cut a line it could not finish (disk full): read again from its start
-                self._buffer = b""
+                self._buffer, self._pos = b"", 0
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
             return None  # still the file being written: wait for more
         if self._fill():  # rotated after our last read: the writer closed it before renaming, so read on
-            return b"" if b"\n" in self._buffer else self._move_on()
+            return b"" if b"\n" in self._buffer[self._pos:] else self._move_on()
         files = _inodes(self.path)
         inodes = [inode for _, inode in files]
         if self._inode in inodes:
@@ -157,7 +159,7 @@ class LogTail:
                 return None  # the new live file is not there yet
         else:
             index = 0  # ours was rotated out while we read it: the oldest left comes next
-        torn = self._buffer
+        torn = self._buffer[self._pos:]
         if not self._open(files[index][0], 0, None):
             return None
         return torn
@@ -166,7 +168,7 @@ class LogTail:
         """Bytes written but not yet read: the rest of our file plus every newer file."""
         files = _inodes(self.path)
         inodes = [inode for _, inode in files]
-        total = len(self._buffer)
+        total = len(self._buffer) - self._pos
         if self._fd is not None:
             total += max(0, os.fstat(self._fd).st_size - os.lseek(self._fd, 0, os.SEEK_CUR))
         start = inodes.index(self._inode) + 1 if self._inode in inodes else 0

@@ -45,7 +45,7 @@ class Broker:
         self.folder, self.port = folder, free_port()
         self.process: subprocess.Popen | None = None
         lines = [f"listener {self.port} 127.0.0.1", f"persistence_location {folder}/", "persistence true",
-                 "autosave_interval 1", "log_dest stderr", "log_type error",
+                 "autosave_interval 1", "log_dest stderr", "log_type error", "max_queued_messages 0",
                  f"user {getpass.getuser()}"]  # as root, mosquitto would switch to a user who cannot read tmp_path
         if users:
             password_file = folder / "passwords"
