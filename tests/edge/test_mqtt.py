@@ -370,3 +370,26 @@ def test_run_with_mqtt_and_stdout_log_is_a_clear_cli_error():
 def test_settings_repr_hides_credentials():
     settings = BrokerSettings("h", 1883, username=USER, password=PASSWORD)
     assert USER not in repr(settings) and PASSWORD not in repr(settings)
+
+
+@needs_mosquitto
+def test_forward_command_sends_a_log_and_stops_cleanly_on_sigterm(tmp_path, broker, subscriber_factory):
+    broker.start()
+    sub = subscriber_factory(broker, "#")  # everything, discovery included
+    path = tmp_path / "events.jsonl"
+    log = SequencedLog(EventLog(path), "pi9")
+    for n in range(20):
+        log.write({"event": "new", "track": n})
+    log.close()
+    sender = run_edge("forward", "--log", str(path), "--mqtt", broker.url, "--device-id", "pi9", "--no-mqtt-discovery")
+    try:
+        wait_until(lambda: len(sub.on("pi9/track")) >= 20, 60, "the forwarded log")
+    finally:
+        sender.send_signal(signal.SIGTERM)
+        out, err = sender.communicate(timeout=30)
+    assert sender.returncode == 0, err
+    assert sub.on("pi9/track") == log_lines(path)
+    assert "delivered 20 events, dropped 0" in err
+    assert json.loads(cursor_path(path).read_text())["key"] == ["pi9", log.run, 20]
+    assert "fer-edge/pi9/availability" in sub.topics()
+    assert not [t for t in sub.topics() if t.startswith("homeassistant/")]  # --no-mqtt-discovery
