@@ -45,7 +45,7 @@ class Broker:
         self.folder, self.port = folder, free_port()
         self.process: subprocess.Popen | None = None
         lines = [f"listener {self.port} 127.0.0.1", f"persistence_location {folder}/", "persistence true",
-                 "autosave_interval 1", "log_dest stderr", "log_type error", "max_queued_messages 0",
+                 "log_dest stderr", "log_type error", "max_queued_messages 0",
                  f"user {getpass.getuser()}"]  # as root, mosquitto would switch to a user who cannot read tmp_path
         if users:
             password_file = folder / "passwords"
@@ -75,6 +75,13 @@ class Broker:
             return True
         except OSError:
             return False
+
+    def save(self) -> None:
+        """Have mosquitto write its persistence file now (SIGUSR1), so a kill keeps the sessions it had."""
+        database = self.folder / "mosquitto.db"
+        before = database.stat().st_mtime_ns if database.exists() else 0
+        self.process.send_signal(signal.SIGUSR1)
+        wait_until(lambda: database.exists() and database.stat().st_mtime_ns != before, 10, "mosquitto to save its sessions")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -168,7 +168,6 @@ def test_broker_down_at_start_then_started_gets_everything(tmp_path, broker, sub
 def test_broker_killed_mid_run_and_restarted_loses_nothing(tmp_path, broker, subscriber_factory):
     broker.start()
     sub = subscriber_factory(broker)
-    time.sleep(1.5)  # the broker's autosave (every 1 s) keeps the subscriber's session over the kill
     path = tmp_path / "events.jsonl"
     log = SequencedLog(EventLog(path, max_bytes=3000, backups=100), "pi1")
     reports = []
@@ -189,6 +188,8 @@ def test_broker_killed_mid_run_and_restarted_loses_nothing(tmp_path, broker, sub
         writing.clear()  # let the subscriber catch up, so the broker holds nothing undelivered when it dies
         thread.join()
         wait_until(lambda: len(sub.on("/track")) >= len(written), 30, "the subscriber to catch up")
+        # the test's subscriber must not miss what is sent while it reconnects: its session survives
+        broker.save()
         broker.kill()
         before_outage = len(written)
         thread = threading.Thread(target=writer)
@@ -202,10 +203,15 @@ def test_broker_killed_mid_run_and_restarted_loses_nothing(tmp_path, broker, sub
         thread.join()
     log.close()
     total = len(written)
-    seen = wait_until(
-        lambda: (got := {k[2] for k in keys(sub.on("/track"))}) >= set(range(1, total + 1)) and got, 30,
-        f"all {total} events at the subscriber",
-    )
+    try:
+        seen = wait_until(
+            lambda: (got := {k[2] for k in keys(sub.on("/track"))}) >= set(range(1, total + 1)) and got, 30,
+            f"all {total} events at the subscriber",
+        )
+    except AssertionError:
+        missing = sorted(set(range(1, total + 1)) - {k[2] for k in keys(sub.on("/track"))})
+        raise AssertionError(f"missing {missing[:20]}... ({len(missing)}), before outage {before_outage}, "
+                             f"forwarder {sender.counts}, reports {reports}, db {list(broker.folder.iterdir())}") from None
     counts = sender.stop()
     assert seen == set(range(1, total + 1))  # no gaps in the sequence numbers
     first_seen = list(dict.fromkeys(k[2] for k in keys(sub.on("/track"))))
