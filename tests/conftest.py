@@ -118,3 +118,10 @@ def real_data() -> Path:
     if not REAL_DATA.exists():
         pytest.fail(f"{REAL_DATA} is missing: the FER2013 tests need it (CI provides it there)")
     return REAL_DATA
+
+
+@pytest.fixture
+def real_csv() -> Path:
+    if not REAL_CSV.exists():
+        pytest.fail(f"{REAL_CSV} is missing: the FER2013 CSV-form tests need it (CI provides it there)")
+    return REAL_CSV
