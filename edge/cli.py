@@ -113,8 +113,8 @@ def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
     typer.echo("\n".join(lines))
 
 
-LABEL_SET_NAMES = {"fer2013": "FER2013 labels (fer2013)", "ferplus": "FER+ votes (ferplus)",
-                   "ferplus_majority": "the FER+ majority"}
+LABEL_SET_NAMES = {"fer2013": "FER2013 labels (fer2013)", "ferplus": "FER+ votes (ferplus)"}  # trained on
+ACCURACY_TITLES = {"fer2013": "FER2013 labels", "ferplus_majority": "the FER+ majority"}  # measured against
 
 
 def accuracy_lines(sidecar: dict) -> list[str]:
@@ -130,7 +130,7 @@ def accuracy_lines(sidecar: dict) -> list[str]:
             f"{key.removesuffix('_flip_tta')} {value * 100:.2f}%" + (" (flip TTA)" if key.endswith("_flip_tta") else "")
             for key, value in values.items()
         )
-        lines.append(f"{'accuracy' if not lines else '':13}against {LABEL_SET_NAMES.get(label_set, label_set)}: {text}")
+        lines.append(f"{'accuracy' if not lines else '':13}against {ACCURACY_TITLES.get(label_set, label_set)}: {text}")
     if "fer2013" in by_label_set and "ferplus_majority" not in by_label_set:
         lines.append(" " * 13 + "against the FER+ majority: not measured (converted without FER+ votes)")
     return lines

@@ -23,7 +23,7 @@ def test_info_describes_the_shipped_model():
     assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}% (flip TTA)" in result.stdout
     assert "trained on   FER2013 labels (fer2013)" in result.stdout
     for label_set, values in sidecar["accuracy_by_label_set"].items():  # both label sets, flip averaging off and on
-        line = next(line for line in result.stdout.splitlines() if f"against {cli.LABEL_SET_NAMES[label_set]}:" in line)
+        line = next(line for line in result.stdout.splitlines() if f"against {cli.ACCURACY_TITLES[label_set]}:" in line)
         assert f"PrivateTest {values['PrivateTest'] * 100:.2f}%," in line
         assert f"PrivateTest {values['PrivateTest_flip_tta'] * 100:.2f}% (flip TTA)" in line
     assert {"fer2013", "ferplus_majority"} <= set(sidecar["accuracy_by_label_set"])
