@@ -154,14 +154,17 @@ def ferplus_training(report: dict, train_report: dict | None) -> list[str]:
     """How a model trained on FER+ votes used them; nothing for a model trained on FER2013's labels."""
     if report.get("trained_on", "fer2013") != "ferplus":
         return []
-    used = f"{train_report['train_images']:,} of the {report['split_sizes']['Training']:,}" if train_report and "train_images" in train_report else "the"
+    if train_report and "train_images" in train_report:
+        used = f": {train_report['train_images']:,} of the {report['split_sizes']['Training']:,} Training faces were trained on"
+    else:
+        used = " (how many is in train_report.json, which is not beside this model)"
     return [
         "",
         "**Labels: FER+ votes.** Each face was re-labelled by 10 annotators (FER+, Barsoum et al., 2016, "
         "microsoft/FERPlus, `fer2013new.csv`, row-aligned with `fer2013.csv`). The model was trained on the vote "
         "distribution over the 7 labels above (soft targets). FER+'s eighth emotion, contempt, is not among the "
         "runtime's labels: its votes are left out and the other emotions' renormalised. Faces whose most-voted class "
-        f"is unknown, not-a-face or contempt were dropped: {used} Training faces were trained on.",
+        f"is unknown, not-a-face or contempt were dropped{used}.",
     ]
 
 
