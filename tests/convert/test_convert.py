@@ -264,12 +264,17 @@ def test_a_model_trained_on_ferplus_is_judged_and_bundled_by_the_ferplus_majorit
     EmotionModel(tmp_path / "assets" / "ferplus" / "ferplus_int8.tflite")  # sha256 of the bundled pair agrees
 
 
-def test_a_failed_gate_bundles_nothing(converted, tmp_path):
+def test_a_failed_gate_bundles_nothing_and_no_flip_tta_is_recorded(converted, tmp_path):
     _, _, config = converted
-    failing = replace(config, out_dir=str(tmp_path / "out"), float32=False, min_accuracy=99.5,
-                           bundle_dir=str(tmp_path / "assets"))
+    failing = replace(config, out_dir=str(tmp_path / "out"), float32=False, min_accuracy=99.5, flip_tta=False,
+                      bundle_dir=str(tmp_path / "assets"))
     report = convert_and_evaluate(failing)
     assert not report["gate"]["passed"] and not (tmp_path / "assets").exists()
+    # without flip averaging: the sidecar says so, so the runtime skips the mirrors, and the gated figures match
+    sidecar = json.loads((tmp_path / "out" / "mini_xception_int8.json").read_text())
+    assert sidecar["contract"]["flip_tta"] is False and EmotionModel(tmp_path / "out" / "mini_xception_int8.tflite").flip_tta is False
+    for split in ("PublicTest", "PrivateTest"):
+        assert report["results"]["int8"][split]["accuracy"] == report["accuracy_by_label_set"]["int8"]["fer2013"][split]
 
 
 def mismatched(folder, tmp_path, change) -> str:
