@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -48,7 +49,7 @@ def main(
     if bundle:
         if name not in BUNDLED_MODELS:
             raise typer.BadParameter(f"--bundle installs a bundled model: --name {' or '.join(BUNDLED_MODELS)}, got {name!r}", param_hint="--name")
-        bundle_dir = bundled_model(name).parent
+        bundle_dir = Path(os.path.relpath(bundled_model(name).parent))  # relative: the report records it
     config = ConvertConfig(
         data=str(data), keras_model=str(keras_model), out_dir=str(out_dir), calibration_count=calibration_count,
         float32=float32, float16=float16, max_drop=max_drop, min_accuracy=min_accuracy, limit=limit,
