@@ -8,8 +8,10 @@ from pathlib import Path
 
 import typer
 
-from edge.config import RunConfig, build_config
+from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, RunConfig, build_config
 from edge.settings import cli_options
+
+MODEL_HELP = f"{' | '.join(BUNDLED_MODELS)} (a bundled model) or a .tflite path with its sidecar JSON (default: {DEFAULT_MODEL})"
 
 app = typer.Typer(help="Facial-expression recognition on the edge.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Benchmarks like TFLite's benchmark_model.", no_args_is_help=True)
@@ -104,30 +106,28 @@ def settings(
 
 
 @app.command()
-def info(model: Path | None = typer.Argument(None, help=".tflite model (default: the bundled one)")) -> None:
-    """What a model is: labels, accuracy, preprocessing contract, sha256, interpreter."""
-    from edge.config import BUNDLED_MODEL
+def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
+    """What a model is: labels, label set trained on, accuracy on both label sets, contract, sha256, interpreter."""
+    from edge.config import resolve_model
     from edge.model import EmotionModel
 
-    path = model or BUNDLED_MODEL
     try:
+        path = resolve_model(model)
         loaded = EmotionModel(path)
     except (ValueError, ImportError) as error:
         fail(str(error))
     sidecar = loaded.sidecar
-    accuracy = sidecar.get("accuracy") or {}
     lines = [
         f"model        {path}",
         f"sha256       {sidecar['sha256']} (verified)",
         f"size         {path.stat().st_size:,} bytes, {sidecar.get('parameters', '?')} parameters, {sidecar.get('quantization', '?')}",
         f"input        {sidecar['input_dtype']} {sidecar['input_shape']}, quantization {sidecar.get('input_quantization')}",
         f"labels       {', '.join(loaded.labels)}",
+        f"trained on   {LABEL_SET_NAMES.get(sidecar.get('trained_on'), 'not recorded')}",
         "contract     " + json.dumps(sidecar["contract"]),
-        "accuracy     " + (", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured")
-        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else "")
-        + ("" if loaded.sidecar_verified else " (unverified: the sidecar has no digest)"),
+        *accuracy_lines(sidecar),
         "sidecar      " + ("digest verified: labels, contract and accuracy are as convert wrote them" if loaded.sidecar_verified
-                           else "no digest (written before digests); labels checked against the runtime's"),
+                           else "no digest (written before digests): accuracy unverified; labels checked against the runtime's"),
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"
@@ -136,9 +136,32 @@ def info(model: Path | None = typer.Argument(None, help=".tflite model (default:
     typer.echo("\n".join(lines))
 
 
+LABEL_SET_NAMES = {"fer2013": "FER2013 labels (fer2013)", "ferplus": "FER+ votes (ferplus)"}  # trained on
+ACCURACY_TITLES = {"fer2013": "FER2013 labels", "ferplus_majority": "the FER+ majority"}  # measured against
+
+
+def accuracy_lines(sidecar: dict) -> list[str]:
+    """Accuracy against each label set the sidecar records, with and without flip averaging."""
+    by_label_set = sidecar.get("accuracy_by_label_set")
+    if not by_label_set:  # a sidecar from before both label sets were reported
+        accuracy = sidecar.get("accuracy") or {}
+        text = ", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured"
+        return ["accuracy     " + text + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else "")]
+    lines = []
+    for label_set, values in by_label_set.items():
+        text = ", ".join(
+            f"{key.removesuffix('_flip_tta')} {value * 100:.2f}%" + (" (flip TTA)" if key.endswith("_flip_tta") else "")
+            for key, value in values.items()
+        )
+        lines.append(f"{'accuracy' if not lines else '':13}against {ACCURACY_TITLES.get(label_set, label_set)}: {text}")
+    if "fer2013" in by_label_set and "ferplus_majority" not in by_label_set:
+        lines.append(" " * 13 + "against the FER+ majority: not measured (converted without FER+ votes)")
+    return lines
+
+
 @bench_app.command("model")
 def bench_model(
-    model: Path | None = typer.Option(None, help="int8 model (default: the bundled one)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     compare: list[Path] = typer.Option([], help="other .tflite models to run side by side (e.g. the float32 export)"),
     threads: str = typer.Option("1", help="comma-separated thread counts, e.g. 1,2,4"),
     count: int = typer.Option(1000, min=1, help="timed runs per setting"),
@@ -148,14 +171,14 @@ def bench_model(
 ) -> None:
     """Per-invoke latency: init, first inference, warm-up, then count/min/max/avg/std/p50/p90/p99."""
     from edge.bench import bench_models, print_table, save_results
-    from edge.config import BUNDLED_MODEL
+    from edge.config import resolve_model
 
     try:
         thread_counts = [int(t) for t in threads.split(",")]
     except ValueError:
         fail(f"--threads must be comma-separated integers, got {threads!r}")
     try:
-        rows = bench_models([model or BUNDLED_MODEL, *compare], thread_counts, count, warmup, batch)
+        rows = bench_models([resolve_model(model), *compare], thread_counts, count, warmup, batch)
     except (ValueError, ImportError) as error:
         fail(str(error))
     print_table(rows, sys.stdout)
@@ -165,17 +188,17 @@ def bench_model(
 
 @bench_app.command("startup")
 def bench_startup(
-    model: Path | None = typer.Option(None, help="model (default: the bundled one)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
     """Import time of the runtime and resident memory after import and after loading the model."""
     from edge.bench import bench_startup as measure
     from edge.bench import save_results
-    from edge.config import BUNDLED_MODEL
+    from edge.config import resolve_model
 
     try:
-        row = measure(model or BUNDLED_MODEL)
-    except RuntimeError as error:
+        row = measure(resolve_model(model))
+    except (RuntimeError, ValueError) as error:
         fail(str(error))
     typer.echo(json.dumps(row, indent=2))
     for path in save_results([row], out_dir, "startup"):
@@ -191,7 +214,7 @@ def bench_pipeline(
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
     min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare"),
     min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
-    model: str | None = typer.Option(None, help="model (default: the bundled one)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 from conftest import ROOT
 
-from edge import bench
+from edge import bench, cli
 from edge.config import BUNDLED_MODEL, RunConfig
 from edge.detect import Box, match_boxes
 
@@ -20,7 +20,19 @@ def test_info_describes_the_shipped_model():
     sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
     assert sidecar["sha256"] in result.stdout and "(verified)" in result.stdout
     assert "angry, disgust, fear, happy, sad, surprise, neutral" in result.stdout
-    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}%" in result.stdout
+    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}% (flip TTA)" in result.stdout
+    assert "trained on   FER2013 labels (fer2013)" in result.stdout
+    for label_set, values in sidecar["accuracy_by_label_set"].items():  # both label sets, flip averaging off and on
+        line = next(line for line in result.stdout.splitlines() if f"against {cli.ACCURACY_TITLES[label_set]}:" in line)
+        assert f"PrivateTest {values['PrivateTest'] * 100:.2f}%," in line
+        assert f"PrivateTest {values['PrivateTest_flip_tta'] * 100:.2f}% (flip TTA)" in line
+    assert {"fer2013", "ferplus_majority"} <= set(sidecar["accuracy_by_label_set"])
+    assert run_cli("info", "fer2013").stdout == result.stdout  # the default is the bundled fer2013 model
+
+
+def test_info_names_the_bundled_models_for_an_unknown_name():
+    result = run_cli("info", "fer2014")
+    assert result.returncode == 2 and "not a bundled model (fer2013, ferplus)" in result.stderr
 
 
 def test_info_refuses_a_missing_model(tmp_path):
