@@ -7,13 +7,14 @@ DATA ?= ../shared/data/fer2013.zip
 EPOCHS ?= 80
 OUT ?= out
 
-.PHONY: help demo test lint train convert bench summary clean
+.PHONY: help demo test lint train convert bench bench-peer summary clean
 help:
 	@echo "make demo            run the runtime on the bundled clip with the shipped model (no camera)"
 	@echo "make test            lint and run the test suite"
 	@echo "make train DATA=...  train mini-Xception (fer2013.csv, the image-folder .zip or folder)"
 	@echo "make convert         full-int8 TFLite + accuracy report and gate"
 	@echo "make bench           model and pipeline benchmarks on this machine"
+	@echo "make bench-peer      Haar and BlazeFace next to the fer package (its own venv, with TensorFlow)"
 	@echo "make deploy PI=user@host [DRY_RUN=1]   install on a Raspberry Pi over SSH"
 
 # The runtime alone: numpy, OpenCV 4, typer and a TFLite interpreter (no TensorFlow).
@@ -50,8 +51,20 @@ convert: $(VENV)/.all
 bench: $(VENV)/.all
 	$(PY) -m edge bench startup
 	$(PY) -m edge bench model --threads 1,2 --compare models/mini_xception_float32.tflite
-	$(PY) -m edge bench pipeline --source sample
+	$(PY) -m edge bench pipeline
 	$(PY) scripts/bench_keras_baseline.py
+
+# The `fer` package (the peer) in a venv of its own: it needs TensorFlow, which the runtime never does.
+PEER ?= build/peer-venv
+$(PEER)/.fer:
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install -q --no-deps fer==25.10.3
+	$(PEER)/bin/pip install -q "tensorflow-cpu==2.21.*" "opencv-python-headless>=4.6,<5" pillow requests "setuptools<81"
+	touch $@
+
+# Haar and BlazeFace on both clips next to the fer package, one core each, ratios in one table.
+bench-peer: $(VENV)/.all $(PEER)/.fer
+	$(PY) -m edge bench pipeline --peer $(PEER)/bin/python
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info
