@@ -59,7 +59,10 @@ def format_summary(result: dict) -> str:
 
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
-MODEL_AND_DETECTOR = ("model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade")
+MODEL_AND_DETECTOR = (
+    "model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
+    "detector", "blazeface_score", "blazeface_tiles",
+)
 
 
 @app.command("eval")

@@ -189,3 +189,25 @@ def test_make_detector_follows_the_setting():
     chosen = make_detector(RunConfig(detector="blazeface", blazeface_tiles=3, blazeface_score=0.7, min_face=40))
     assert isinstance(chosen, BlazeFaceDetector)
     assert (chosen.tiles, chosen.full.score_threshold, chosen.min_size) == (3, 0.7, 40)
+
+
+def test_eval_uses_the_chosen_detector(photos, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for label, name in (("happy", "astronaut"), ("neutral", "camera")):
+        (tmp_path / "faces" / label).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "faces" / label / f"{name}.png"), photos[name])
+    found = {}
+    for detector in ("haar", "blazeface"):
+        out = tmp_path / detector
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", "eval", str(tmp_path / "faces"), "--detector", detector, "--out-dir", str(out)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        found[detector] = json.loads((out / "eval_report.json").read_text())["images_with_face"]
+    assert found == {"haar": 1, "blazeface": 2}  # Haar misses the profile
