@@ -28,7 +28,7 @@ class Variant:
 VARIANTS = {
     "short": Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2),
     "back": Variant("face_detection_back.tflite", 256, (16, 32, 32, 32), 2),
-    "full": Variant("face_detection_full_range.tflite", 192, (4,), 1),
+    "full": Variant("face_detection_full_range.tflite", 192, (4,), 1),  # measured, not shipped (model_dir=...)
 }
 FULL_FRAME_VARIANT = "back"  # chosen by measurement: docs/benchmarks.md
 WINDOW_VARIANT = "short"
