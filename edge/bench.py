@@ -207,7 +207,11 @@ def bench_peer(python: Path, clip: str, max_frames: int = 0) -> dict:
     TensorFlow; this one needs none)."""
     import subprocess
 
+    if not Path(python).is_file():
+        raise ValueError(f"--peer {python}: no such interpreter (make build/peer-venv/.fer creates the fer venv)")
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_peer.py"
+    if not script.is_file():
+        raise ValueError(f"{script} not found: the peer benchmark runs from a source checkout, not an installed wheel")
     video, truth = CLIPS[clip] if clip in CLIPS else (Path(clip), None)
     command = [str(python), str(script), "--clip", str(video), "--max-frames", str(max_frames), "--label", clip]
     if truth is not None:

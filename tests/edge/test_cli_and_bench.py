@@ -104,6 +104,8 @@ def test_peer_failure_is_reported_with_its_command():
     # this interpreter has no `fer` package, so the peer script fails; the error says what was run
     with pytest.raises(RuntimeError, match="bench_peer.py"):
         bench.bench_peer(sys.executable, "sample", max_frames=2)
+    with pytest.raises(ValueError, match="--peer /no/such/python"):
+        bench.bench_peer("/no/such/python", "sample")
 
 
 def test_pipeline_benchmark_runs_blazeface_on_the_hard_clip():
