@@ -15,13 +15,14 @@ MAX_DROP ?= 0.3
 MIN_ACCURACY ?= 60
 OUT ?= out
 
-.PHONY: help demo test lint train convert bench summary clean
+.PHONY: help demo test lint train convert bench bench-peer summary clean
 help:
 	@echo "make demo            run the runtime on the bundled clip with the shipped model (no camera)"
 	@echo "make test            lint and run the test suite"
 	@echo "make train [LABELS=ferplus] [DATA=...]   train mini-Xception into runs/<labels>/ (never the shipped model)"
 	@echo "make convert RUN=runs/ferplus [NAME=ferplus]   full-int8 TFLite, both label sets' report, gate; bundle as NAME"
 	@echo "make bench           model and pipeline benchmarks on this machine"
+	@echo "make bench-peer      Haar and BlazeFace next to the fer package (its own venv, with TensorFlow)"
 	@echo "make deploy PI=user@host [DRY_RUN=1]   install on a Raspberry Pi over SSH"
 
 # The runtime alone: numpy, OpenCV 4, typer and a TFLite interpreter (no TensorFlow).
@@ -61,8 +62,20 @@ convert: $(VENV)/.all
 bench: $(VENV)/.all
 	$(PY) -m edge bench startup
 	$(PY) -m edge bench model --threads 1,2 --compare models/fer2013_float32.tflite
-	$(PY) -m edge bench pipeline --source sample
+	$(PY) -m edge bench pipeline
 	$(PY) scripts/bench_keras_baseline.py
+
+# The `fer` package (the peer) in a venv of its own: it needs TensorFlow, which the runtime never does.
+PEER ?= build/peer-venv
+$(PEER)/.fer:
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install -q --no-deps fer==25.10.3
+	$(PEER)/bin/pip install -q "tensorflow-cpu==2.21.*" "opencv-python-headless>=4.6,<5" pillow requests "setuptools<81"
+	touch $@
+
+# Haar and BlazeFace on both clips next to the fer package, one core each, ratios in one table.
+bench-peer: $(VENV)/.all $(PEER)/.fer
+	$(PY) -m edge bench pipeline --peer $(PEER)/bin/python
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info

@@ -61,7 +61,10 @@ def format_summary(result: dict) -> str:
 
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
-MODEL_AND_DETECTOR = ("model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade")
+MODEL_AND_DETECTOR = (
+    "model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
+    "detector", "blazeface_score", "blazeface_tiles",
+)
 
 
 @app.command("eval")
@@ -207,37 +210,73 @@ def bench_startup(
 
 @bench_app.command("pipeline")
 def bench_pipeline(
-    source: str = typer.Option("sample", help="video to run (sample = the bundled clip)"),
-    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON (default: the bundled clip's)"),
+    source: str = typer.Option("sample,hard", help="comma-separated clips: sample, hard (the bundled ones) or video paths"),
+    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON for a video path (bundled clips bring theirs)"),
+    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace) or haar-levers"),
+    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface) to compare"),
     detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
     scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
     min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare"),
     min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
+    blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare"),
+    blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare"),
+    peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios"),
+    max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)"),
     model: str | None = typer.Option(None, help=MODEL_HELP),
     repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
+    one_core: bool = typer.Option(True, "--one-core/--all-cores", help="pin the benchmark to one CPU (as the peer is)"),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
-    """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side.
-    Without a list option, compares the built-in grid (each lever alone, then the defaults)."""
-    from edge.bench import PIPELINE_GRID, bench_pipelines, custom_grid, print_pipeline_table, save_results
+    """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side on each clip.
+    Without a list option, compares a built-in grid (--grid)."""
+    from edge.bench import (
+        GRIDS,
+        add_peer_ratio,
+        bench_peer,
+        bench_pipelines,
+        pin_one_core,
+        print_pipeline_table,
+        save_results,
+    )
 
     lists = {
-        "detect_width": (detect_width, int), "scale_factor": (scale_factor, float), "detect_every": (detect_every, int),
-        "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
+        "detector": (detector, str), "detect_width": (detect_width, int), "scale_factor": (scale_factor, float),
+        "detect_every": (detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
+        "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
     }
-    choices = {}
-    for name, (text, kind) in lists.items():
-        if text:
-            try:
-                choices[name] = [kind(value) for value in text.split(",")]
-            except ValueError:
-                fail(f"--{name.replace('_', '-')} must be a comma-separated list, got {text!r}")
-    grid = custom_grid(choices) if choices else PIPELINE_GRID
+    chosen = parse_lists(lists)
+    if not chosen and grid not in GRIDS:
+        fail(f"--grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+    if one_core:
+        pin_one_core()
+    rows, peers = [], {}
     try:
-        rows = bench_pipelines(source, truth, grid, model or "", repeat)
+        for clip in source.split(","):
+            rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames)
+            if peer is not None:
+                peers[clip] = bench_peer(peer, clip, max_frames)
     except (ValueError, RuntimeError, ImportError) as error:
         fail(str(error))
+    rows = add_peer_ratio(rows, peers) + list(peers.values())
     print_pipeline_table(rows, sys.stdout)
     for path in save_results(rows, out_dir, "pipeline"):
         typer.echo(f"wrote {path}")
+
+
+def parse_lists(lists: dict[str, tuple[str | None, type]]) -> dict[str, list]:
+    """Comma-separated option values, typed; fail() names the option that does not parse."""
+    chosen = {}
+    for name, (text, kind) in lists.items():
+        if text:
+            try:
+                chosen[name] = [kind(value) for value in text.split(",")]
+            except ValueError:
+                fail(f"--{name.replace('_', '-')} must be a comma-separated list, got {text!r}")
+    return chosen
+
+
+def custom_grid_of(chosen: dict[str, list]) -> dict[str, dict]:
+    from edge.bench import custom_grid
+
+    return custom_grid(chosen)

@@ -62,6 +62,10 @@ class RunConfig:
     min_neighbors: int = setting(5, "Haar: overlapping hits a face needs (bigger means fewer false faces)", low=0, high=50)
     min_face: int = setting(30, "smallest face side, in pixels of the analysed grey image (picamera2: lores)", low=8, high=2000)
     cascade: str = setting("", 'Haar cascade XML; "" = found in cv2.data, /usr/share/opencv4 or the package')
+    # Face detector choice (issue 12): Haar stays the default; BlazeFace's models ship in edge/assets.
+    detector: str = setting("haar", "face detector: haar (OpenCV's cascade) or blazeface (MediaPipe's BlazeFace on the TFLite interpreter)", choices=("haar", "blazeface"))
+    blazeface_score: float = setting(0.6, "BlazeFace: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0)
+    blazeface_tiles: int = setting(2, "BlazeFace: full detections also search an N x N grid of overlapping tiles, which finds small faces (1 = whole frame only)", low=1, high=4)
     detect_every: int = setting(5, "video: full-frame detection every N frames; in between only around tracked faces", low=1, high=300)
     smoothing: int = setting(5, "video: frames each face's scores are averaged over", low=1, high=300)
     iou_threshold: float = setting(0.3, "video: box overlap that continues a face's track", above=0.0, below=1.0)
