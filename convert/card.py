@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from convert.labelsets import TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table
+
 CARD_FILE = "MODEL_CARD.md"
 CONFUSION_PNG = "confusion_int8.png"
 SPLIT_ROLES = {
@@ -112,6 +114,7 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
     lines += table(
         ["split", "images", "role"], [[name, f"{n:,}", SPLIT_ROLES.get(name, "")] for name, n in splits.items()]
     )
+    lines += ferplus_training(report, train_report)
     limit = report["config"].get("limit", 0)
     if limit:
         lines += [
@@ -120,7 +123,7 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
             "representative of the full test split.",
         ]
     counts = class_counts(report)
-    lines += ["", "Faces per class:", ""]
+    lines += ["", "Faces per class (FER2013 labels):", ""]
     lines += table(
         ["class", *counts], [[label, *(f"{c[label]:,}" for c in counts.values())] for label in report["labels"]]
     )
@@ -147,13 +150,33 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
     return lines
 
 
+def ferplus_training(report: dict, train_report: dict | None) -> list[str]:
+    """How a model trained on FER+ votes used them; nothing for a model trained on FER2013's labels."""
+    if report.get("trained_on", "fer2013") != "ferplus":
+        return []
+    if train_report and "train_images" in train_report:
+        used = f": {train_report['train_images']:,} of the {report['split_sizes']['Training']:,} Training faces were trained on"
+    else:
+        used = " (how many is in train_report.json, which is not beside this model)"
+    return [
+        "",
+        "**Labels: FER+ votes.** Each face was re-labelled by 10 annotators (FER+, Barsoum et al., 2016, "
+        "microsoft/FERPlus, `fer2013new.csv`, row-aligned with `fer2013.csv`). The model was trained on the vote "
+        "distribution over the 7 labels above (soft targets). FER+'s eighth emotion, contempt, is not among the "
+        "runtime's labels: its votes are left out and the other emotions' renormalised. Faces whose most-voted class "
+        f"is unknown, not-a-face or contempt were dropped{used}.",
+    ]
+
+
 def evaluation(report: dict) -> list[str]:
     results, flip = report["results"], report["flip_tta"]
     int8 = results["int8"]["PrivateTest"]
+    judged_by = TITLES[report.get("judged_by", "fer2013")]
+    counted = sum(m["support"] for m in int8["per_class"].values())
     lines = [
         "## Evaluation",
         "",
-        f"int8 on PrivateTest ({report['split_sizes']['PrivateTest']:,} faces): accuracy {percent(int8['accuracy'])}, "
+        f"int8 on PrivateTest against the {judged_by} ({counted:,} faces): accuracy {percent(int8['accuracy'])}, "
         f"macro-F1 {score(int8['macro_f1'])}. The model was selected on PublicTest; PrivateTest was not used for any "
         "choice. "
         + (
@@ -163,9 +186,19 @@ def evaluation(report: dict) -> list[str]:
             else "No flip test-time averaging, as in the runtime."
         ),
         "",
-        "### Overall",
-        "",
     ]
+    if "accuracy_by_label_set" in report:
+        lines += [
+            "### Both label sets",
+            "",
+            "Accuracy against FER2013's own labels and against the FER+ majority, without and with flip averaging:",
+            "",
+            *label_set_table(report),
+            "",
+            ferplus_note(report),
+            "",
+        ]
+    lines += [f"### Overall (against the {judged_by}, as the gate judges it)", ""]
     rows = []
     for name, splits in results.items():
         for split, metrics in splits.items():
@@ -272,8 +305,8 @@ def limitations(report: dict, sidecar: dict) -> list[str]:
         "moved (Barrett et al., 2019, *Emotional Expressions Reconsidered*). Do not report its output as "
         "what someone feels.",
         "",
-        "**Reading the figures.** Accuracy figures are on FER2013 PrivateTest, with the model selected on "
-        "PublicTest; "
+        f"**Reading the figures.** Accuracy figures are on FER2013 PrivateTest, with the model selected on "
+        f"PublicTest, against the {TITLES[report.get('judged_by', 'fer2013')]} unless a table says otherwise; "
         + (
             "the runtime averages each face with its mirror image (flip TTA), as the reported figures do."
             if flip
@@ -290,7 +323,8 @@ def render_model_card(report: dict, sidecar: dict, train_report: dict | None) ->
     intro = [
         f"# Model card: {report['int8_model']}",
         "",
-        "Facial-expression recognition for the Raspberry Pi: mini-Xception trained on FER2013, full-int8 TFLite. "
+        "Facial-expression recognition for the Raspberry Pi: mini-Xception trained on FER2013's faces with "
+        f"{TRAINED_ON_TITLES[report.get('trained_on', 'fer2013')]}, full-int8 TFLite. "
         "Generated by `python -m convert` from report.json, the sidecar JSON and train_report.json; regenerate it, "
         "don't edit it.",
     ]

@@ -120,8 +120,15 @@ def write_sidecar(model_path: str | Path, parameters: int, source_model: str, ex
         **(extra or {}),
     }
     path = sidecar_path(model_path)
-    path.write_text(json.dumps({**sidecar, "digest": sidecar_digest(sidecar)}, indent=2) + "\n")
+    write_atomically(path, json.dumps({**sidecar, "digest": sidecar_digest(sidecar)}, indent=2) + "\n")
     return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file whole or not at all (renamed into place): a torn sidecar makes the runtime refuse its model."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def update_sidecar(model_path: str | Path, **fields) -> None:
@@ -129,4 +136,4 @@ def update_sidecar(model_path: str | Path, **fields) -> None:
     sidecar = json.loads(path.read_text())
     sidecar.update(fields)
     sidecar["digest"] = sidecar_digest(sidecar)  # re-bound: the accuracy added here is covered too
-    path.write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_atomically(path, json.dumps(sidecar, indent=2) + "\n")

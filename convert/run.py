@@ -10,8 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.card import write_model_card
+from convert.card import CARD_FILE, CONFUSION_PNG, write_model_card
 from convert.evaluate import classification_metrics, gate, markdown_summary, plot_confusion, predict_in_batches
+from convert.labelsets import (
+    JUDGED_BY,
+    TITLES,
+    TRAIN_REPORT,
+    accuracy_by_label_set,
+    find_votes,
+    judged_truth,
+    trained_on,
+    with_and_without_flip,
+)
 from convert.quantize import (
     check_full_int8,
     representative_faces,
@@ -22,6 +32,7 @@ from convert.quantize import (
 )
 from edge import contract
 from edge.model import EmotionModel, sidecar_path
+from train.data import ferplus_path_for
 
 SPLITS = ("PublicTest", "PrivateTest")
 
@@ -41,14 +52,16 @@ class ConvertConfig:
     skip_bad: bool = False
     cache_dir: str | None = None
     seed: int = 0
-    bundle_dir: str | None = None  # copy the int8 model, its sidecar and the model card here (edge/assets)
+    bundle_dir: str | None = None  # when the gate passes, copy the int8 model, sidecar, card and report here
+    labels: str | None = None  # label set trained on; default: train_report.json beside the Keras model
+    ferplus: str | None = None  # FER+ votes; default: fer2013new.csv beside the data (CSV form only)
+    flip_tta: bool = contract.FLIP_TTA  # written into the sidecar; the gated figures use it
 
 
 def convert_and_evaluate(config: ConvertConfig) -> dict:
     import keras
 
     from train.data import default_cache_dir, load_fer2013, take_splits
-    from train.model import predict_probabilities
 
     started = time.time()
     out_dir = Path(config.out_dir)
@@ -56,11 +69,73 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     keras_path = Path(config.keras_model)
     if not keras_path.is_file():
         raise FileNotFoundError(f"{keras_path}: Keras model not found; train one first (make train)")
-    model = keras.models.load_model(keras_path)
+    label_set, label_source = trained_on(keras_path, config.labels)
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=config.cache_dir or default_cache_dir())
-    splits = take_splits(dataset, config.limit, config.seed)
+    votes, no_votes = find_votes(dataset, config.data, config.ferplus)  # before converting: bad votes fail fast
+    if label_set == "ferplus" and votes is None:
+        raise ValueError(f"{keras_path} was trained on FER+ votes ({label_source}); judging it needs them: {no_votes}")
+    splits = take_splits(dataset, config.limit, config.seed, votes)
+    model = keras.models.load_model(keras_path)
 
-    calibration = representative_faces(splits["Training"].images, splits["Training"].labels, count=config.calibration_count, seed=config.seed)
+    paths = export_variants(model, splits["Training"], keras_path, out_dir, config)
+    scores = score_variants(model, paths, splits)
+    results, by_label_set = {}, {}
+    for name, by_split in scores.items():
+        by_label_set[name] = accuracy_by_label_set(by_split, splits)
+        for split, by_flip in by_split.items():
+            truth, counted = judged_truth(splits[split], label_set)
+            predicted = by_flip[config.flip_tta].argmax(axis=1)
+            results.setdefault(name, {})[split] = classification_metrics(truth[counted], predicted[counted])
+    excluded = by_label_set["keras"].get("ferplus_excluded")
+    for accuracies in by_label_set.values():
+        accuracies.pop("ferplus_excluded", None)
+
+    private = {name: scores[name]["PrivateTest"][config.flip_tta].argmax(axis=1) for name in ("keras", "int8")}
+    report = {
+        "keras_model": keras_path.name,
+        "int8_model": paths["int8"].name,
+        "parameters": int(model.count_params()),
+        "labels": list(contract.LABELS),
+        "trained_on": label_set,
+        "trained_on_from": label_source,
+        "judged_by": JUDGED_BY[label_set],
+        "flip_tta": config.flip_tta,
+        "evaluated_with": EmotionModel(paths["int8"]).interpreter_name,
+        "split_sizes": {split: int(len(splits[split])) for split in ("Training", *SPLITS)},
+        "class_counts": dataset.class_counts(),
+        "sizes_bytes": {"keras": keras_path.stat().st_size, **{v: p.stat().st_size for v, p in paths.items()}},
+        "results": results,
+        "accuracy_by_label_set": by_label_set,
+        "ferplus": {"votes": str(config.ferplus or ferplus_path_for(config.data)) if votes else None,
+                    "note": no_votes, "excluded": excluded},
+        "agreement_privatetest": round(float(np.mean(private["keras"] == private["int8"])), 4),
+        "config": asdict(config),
+    }
+    failures = gate(report, config.max_drop, config.min_accuracy)
+    report["gate"] = {"max_drop": config.max_drop, "min_accuracy": config.min_accuracy, "passed": not failures, "failures": failures}
+    report["seconds"] = round(time.time() - started, 1)
+
+    for name in paths:
+        update_sidecar(
+            paths[name],
+            contract={**contract.describe(), "flip_tta": config.flip_tta},
+            trained_on=label_set,
+            accuracy={split: results[name][split]["accuracy"] for split in SPLITS},
+            accuracy_judged_by=JUDGED_BY[label_set],
+            macro_f1_privatetest=results[name]["PrivateTest"]["macro_f1"],
+            flip_tta_in_accuracy=config.flip_tta,
+            accuracy_by_label_set=by_label_set[name],
+            ferplus_excluded=excluded,
+        )
+    write_reports(report, keras_path, out_dir)
+    if config.bundle_dir and not failures:
+        bundle(out_dir, paths["int8"], Path(config.bundle_dir))
+    return report
+
+
+def export_variants(model, training, keras_path: Path, out_dir: Path, config: ConvertConfig) -> dict[str, Path]:
+    """int8 (checked full-int8) and the comparison exports, each with its sidecar; {variant: path}."""
+    calibration = representative_faces(training.images, training.labels, count=config.calibration_count, seed=config.seed)
     variants = {"int8": to_int8_tflite(model, calibration)}
     if config.float32:
         variants["float32"] = to_float_tflite(model)
@@ -73,51 +148,41 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         if variant == "int8":
             check_full_int8(paths[variant])
         write_sidecar(paths[variant], int(model.count_params()), keras_path.name, {"quantization": variant})
+    return paths
 
-    runtime_models = {variant: EmotionModel(path) for variant, path in paths.items()}  # as the Pi loads them
-    predictions, results = {}, {}
-    for split in SPLITS:
-        faces, labels = splits[split].images, splits[split].labels
-        predictions[("keras", split)] = predict_probabilities(model, faces).argmax(axis=1)
-        for variant, runtime_model in runtime_models.items():
-            predictions[(variant, split)] = predict_in_batches(runtime_model.classify, faces).argmax(axis=1)
-        for name in ("keras", *paths):
-            results.setdefault(name, {})[split] = classification_metrics(labels, predictions[(name, split)])
 
-    report = {
-        "keras_model": keras_path.name,
-        "int8_model": paths["int8"].name,
-        "parameters": int(model.count_params()),
-        "labels": list(contract.LABELS),
-        "flip_tta": contract.FLIP_TTA,
-        "evaluated_with": runtime_models["int8"].interpreter_name,
-        "split_sizes": {split: int(len(splits[split])) for split in ("Training", *SPLITS)},
-        "class_counts": dataset.class_counts(),
-        "sizes_bytes": {"keras": keras_path.stat().st_size, **{v: p.stat().st_size for v, p in paths.items()}},
-        "results": results,
-        "agreement_privatetest": round(float(np.mean(predictions[("keras", "PrivateTest")] == predictions[("int8", "PrivateTest")])), 4),
-        "config": asdict(config),
+def score_variants(model, paths: dict[str, Path], splits: dict) -> dict:
+    """{model name: {split: {flip: class scores}}}: Keras, and each TFLite file as the Pi loads it."""
+    from train.model import predict_probabilities
+
+    classifiers = {"keras": lambda faces: predict_probabilities(model, faces, flip_tta=False)}
+    for variant, path in paths.items():
+        runtime_model = EmotionModel(path, flip_tta=False)  # mirrors are scored separately, then averaged
+        classifiers[variant] = lambda faces, m=runtime_model: predict_in_batches(m.classify, faces)
+    return {
+        name: {split: with_and_without_flip(classify, splits[split].images) for split in SPLITS}
+        for name, classify in classifiers.items()
     }
-    failures = gate(report, config.max_drop, config.min_accuracy)
-    report["gate"] = {"max_drop": config.max_drop, "min_accuracy": config.min_accuracy, "passed": not failures, "failures": failures}
-    report["seconds"] = round(time.time() - started, 1)
 
-    for name in paths:
-        update_sidecar(
-            paths[name],
-            accuracy={split: results[name][split]["accuracy"] for split in SPLITS},
-            macro_f1_privatetest=results[name]["PrivateTest"]["macro_f1"],
-            flip_tta_in_accuracy=contract.FLIP_TTA,
-        )
+
+def write_reports(report: dict, keras_path: Path, out_dir: Path) -> None:
+    """report.json, report.md, the confusion matrix and the model card (with the training report beside it)."""
+    train_report = keras_path.parent / TRAIN_REPORT
+    if train_report.is_file() and train_report.resolve() != (out_dir / TRAIN_REPORT).resolve():
+        shutil.copy2(train_report, out_dir / TRAIN_REPORT)  # the card reads it from out_dir
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown_summary(report))
-    plot_confusion(results["int8"]["PrivateTest"]["confusion_matrix"], "int8 on PrivateTest", out_dir / "confusion_int8.png")
-    card = write_model_card(out_dir)
-    if config.bundle_dir and not failures:
-        bundle = Path(config.bundle_dir)
-        bundle.mkdir(parents=True, exist_ok=True)
-        for file in (paths["int8"], card, out_dir / "confusion_int8.png", sidecar_path(paths["int8"])):  # sidecar last
-            partial = bundle / f".{file.name}.partial"
-            shutil.copy2(file, partial)
-            partial.replace(bundle / file.name)
-    return report
+    title = f"int8 on PrivateTest ({TITLES[report['judged_by']]})"
+    plot_confusion(report["results"]["int8"]["PrivateTest"]["confusion_matrix"], title, out_dir / CONFUSION_PNG)
+    write_model_card(out_dir)
+
+
+def bundle(out_dir: Path, int8: Path, bundle_dir: Path) -> None:
+    """Copy the int8 model, its card, reports and confusion matrix into bundle_dir; the sidecar last, so a
+    half-finished copy never pairs a new model with an old sidecar (the runtime checks the sha256)."""
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    files = [int8, out_dir / CARD_FILE, out_dir / CONFUSION_PNG, out_dir / "report.md", out_dir / "report.json", sidecar_path(int8)]
+    for file in files:
+        partial = bundle_dir / f".{file.name}.partial"
+        shutil.copy2(file, partial)
+        partial.replace(bundle_dir / file.name)

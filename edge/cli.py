@@ -8,8 +8,10 @@ from pathlib import Path
 
 import typer
 
-from edge.config import RunConfig, build_config
+from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, RunConfig, build_config
 from edge.settings import cli_options
+
+MODEL_HELP = f"{' | '.join(BUNDLED_MODELS)} (a bundled model) or a .tflite path with its sidecar JSON (default: {DEFAULT_MODEL})"
 
 app = typer.Typer(help="Facial-expression recognition on the edge.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Benchmarks like TFLite's benchmark_model.", no_args_is_help=True)
@@ -59,7 +61,10 @@ def format_summary(result: dict) -> str:
 
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
-MODEL_AND_DETECTOR = ("model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade")
+MODEL_AND_DETECTOR = (
+    "model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
+    "detector", "blazeface_score", "blazeface_tiles",
+)
 
 
 @app.command("eval")
@@ -104,30 +109,28 @@ def settings(
 
 
 @app.command()
-def info(model: Path | None = typer.Argument(None, help=".tflite model (default: the bundled one)")) -> None:
-    """What a model is: labels, accuracy, preprocessing contract, sha256, interpreter."""
-    from edge.config import BUNDLED_MODEL
+def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
+    """What a model is: labels, label set trained on, accuracy on both label sets, contract, sha256, interpreter."""
+    from edge.config import resolve_model
     from edge.model import EmotionModel
 
-    path = model or BUNDLED_MODEL
     try:
+        path = resolve_model(model)
         loaded = EmotionModel(path)
     except (ValueError, ImportError) as error:
         fail(str(error))
     sidecar = loaded.sidecar
-    accuracy = sidecar.get("accuracy") or {}
     lines = [
         f"model        {path}",
         f"sha256       {sidecar['sha256']} (verified)",
         f"size         {path.stat().st_size:,} bytes, {sidecar.get('parameters', '?')} parameters, {sidecar.get('quantization', '?')}",
         f"input        {sidecar['input_dtype']} {sidecar['input_shape']}, quantization {sidecar.get('input_quantization')}",
         f"labels       {', '.join(loaded.labels)}",
+        f"trained on   {LABEL_SET_NAMES.get(sidecar.get('trained_on'), 'not recorded')}",
         "contract     " + json.dumps(sidecar["contract"]),
-        "accuracy     " + (", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured")
-        + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else "")
-        + ("" if loaded.sidecar_verified else " (unverified: the sidecar has no digest)"),
+        *accuracy_lines(sidecar),
         "sidecar      " + ("digest verified: labels, contract and accuracy are as convert wrote them" if loaded.sidecar_verified
-                           else "no digest (written before digests); labels checked against the runtime's"),
+                           else "no digest (written before digests): accuracy unverified; labels checked against the runtime's"),
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"
@@ -136,9 +139,32 @@ def info(model: Path | None = typer.Argument(None, help=".tflite model (default:
     typer.echo("\n".join(lines))
 
 
+LABEL_SET_NAMES = {"fer2013": "FER2013 labels (fer2013)", "ferplus": "FER+ votes (ferplus)"}  # trained on
+ACCURACY_TITLES = {"fer2013": "FER2013 labels", "ferplus_majority": "the FER+ majority"}  # measured against
+
+
+def accuracy_lines(sidecar: dict) -> list[str]:
+    """Accuracy against each label set the sidecar records, with and without flip averaging."""
+    by_label_set = sidecar.get("accuracy_by_label_set")
+    if not by_label_set:  # a sidecar from before both label sets were reported
+        accuracy = sidecar.get("accuracy") or {}
+        text = ", ".join(f"{split} {value * 100:.2f}%" for split, value in accuracy.items()) or "not measured"
+        return ["accuracy     " + text + (" (flip TTA)" if sidecar.get("flip_tta_in_accuracy") else "")]
+    lines = []
+    for label_set, values in by_label_set.items():
+        text = ", ".join(
+            f"{key.removesuffix('_flip_tta')} {value * 100:.2f}%" + (" (flip TTA)" if key.endswith("_flip_tta") else "")
+            for key, value in values.items()
+        )
+        lines.append(f"{'accuracy' if not lines else '':13}against {ACCURACY_TITLES.get(label_set, label_set)}: {text}")
+    if "fer2013" in by_label_set and "ferplus_majority" not in by_label_set:
+        lines.append(" " * 13 + "against the FER+ majority: not measured (converted without FER+ votes)")
+    return lines
+
+
 @bench_app.command("model")
 def bench_model(
-    model: Path | None = typer.Option(None, help="int8 model (default: the bundled one)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     compare: list[Path] = typer.Option([], help="other .tflite models to run side by side (e.g. the float32 export)"),
     threads: str = typer.Option("1", help="comma-separated thread counts, e.g. 1,2,4"),
     count: int = typer.Option(1000, min=1, help="timed runs per setting"),
@@ -148,14 +174,14 @@ def bench_model(
 ) -> None:
     """Per-invoke latency: init, first inference, warm-up, then count/min/max/avg/std/p50/p90/p99."""
     from edge.bench import bench_models, print_table, save_results
-    from edge.config import BUNDLED_MODEL
+    from edge.config import resolve_model
 
     try:
         thread_counts = [int(t) for t in threads.split(",")]
     except ValueError:
         fail(f"--threads must be comma-separated integers, got {threads!r}")
     try:
-        rows = bench_models([model or BUNDLED_MODEL, *compare], thread_counts, count, warmup, batch)
+        rows = bench_models([resolve_model(model), *compare], thread_counts, count, warmup, batch)
     except (ValueError, ImportError) as error:
         fail(str(error))
     print_table(rows, sys.stdout)
@@ -165,17 +191,17 @@ def bench_model(
 
 @bench_app.command("startup")
 def bench_startup(
-    model: Path | None = typer.Option(None, help="model (default: the bundled one)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
     """Import time of the runtime and resident memory after import and after loading the model."""
     from edge.bench import bench_startup as measure
     from edge.bench import save_results
-    from edge.config import BUNDLED_MODEL
+    from edge.config import resolve_model
 
     try:
-        row = measure(model or BUNDLED_MODEL)
-    except RuntimeError as error:
+        row = measure(resolve_model(model))
+    except (RuntimeError, ValueError) as error:
         fail(str(error))
     typer.echo(json.dumps(row, indent=2))
     for path in save_results([row], out_dir, "startup"):
@@ -184,40 +210,76 @@ def bench_startup(
 
 @bench_app.command("pipeline")
 def bench_pipeline(
-    source: str = typer.Option("sample", help="video to run (sample = the bundled clip)"),
-    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON (default: the bundled clip's)"),
+    source: str = typer.Option("sample,hard", help="comma-separated clips: sample, hard (the bundled ones) or video paths"),
+    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON for a video path (bundled clips bring theirs)"),
+    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace) or haar-levers"),
+    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface) to compare"),
     detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
     scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
     min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare"),
     min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
-    model: str | None = typer.Option(None, help="model (default: the bundled one)"),
+    blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare"),
+    blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare"),
+    peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios"),
+    max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)"),
+    model: str | None = typer.Option(None, help=MODEL_HELP),
     repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
+    one_core: bool = typer.Option(True, "--one-core/--all-cores", help="pin the benchmark to one CPU (as the peer is)"),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
-    """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side.
-    Without a list option, compares the built-in grid (each lever alone, then the defaults)."""
-    from edge.bench import PIPELINE_GRID, bench_pipelines, custom_grid, print_pipeline_table, save_results
+    """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side on each clip.
+    Without a list option, compares a built-in grid (--grid)."""
+    from edge.bench import (
+        GRIDS,
+        add_peer_ratio,
+        bench_peer,
+        bench_pipelines,
+        pin_one_core,
+        print_pipeline_table,
+        save_results,
+    )
 
     lists = {
-        "detect_width": (detect_width, int), "scale_factor": (scale_factor, float), "detect_every": (detect_every, int),
-        "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
+        "detector": (detector, str), "detect_width": (detect_width, int), "scale_factor": (scale_factor, float),
+        "detect_every": (detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
+        "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
     }
-    choices = {}
-    for name, (text, kind) in lists.items():
-        if text:
-            try:
-                choices[name] = [kind(value) for value in text.split(",")]
-            except ValueError:
-                fail(f"--{name.replace('_', '-')} must be a comma-separated list, got {text!r}")
-    grid = custom_grid(choices) if choices else PIPELINE_GRID
+    chosen = parse_lists(lists)
+    if not chosen and grid not in GRIDS:
+        fail(f"--grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+    if one_core:
+        pin_one_core()
+    rows, peers = [], {}
     try:
-        rows = bench_pipelines(source, truth, grid, model or "", repeat)
+        for clip in source.split(","):
+            rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames)
+            if peer is not None:
+                peers[clip] = bench_peer(peer, clip, max_frames)
     except (ValueError, RuntimeError, ImportError) as error:
         fail(str(error))
+    rows = add_peer_ratio(rows, peers) + list(peers.values())
     print_pipeline_table(rows, sys.stdout)
     for path in save_results(rows, out_dir, "pipeline"):
         typer.echo(f"wrote {path}")
+
+
+def parse_lists(lists: dict[str, tuple[str | None, type]]) -> dict[str, list]:
+    """Comma-separated option values, typed; fail() names the option that does not parse."""
+    chosen = {}
+    for name, (text, kind) in lists.items():
+        if text:
+            try:
+                chosen[name] = [kind(value) for value in text.split(",")]
+            except ValueError:
+                fail(f"--{name.replace('_', '-')} must be a comma-separated list, got {text!r}")
+    return chosen
+
+
+def custom_grid_of(chosen: dict[str, list]) -> dict[str, dict]:
+    from edge.bench import custom_grid
+
+    return custom_grid(chosen)
 
 
 # What `forward` needs of the runtime's settings: the log it sends and where to.

@@ -9,9 +9,39 @@ from pathlib import Path
 from edge.settings import check, flag, setting
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-BUNDLED_MODEL = ASSETS / "mini_xception_int8.tflite"
+# Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
+# report and model card, installed there by `make convert RUN=... NAME=<name>` when the accuracy gate passes.
+BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
+DEFAULT_MODEL = "fer2013"  # what runs when no --model is given
 SAMPLE_CLIP = ASSETS / "sample.mp4"
 SAMPLE_TRUTH = ASSETS / "sample_truth.json"
+
+
+def bundled_model(name: str) -> Path:
+    """Where the bundled model `name` lives (whether or not it is installed)."""
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}")
+    return ASSETS / name / f"{name}_int8.tflite"
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """The .tflite file a --model value means: empty for the default bundled model, a bundled model's
+    name (fer2013, ferplus), or a path. A bare word that is neither is an error listing the names."""
+    value = str(model or DEFAULT_MODEL)
+    if value in BUNDLED_MODELS:
+        path = bundled_model(value)
+        if not path.is_file():
+            raise ValueError(
+                f"bundled model {value!r} is not installed ({path} is missing); "
+                f"convert one with `make convert RUN=runs/{value} NAME={value}`"
+            )
+        return path
+    if "/" not in value and "." not in value:
+        raise ValueError(f"--model {value!r}: not a bundled model ({', '.join(BUNDLED_MODELS)}) nor a .tflite path")
+    return Path(value)
+
+
+BUNDLED_MODEL = bundled_model(DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)
@@ -20,7 +50,7 @@ class RunConfig:
     docs/configuration.md are all made from these fields."""
 
     source: str = setting("sample", "where frames come from: picamera2, usb:N, a video file, an image, a folder of images, or sample (the bundled clip)")
-    model: str = setting("", ".tflite model with its sidecar JSON; \"\" = the bundled int8 model")
+    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; "" = the default bundled model')
     num_threads: int = setting(1, "TFLite interpreter threads", low=1, high=64)
     frame_width: int = setting(640, "camera frame width, pixels", low=16, high=8192)
     frame_height: int = setting(480, "camera frame height, pixels", low=16, high=8192)
@@ -32,6 +62,10 @@ class RunConfig:
     min_neighbors: int = setting(5, "Haar: overlapping hits a face needs (bigger means fewer false faces)", low=0, high=50)
     min_face: int = setting(30, "smallest face side, in pixels of the analysed grey image (picamera2: lores)", low=8, high=2000)
     cascade: str = setting("", 'Haar cascade XML; "" = found in cv2.data, /usr/share/opencv4 or the package')
+    # Face detector choice (issue 12): Haar stays the default; BlazeFace's models ship in edge/assets.
+    detector: str = setting("haar", "face detector: haar (OpenCV's cascade) or blazeface (MediaPipe's BlazeFace on the TFLite interpreter)", choices=("haar", "blazeface"))
+    blazeface_score: float = setting(0.6, "BlazeFace: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0)
+    blazeface_tiles: int = setting(2, "BlazeFace: full detections also search an N x N grid of overlapping tiles, which finds small faces (1 = whole frame only)", low=1, high=4)
     detect_every: int = setting(5, "video: full-frame detection every N frames; in between only around tracked faces", low=1, high=300)
     smoothing: int = setting(5, "video: frames each face's scores are averaged over", low=1, high=300)
     iou_threshold: float = setting(0.3, "video: box overlap that continues a face's track", above=0.0, below=1.0)
@@ -84,7 +118,7 @@ class RunConfig:
                 raise ValueError("--mqtt needs --log (run.log) to be a file: the log is the queue events wait in")
 
     def model_path(self) -> Path:
-        return Path(self.model) if self.model else BUNDLED_MODEL
+        return resolve_model(self.model)
 
     def source_spec(self) -> str:
         return str(SAMPLE_CLIP) if self.source == "sample" else self.source

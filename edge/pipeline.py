@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import contract
+from edge.blazeface import BlazeFaceDetector
 from edge.config import RunConfig
 from edge.detect import Box, FaceDetector
 from edge.eventlog import EventLog
@@ -118,8 +119,14 @@ def load_model(config: RunConfig) -> EmotionModel:
     return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta)
 
 
-def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector:
-    """The face detector the settings ask for; still images are searched at their own resolution."""
+def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector:
+    """The face detector the settings ask for (both offer detect and detect_in); still images are
+    searched at their own resolution."""
+    if config.detector == "blazeface":
+        return BlazeFaceDetector(
+            score_threshold=config.blazeface_score, min_size=config.min_face, tiles=config.blazeface_tiles,
+            num_threads=config.num_threads,
+        )
     return FaceDetector(
         scale_factor=config.scale_factor,
         min_neighbors=config.min_neighbors,

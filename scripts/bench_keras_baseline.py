@@ -16,9 +16,9 @@ import numpy as np
 import typer
 
 from edge import contract
-from edge.bench import bench_pipeline, load_truth, match_boxes, save_results
+from edge.bench import RECALL_IOU, bench_pipeline, load_truth, save_results
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
-from edge.detect import FaceDetector
+from edge.detect import FaceDetector, match_boxes
 
 
 def keras_baseline(model_path: Path, clip: Path, truth: dict) -> dict:
@@ -50,7 +50,7 @@ def keras_baseline(model_path: Path, clip: Path, truth: dict) -> dict:
         predicted += len(boxes)
         expected_boxes = truth.get(frames, [])
         expected += len(expected_boxes)
-        found += match_boxes(boxes, expected_boxes)
+        found += len(match_boxes(boxes, expected_boxes, RECALL_IOU))
         frames += 1
     seconds = time.perf_counter() - started
     return {

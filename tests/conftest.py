@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REAL_DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
+REAL_CSV = ROOT.parent / "shared" / "data" / "fer2013.tar.gz"  # the CSV form, row-aligned with FER+ votes
+REAL_FERPLUS = ROOT.parent / "shared" / "data" / "fer2013new.csv"
 FOLDER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # canonical order
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 
@@ -39,6 +41,48 @@ def write_csv(path: Path, images, labels, splits, extra_rows: list[str] = ()) ->
     for image, label, split in zip(images, labels, splits, strict=True):
         lines.append(f"{label},{' '.join(map(str, image.ravel()))},{split}")
     lines.extend(extra_rows)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# FER+ vote columns (fer2013new.csv) and, for each canonical label, its column.
+FERPLUS_HEADER = ("Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                  "contempt", "unknown", "NF")
+FERPLUS_COLUMN = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+
+
+def synthetic_votes(labels, seed: int = 0) -> tuple[list[dict], np.ndarray]:
+    """Ten annotators' votes per face, built so the FER+ majority is known: (vote rows, majority), the
+    majority -1 where there is none (a tie, or contempt, unknown or not-a-face on top). The majority
+    agrees with the FER2013 label on about 60% of faces, as FER+ does on about 64%."""
+    rng = np.random.default_rng(seed)
+    rows, majority = [], []
+    for label in labels:
+        winner = int(label) if rng.random() < 0.6 else int(rng.integers(7))
+        other = (winner + 1 + int(rng.integers(6))) % 7
+        votes = dict.fromkeys(FERPLUS_HEADER[2:], 0)
+        kind = rng.choice(["clear", "clear", "clear", "tie", "unknown", "contempt", "not a face", "split"])
+        if kind == "clear":
+            votes[FERPLUS_COLUMN[winner]], votes[FERPLUS_COLUMN[other]], votes["unknown"] = 6, 3, 1
+        elif kind == "tie":
+            votes[FERPLUS_COLUMN[winner]] = votes[FERPLUS_COLUMN[other]] = 5
+        elif kind == "unknown":
+            votes["unknown"], votes[FERPLUS_COLUMN[winner]] = 7, 3
+        elif kind == "contempt":
+            votes["contempt"], votes[FERPLUS_COLUMN[winner]] = 6, 4
+        elif kind == "not a face":
+            votes["NF"] = 10
+        else:  # the winner holds fewer than half the votes but more than any other class
+            votes[FERPLUS_COLUMN[winner]], votes["contempt"], votes["NF"] = 4, 3, 3
+        rows.append(votes)
+        majority.append(winner if kind in ("clear", "split") else -1)
+    return rows, np.asarray(majority)
+
+
+def write_ferplus(path: Path, vote_rows: list[dict], splits) -> Path:
+    lines = [",".join(FERPLUS_HEADER)]
+    for index, (votes, split) in enumerate(zip(vote_rows, splits, strict=True)):
+        lines.append(f"{split},fer{index:07d}.png," + ",".join(str(votes[c]) for c in FERPLUS_HEADER[2:]))
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -74,6 +118,13 @@ def real_data() -> Path:
     if not REAL_DATA.exists():
         pytest.fail(f"{REAL_DATA} is missing: the FER2013 tests need it (CI provides it there)")
     return REAL_DATA
+
+
+@pytest.fixture
+def real_csv() -> Path:
+    if not REAL_CSV.exists():
+        pytest.fail(f"{REAL_CSV} is missing: the FER2013 CSV-form tests need it (CI provides it there)")
+    return REAL_CSV
 
 
 @pytest.fixture(scope="session")

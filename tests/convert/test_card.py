@@ -49,6 +49,15 @@ def fake_artifacts(seed: int = 0) -> tuple[dict, dict, dict]:
         ),
         "config": {"keras_model": "models/mini_xception.keras", "calibration_count": 300, "limit": 0, "max_drop": 1.0},
     }
+    report.update(trained_on="fer2013", judged_by="fer2013", accuracy_by_label_set={}, ferplus={
+        "votes": "/data/fer2013new.csv", "note": None, "excluded": {"PublicTest": 81, "PrivateTest": 77}})
+    for name in ("keras", "int8", "float32"):
+        by_set = report["accuracy_by_label_set"][name] = {"fer2013": {}, "ferplus_majority": {}}
+        for split in SUPPORT:
+            by_set["fer2013"][f"{split}_flip_tta"] = results[name][split]["accuracy"]
+            by_set["fer2013"][split] = round(results[name][split]["accuracy"] - rng.uniform(0, 0.01), 4)
+            by_set["ferplus_majority"][split] = round(rng.uniform(0.6, 0.7), 4)
+            by_set["ferplus_majority"][f"{split}_flip_tta"] = round(rng.uniform(0.6, 0.7), 4)
     failures = gate(report, 1.0, 55.0)
     report["gate"] = {"max_drop": 1.0, "min_accuracy": 55.0, "passed": not failures, "failures": failures}
     report["seconds"] = 212.4
@@ -274,3 +283,30 @@ def test_label_mismatch_is_rejected(artifacts):
     sidecar["labels"] = sidecar["labels"][::-1]
     with pytest.raises(ValueError, match="labels"):
         render_model_card(report, sidecar, train_report)
+
+
+def test_both_label_sets_are_shown_with_and_without_flip(card, artifacts):
+    report = artifacts[0]
+    table_rows = rows(card)
+    for name, label_sets in report["accuracy_by_label_set"].items():
+        for key, title in (("fer2013", "FER2013 labels"), ("ferplus_majority", "FER+ majority")):
+            values = label_sets[key]
+            cells = [f"{values[k] * 100:.2f}%" for k in ("PublicTest", "PublicTest_flip_tta", "PrivateTest", "PrivateTest_flip_tta")]
+            assert f"| {name} | {title} | " + " | ".join(cells) + " |" in table_rows
+    assert "left out: 81 of 3,589 PublicTest, 77 of 3,589 PrivateTest" in card
+    assert "### Overall (against the FER2013 labels, as the gate judges it)" in card
+
+
+def test_a_ferplus_model_says_so_and_data_without_votes_is_explained(tmp_path, artifacts):
+    report, sidecar, train_report = copy.deepcopy(artifacts)
+    report.update(trained_on="ferplus", judged_by="ferplus_majority")
+    train_report.update(trained_on="ferplus", train_images=24_941)
+    card = write_artifacts(tmp_path, report, sidecar, train_report)
+    assert "trained on FER2013's faces with FER+ votes" in card and "**Labels: FER+ votes.**" in card
+    assert "24,941 of the 28,709 Training faces were trained on" in card
+    assert "int8 on PrivateTest against the FER+ majority" in card
+    report["ferplus"] = {"votes": None, "note": "no FER+ figures: x.zip is the image-folder release", "excluded": None}
+    for label_sets in report["accuracy_by_label_set"].values():
+        label_sets.pop("ferplus_majority")
+    card = write_artifacts(tmp_path, report, sidecar, train_report)
+    assert "No FER+ figures: x.zip is the image-folder release." in card and "| FER+ majority |" not in card

@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,11 +18,13 @@ from train.model import make_mini_xception, predict_probabilities
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    """A small trained-for-a-moment model converted end to end on a synthetic dataset."""
-    from conftest import synthetic_faces, write_csv
+    """A small trained-for-a-moment model converted end to end on a synthetic dataset, with FER+ votes beside it."""
+    from conftest import synthetic_faces, synthetic_votes, write_csv, write_ferplus
 
     folder = tmp_path_factory.mktemp("convert")
     csv_path = write_csv(folder / "fer2013.csv", *synthetic_faces(210))
+    faces, labels, splits = synthetic_faces(210)
+    write_ferplus(folder / "fer2013new.csv", synthetic_votes(labels)[0], splits)
     model = make_mini_xception()
     model.compile("adam", "sparse_categorical_crossentropy")
     images, labels, _ = synthetic_faces(210)
@@ -190,3 +193,123 @@ def test_float16_export_loads_in_the_runtime(tmp_path):
     write_sidecar(path, model.count_params(), "x.keras", {"quantization": "float16"})
     faces = np.zeros((3, 48, 48), np.uint8)
     np.testing.assert_allclose(EmotionModel(path).classify(faces), predict_probabilities(model, faces), atol=1e-2)
+
+
+def direct_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    counted = truth >= 0
+    return round(float(np.mean(predicted[counted] == truth[counted])), 4)
+
+
+def test_both_label_sets_match_a_direct_computation(converted):
+    """Each model's accuracy against FER2013 labels and the FER+ majority, flip averaging off and on, recomputed
+    here from the synthetic truth with the runtime's own EmotionModel(flip_tta=...) and the Keras model."""
+    import keras
+    from conftest import synthetic_faces, synthetic_votes
+
+    folder, report, _ = converted
+    images, labels, splits = synthetic_faces(210)
+    majority = synthetic_votes(labels)[1]
+    keras_model = keras.models.load_model(folder / "mini_xception.keras")
+    assert report["trained_on"] == "fer2013" and report["judged_by"] == "fer2013"
+    for split in ("PublicTest", "PrivateTest"):
+        rows = splits == split
+        assert report["ferplus"]["excluded"][split] == int(np.sum(majority[rows] < 0)) > 0
+        for flip in (False, True):
+            key = f"{split}_flip_tta" if flip else split
+            scores = {
+                "keras": predict_probabilities(keras_model, images[rows], flip_tta=flip),
+                "int8": EmotionModel(folder / "mini_xception_int8.tflite", flip_tta=flip).classify(images[rows]),
+                "float32": EmotionModel(folder / "mini_xception_float32.tflite", flip_tta=flip).classify(images[rows]),
+            }
+            for name, probabilities in scores.items():
+                measured = report["accuracy_by_label_set"][name]
+                predicted = probabilities.argmax(axis=1)
+                assert measured["fer2013"][key] == direct_accuracy(predicted, labels[rows]), (name, key)
+                assert measured["ferplus_majority"][key] == direct_accuracy(predicted, majority[rows]), (name, key)
+    sidecar = json.loads((folder / "mini_xception_int8.json").read_text())
+    assert sidecar["trained_on"] == "fer2013"
+    assert sidecar["accuracy_by_label_set"] == report["accuracy_by_label_set"]["int8"]
+    assert sidecar["accuracy"]["PrivateTest"] == report["accuracy_by_label_set"]["int8"]["fer2013"]["PrivateTest_flip_tta"]
+    text = (folder / "report.md").read_text()
+    assert "| int8 | FER+ majority |" in text and "| keras | FER2013 labels |" in text
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "### Both label sets" in card and "| int8 | FER+ majority |" in card
+
+
+def test_a_model_trained_on_ferplus_is_judged_and_bundled_by_the_ferplus_majority(converted, tmp_path):
+    folder, first, config = converted
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(folder / "mini_xception.keras", run)
+    train_report = json.loads((ROOT / "models" / "train_report.json").read_text())  # a real one, relabelled
+    train_report.update(trained_on="ferplus", parameters=first["parameters"], train_images=101)
+    (run / "train_report.json").write_text(json.dumps(train_report))
+    ferplus_config = replace(config, keras_model=str(run / "mini_xception.keras"), out_dir=str(run), name="ferplus",
+                                  float32=False, bundle_dir=str(tmp_path / "assets" / "ferplus"))
+    report = convert_and_evaluate(ferplus_config)
+    assert report["trained_on"] == "ferplus" and report["judged_by"] == "ferplus_majority"
+    assert report["trained_on_from"] == str(run / "train_report.json")
+    judged = report["accuracy_by_label_set"]["int8"]["ferplus_majority"]
+    for split in ("PublicTest", "PrivateTest"):
+        metrics = report["results"]["int8"][split]
+        assert metrics["accuracy"] == judged[f"{split}_flip_tta"]
+        counted = sum(m["support"] for m in metrics["per_class"].values())
+        assert counted == report["split_sizes"][split] - report["ferplus"]["excluded"][split]
+    bundled = sorted(p.name for p in (tmp_path / "assets" / "ferplus").iterdir())
+    assert bundled == ["MODEL_CARD.md", "confusion_int8.png", "ferplus_int8.json", "ferplus_int8.tflite", "report.json", "report.md"]
+    sidecar = json.loads((tmp_path / "assets" / "ferplus" / "ferplus_int8.json").read_text())
+    assert sidecar["trained_on"] == "ferplus" and sidecar["accuracy_judged_by"] == "ferplus_majority"
+    card = (tmp_path / "assets" / "ferplus" / "MODEL_CARD.md").read_text()
+    assert "**Labels: FER+ votes.**" in card and "101 of the 126 Training faces" in card
+    assert "int8 on PrivateTest against the FER+ majority" in card
+    EmotionModel(tmp_path / "assets" / "ferplus" / "ferplus_int8.tflite")  # sha256 of the bundled pair agrees
+
+
+def test_a_failed_gate_bundles_nothing_and_no_flip_tta_is_recorded(converted, tmp_path):
+    _, _, config = converted
+    failing = replace(config, out_dir=str(tmp_path / "out"), float32=False, min_accuracy=99.5, flip_tta=False,
+                      bundle_dir=str(tmp_path / "assets"))
+    report = convert_and_evaluate(failing)
+    assert not report["gate"]["passed"] and not (tmp_path / "assets").exists()
+    # without flip averaging: the sidecar says so, so the runtime skips the mirrors, and the gated figures match
+    sidecar = json.loads((tmp_path / "out" / "mini_xception_int8.json").read_text())
+    assert sidecar["contract"]["flip_tta"] is False and EmotionModel(tmp_path / "out" / "mini_xception_int8.tflite").flip_tta is False
+    for split in ("PublicTest", "PrivateTest"):
+        assert report["results"]["int8"][split]["accuracy"] == report["accuracy_by_label_set"]["int8"]["fer2013"][split]
+
+
+def mismatched(folder, tmp_path, change) -> str:
+    lines = (folder / "fer2013new.csv").read_text().splitlines()
+    change(lines)
+    path = tmp_path / "fer2013new.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_mismatched_votes_are_an_error_naming_the_row(converted, tmp_path):
+    from train.data import DatasetError
+
+    folder, _, config = converted
+    def relabel(lines):
+        lines[7] = lines[7].replace(lines[7].split(",")[0], "PrivateTest" if "Training" in lines[7] else "Training", 1)
+
+    with pytest.raises(DatasetError, match=r"fer2013new.csv row 8: Usage '\w+' but .*fer2013.csv row 8 is 'PublicTest'"):
+        convert_and_evaluate(replace(config, ferplus=mismatched(folder, tmp_path, relabel), out_dir=str(tmp_path)))
+    with pytest.raises(DatasetError, match="209 rows, but .*fer2013.csv has 210"):
+        convert_and_evaluate(replace(config, ferplus=mismatched(folder, tmp_path, lambda lines: lines.pop()), out_dir=str(tmp_path)))
+    assert not list(tmp_path.glob("*.tflite"))  # checked before converting anything
+
+
+def test_image_folder_data_has_no_ferplus_figures_and_says_why(converted, tmp_path):
+    from conftest import synthetic_faces, write_folder, zip_folder
+
+    folder, _, config = converted
+    archive = zip_folder(write_folder(tmp_path / "images", *synthetic_faces(210)), tmp_path / "fer2013.zip")
+    shutil.copy(folder / "fer2013new.csv", tmp_path)  # beside the zip, but the zip is not row-aligned with it
+    with pytest.raises(ValueError, match="trained on FER\\+ votes .*image-folder release"):
+        convert_and_evaluate(replace(config, data=str(archive), labels="ferplus", out_dir=str(tmp_path)))
+    report = convert_and_evaluate(replace(config, data=str(archive), out_dir=str(tmp_path / "out"), float32=False))
+    assert report["ferplus"]["votes"] is None and "image-folder release" in report["ferplus"]["note"]
+    assert set(report["accuracy_by_label_set"]["int8"]) == {"fer2013"}
+    for text in ((tmp_path / "out" / "report.md").read_text(), (tmp_path / "out" / "MODEL_CARD.md").read_text()):
+        assert "No FER+ figures: " in text and "FER+ majority |" not in text and "| int8 | FER2013 labels |" in text

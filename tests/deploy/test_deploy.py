@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.config import BUNDLED_MODEL
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
@@ -41,7 +43,8 @@ def test_deploy_dry_run_prints_rsync_and_ssh_and_contacts_nothing(tripwire):
     assert any(line.startswith("+ rsync -az") and "pi@raspberrypi.local:fer-edge-bundle/" in line for line in lines)
     assert any(line.startswith("+ ssh") and "install.sh" in line for line in lines)
     assert any("pip wheel --no-deps -w build/bundle ." in line for line in lines)
-    for model_file in ("edge/assets/mini_xception_int8.tflite", "edge/assets/mini_xception_int8.json"):
+    default_model = BUNDLED_MODEL.relative_to(ROOT)  # deploy.sh ships the runtime's default model
+    for model_file in (default_model, default_model.with_suffix(".json")):
         assert any(line.startswith(f"+ cp {model_file} build/bundle/") for line in lines), model_file
     assert not mark.exists(), mark.read_text()
 

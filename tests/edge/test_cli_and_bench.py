@@ -3,9 +3,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import ROOT
 
-from edge import bench
+from edge import bench, cli
 from edge.config import BUNDLED_MODEL, RunConfig
 from edge.detect import Box, match_boxes
 
@@ -20,7 +21,19 @@ def test_info_describes_the_shipped_model():
     sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
     assert sidecar["sha256"] in result.stdout and "(verified)" in result.stdout
     assert "angry, disgust, fear, happy, sad, surprise, neutral" in result.stdout
-    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}%" in result.stdout
+    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}% (flip TTA)" in result.stdout
+    assert "trained on   FER2013 labels (fer2013)" in result.stdout
+    for label_set, values in sidecar["accuracy_by_label_set"].items():  # both label sets, flip averaging off and on
+        line = next(line for line in result.stdout.splitlines() if f"against {cli.ACCURACY_TITLES[label_set]}:" in line)
+        assert f"PrivateTest {values['PrivateTest'] * 100:.2f}%," in line
+        assert f"PrivateTest {values['PrivateTest_flip_tta'] * 100:.2f}% (flip TTA)" in line
+    assert {"fer2013", "ferplus_majority"} <= set(sidecar["accuracy_by_label_set"])
+    assert run_cli("info", "fer2013").stdout == result.stdout  # the default is the bundled fer2013 model
+
+
+def test_info_names_the_bundled_models_for_an_unknown_name():
+    result = run_cli("info", "fer2014")
+    assert result.returncode == 2 and "not a bundled model (fer2013, ferplus)" in result.stderr
 
 
 def test_info_refuses_a_missing_model(tmp_path):
@@ -76,3 +89,51 @@ def test_startup_benchmark_imports_no_tensorflow():
     row = bench.bench_startup(BUNDLED_MODEL, repeat=1)
     assert row["tensorflow_imported"] is False and row["import_ms"] > 0
     assert row["rss_after_load_mb"] >= row["rss_after_import_mb"] > 0
+
+
+def test_false_detections_skip_ignored_regions():
+    truth = [Box(0, 0, 100, 100)]
+    predicted = [Box(2, 2, 100, 100), Box(300, 300, 50, 50), Box(600, 10, 40, 40)]
+    assert bench.false_detections(predicted, truth) == 2
+    # a face half out of the frame at the right edge: finding it is neither a hit nor a false detection
+    assert bench.false_detections(predicted, truth, [Box(590, 0, 50, 60)]) == 1
+    assert bench.false_detections([Box(0, 0, 100, 100), Box(1, 1, 100, 100)], truth) == 1  # a duplicate is false
+
+
+def test_hard_truth_has_ignored_regions_and_sample_truth_none():
+    hard = bench.load_ignored(bench.HARD_TRUTH)
+    assert len(hard) == len(bench.load_truth(bench.HARD_TRUTH)) >= 300
+    assert any(hard.values()) and not any(bench.load_ignored(bench.SAMPLE_TRUTH).values())
+
+
+def test_peer_ratio_is_per_clip():
+    rows = [{"clip": "sample", "fps": 80.0}, {"clip": "hard", "fps": 30.0}, {"clip": "other", "fps": 5.0}]
+    out = bench.add_peer_ratio(rows, {"sample": {"fps": 8.0}, "hard": {"fps": 5.0}})
+    assert [r.get("x_peer_fps") for r in out] == [10.0, 6.0, None]
+
+
+def test_peer_failure_is_reported_with_its_command():
+    # this interpreter has no `fer` package, so the peer script fails; the error says what was run
+    with pytest.raises(RuntimeError, match="bench_peer.py"):
+        bench.bench_peer(sys.executable, "sample", max_frames=2)
+    with pytest.raises(ValueError, match="--peer /no/such/python"):
+        bench.bench_peer("/no/such/python", "sample")
+
+
+def test_pipeline_benchmark_runs_blazeface_on_the_hard_clip():
+    rows = bench.bench_pipelines("hard", None, {"bf": {"detector": "blazeface"}}, "", 1, max_frames=40)
+    (row,) = rows
+    assert row["clip"] == "hard" and row["detector"] == "blazeface" and row["frames"] == 40
+    assert row["truth_faces"] == sum(len(bench.load_truth(bench.HARD_TRUTH)[i]) for i in range(40))
+    assert row["recall"] >= 0.9 and row["false_per_100_frames"] <= 5
+
+
+def test_bench_pipeline_cli_compares_detectors(tmp_path):
+    result = run_cli("bench", "pipeline", "--source", "sample", "--detector", "haar,blazeface", "--max-frames", "10",
+                     "--all-cores", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "detector haar" in result.stdout and "detector blazeface" in result.stdout
+    rows = json.loads(next(tmp_path.glob("*_pipeline_*.json")).read_text())["rows"]
+    assert [r["detector"] for r in rows] == ["haar", "blazeface"] and all(r["frames"] == 10 for r in rows)
+    bad = run_cli("bench", "pipeline", "--grid", "nope", "--out-dir", str(tmp_path))
+    assert bad.returncode == 2 and "--grid must be one of detectors, haar-levers" in bad.stderr

@@ -103,3 +103,23 @@ def test_every_bad_setting_is_reported_at_once():
     with pytest.raises(ValueError) as error:
         RunConfig(num_threads=0, fps=float("inf"))
     assert "--num-threads" in str(error.value) and "--fps" in str(error.value)
+
+
+def test_model_resolves_a_bundled_name_or_a_path(tmp_path, monkeypatch):
+    from edge import config
+
+    assert RunConfig().model_path() == config.BUNDLED_MODEL == config.bundled_model(config.DEFAULT_MODEL)
+    assert config.BUNDLED_MODEL.is_file()
+    assert RunConfig(model="fer2013").model_path() == config.ASSETS / "fer2013" / "fer2013_int8.tflite"
+    assert RunConfig(model=str(tmp_path / "mine.tflite")).model_path() == tmp_path / "mine.tflite"
+    assert RunConfig(model="mine.tflite").model_path().name == "mine.tflite"
+    monkeypatch.setattr(config, "ASSETS", tmp_path)  # a fresh tree: no model installed yet
+    with pytest.raises(ValueError, match=r"bundled model 'ferplus' is not installed .*make convert RUN=runs/ferplus NAME=ferplus"):
+        RunConfig(model="ferplus").model_path()
+    (tmp_path / "ferplus").mkdir()
+    (tmp_path / "ferplus" / "ferplus_int8.tflite").write_bytes(b"")
+    assert RunConfig(model="ferplus").model_path() == tmp_path / "ferplus" / "ferplus_int8.tflite"
+    with pytest.raises(ValueError, match="'fer2014': not a bundled model .*fer2013, ferplus"):
+        RunConfig(model="fer2014").model_path()
+    with pytest.raises(ValueError, match="unknown bundled model 'x'"):
+        config.bundled_model("x")

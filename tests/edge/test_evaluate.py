@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, grace_hopper_path
 
 from edge import contract
+from edge.config import BUNDLED_MODEL
 from edge.detect import FaceDetector
 from edge.evaluate import evaluate, labelled_images
 from edge.metrics import NO_FACE, classification_metrics
@@ -93,6 +94,6 @@ def test_eval_crops_on_fer2013_privatetest_gives_the_convert_reports_accuracy(re
     )
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "eval_report.json").read_text())
-    sidecar = json.loads((ROOT / "edge" / "assets" / "mini_xception_int8.json").read_text())
+    sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
     assert report["images"] == 3589 and abs(report["accuracy"] - sidecar["accuracy"]["PrivateTest"]) <= 0.001
     assert (out / "confusion.png").is_file() and f"accuracy           {report['accuracy'] * 100:.2f}%" in result.stdout

@@ -53,13 +53,13 @@ def run_model(python, faces_file, out_file):
     return info, np.load(out_file), np.load(str(out_file).replace(".npy", "_predicted.npy"))
 
 
-def test_shipped_model_agrees_under_tflite_runtime_and_ai_edge_litert(tflite_runtime_python, real_data, tmp_path):
+def test_shipped_model_agrees_under_tflite_runtime_and_ai_edge_litert(tflite_runtime_python, real_csv, tmp_path):
     """Both interpreters load the shipped model and reach the same accuracy; their int8 outputs are not
     bit-identical (measured: about 97% top-1 agreement on PrivateTest; kernels round differently and
     the differences grow through the network), which this test bounds."""
     from train.data import load_fer2013
 
-    faces, labels = load_fer2013(real_data, cache_dir=tmp_path / "cache").split("PrivateTest")
+    faces, labels = load_fer2013(real_csv, cache_dir=tmp_path / "cache").split("PrivateTest")  # the report's form
     np.save(tmp_path / "faces.npy", faces)
     litert_info, litert_raw, litert = run_model(sys.executable, tmp_path / "faces.npy", tmp_path / "litert.npy")
     runtime_info, runtime_raw, runtime = run_model(tflite_runtime_python, tmp_path / "faces.npy", tmp_path / "tflite_runtime.npy")
@@ -70,5 +70,5 @@ def test_shipped_model_agrees_under_tflite_runtime_and_ai_edge_litert(tflite_run
     assert np.mean(litert == runtime) >= 0.95
     litert_accuracy, runtime_accuracy = np.mean(litert == labels), np.mean(runtime == labels)
     assert abs(litert_accuracy - runtime_accuracy) <= 0.005
-    reported = json.loads((ROOT / "models" / "report.json").read_text())["results"]["int8"]["PrivateTest"]["accuracy"]
+    reported = json.loads((BUNDLED_MODEL.parent / "report.json").read_text())["results"]["int8"]["PrivateTest"]["accuracy"]
     assert abs(litert_accuracy - reported) <= 0.001

@@ -42,6 +42,14 @@ def test_wheel_installs_without_tensorflow_and_runs_the_sample(tmp_path):
     assert records[0]["event"] == "start" and records[-1]["event"] == "stop"
     assert records[-1]["frames"] == 30 and records[-1]["faces"] >= 50
     assert "site-packages/edge/assets" in records[0]["model"]
+    # BlazeFace's models come with the wheel and run on the same interpreter, still without TensorFlow
+    blaze = subprocess.run(
+        [str(python), "-m", "edge", "run", "--source", "sample", "--max-frames", "10", "--detector", "blazeface", "--log", "-"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert blaze.returncode == 0, blaze.stderr[-2000:]
+    stop = [json.loads(line) for line in blaze.stdout.splitlines() if line.startswith("{")][-1]
+    assert stop["event"] == "stop" and stop["frames"] == 10 and stop["faces"] >= 18
 
 
 # Build with this environment's setuptools when it has one (no download); else pip fetches it.
