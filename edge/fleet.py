@@ -133,6 +133,9 @@ class DeviceState:
             self.tracks[record["track"]] = (str(record.get("label")), float(record.get("score") or 0.0))
         elif event == "end":
             self.tracks.pop(record.get("track"), None)
+        elif event == "image":  # a still: its faces are the ones in view
+            faces = record.get("faces") or []
+            self.tracks = {n: (str(f.get("label")), float(f.get("score") or 0.0)) for n, f in enumerate(faces)}
         elif event == "stats" and "processing_fps" in record:
             self.fps = float(record["processing_fps"])
         else:

@@ -81,6 +81,8 @@ def test_device_state_follows_tracks_stats_and_runs():
     state.apply({"event": "end", "track": 1})
     assert state.summary() == {"faces": 2, "dominant": "sad", "fps": 14.5}
     assert state.apply({"event": "source_gap"}) is False
+    state.apply({"event": "image", "faces": [{"label": "fear", "score": 0.5}, {"label": "fear", "score": 0.4}]})
+    assert state.summary() == {"faces": 2, "dominant": "fear", "fps": 14.5}  # a still's faces replace the tracks
     state.apply({"event": "stop"})
     assert state.summary() == {"faces": 0, "dominant": "none", "fps": 0.0}
 

@@ -146,6 +146,9 @@ def test_published_events_match_the_log_one_to_one_across_rotation(tmp_path, bro
 
 @needs_mosquitto
 def test_broker_down_at_start_then_started_gets_everything(tmp_path, broker, subscriber_factory):
+    broker.start()
+    sub = subscriber_factory(broker)
+    broker.stop()  # saves the subscriber's session: it misses nothing sent while it reconnects later
     path = tmp_path / "events.jsonl"
     log = SequencedLog(EventLog(path), "pi1")
     reports = []
@@ -155,7 +158,6 @@ def test_broker_down_at_start_then_started_gets_everything(tmp_path, broker, sub
     time.sleep(0.5)  # the forwarder tries and fails meanwhile
     assert any("unreachable" in line for line in reports)
     broker.start()
-    sub = subscriber_factory(broker)
     for n in range(50, 80):
         log.write({"event": "end", "track": n})
     wait_until(lambda: len(sub.on("/track")) >= 80, 30, "80 events after the broker came up")
