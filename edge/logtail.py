@@ -42,7 +42,7 @@ def log_files(path: Path) -> list[Path]:
     return files + [path] if path.exists() else files
 
 
-def _inodes(path: Path) -> list[tuple[Path, int]]:
+def _list_inodes(path: Path) -> list[tuple[Path, int]]:
     found = []
     for file in log_files(path):
         try:
@@ -50,6 +50,18 @@ def _inodes(path: Path) -> list[tuple[Path, int]]:
         except FileNotFoundError:  # rotated away between listing and stat
             pass
     return found
+
+
+def _inodes(path: Path) -> list[tuple[Path, int]]:
+    """(file, inode), oldest first, from two identical listings in a row: a listing taken while the
+    writer renames its files one by one can miss a file or see one twice."""
+    previous = _list_inodes(path)
+    for _ in range(20):
+        current = _list_inodes(path)
+        if current == previous:
+            break
+        previous = current
+    return previous
 
 
 def line_key(line: bytes) -> tuple | None:
@@ -84,39 +96,41 @@ class LogTail:
         files = _inodes(self.path)
         if position is not None:
             for file, inode in files:
-                if inode == position.inode and self._open(file, position.offset, position.key):
+                if inode == position.inode and self._open(file, position.offset, position.key, inode):
                     self.resumed = "cursor"
                     return
             if position.key is not None:  # the file was copied or its inode changed: look for the line
-                for file, _ in files:
+                for file, inode in files:
                     offset = _find_line(file, position.key)
-                    if offset is not None and self._open(file, offset, None):
+                    if offset is not None and self._open(file, offset, None, inode):
                         self.resumed = "cursor (found by id)"
                         return
             self.resumed = "cursor not found: from the oldest file"
         else:
             self.resumed = "no cursor: from the oldest file"
         if files:
-            self._open(files[0][0], 0, None)
+            self._open(files[0][0], 0, None, files[0][1])
 
-    def _open(self, file: Path, offset: int, key: tuple | None) -> bool:
+    def _open(self, file: Path, offset: int, key: tuple | None, inode: int) -> bool:
+        """Open `file` if it still is `inode` (a rotation may have given its name to the next file since
+        it was listed) and, with `key`, the line before `offset` has that id."""
         try:
             fd = os.open(file, os.O_RDONLY)
         except FileNotFoundError:
             return False
-        size = os.fstat(fd).st_size
-        if offset > size or (key is not None and _key_before(fd, offset) != key):
+        stat = os.fstat(fd)
+        if stat.st_ino != inode or offset > stat.st_size or (key is not None and _key_before(fd, offset) != key):
             os.close(fd)
             return False
         self.close()
-        self._fd, self._inode, self._offset, self._buffer, self._pos = fd, os.fstat(fd).st_ino, offset, b"", 0
+        self._fd, self._inode, self._offset, self._buffer, self._pos = fd, inode, offset, b"", 0
         os.lseek(fd, offset, os.SEEK_SET)
         return True
 
     def read(self) -> tuple[bytes, Position] | None:
         if self._fd is None:
             files = _inodes(self.path)
-            if not files or not self._open(files[0][0], 0, None):
+            if not files or not self._open(files[0][0], 0, None, files[0][1]):
                 return None
         while (newline := self._buffer.find(b"\n", self._pos)) < 0:
             if self._fill():
@@ -157,11 +171,13 @@ class LogTail:
             index = inodes.index(self._inode) + 1
             if index >= len(files):
                 return None  # the new live file is not there yet
+        elif os.fstat(self._fd).st_nlink:
+            return None  # still on disk under some name the listing missed: look again next time
         else:
-            index = 0  # ours was rotated out while we read it: the oldest left comes next
+            index = 0  # ours was rotated out (deleted) while we read it: the oldest left comes next
         torn = self._buffer[self._pos:]
-        if not self._open(files[index][0], 0, None):
-            return None
+        if not self._open(files[index][0], 0, None, files[index][1]):
+            return None  # renamed since the listing: list again next time
         return torn
 
     def backlog_bytes(self) -> int:

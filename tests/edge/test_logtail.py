@@ -135,3 +135,21 @@ def test_a_line_the_writer_cut_back_is_read_again_from_its_start(tmp_path):
         handle.write(b'{"seq":2}\n')
         handle.flush()
         assert [line for line, _ in drain(tail)] == [b'{"seq":2}']
+
+
+def test_reading_while_another_thread_rotates_fast_loses_and_repeats_nothing(tmp_path):
+    import threading
+
+    path = tmp_path / "e.jsonl"
+    log = SequencedLog(EventLog(path, max_bytes=600, backups=400), "d", "r")  # a rotation every few lines
+    writer = threading.Thread(target=write, args=(log, 1000))
+    tail = LogTail(path)
+    tail.start(None)
+    got = []
+    writer.start()
+    while writer.is_alive():
+        got += drain(tail)
+    writer.join()
+    got += drain(tail)
+    log.close()
+    assert seqs(got) == list(range(1, 1001))

@@ -248,6 +248,7 @@ def test_runtime_sigkilled_and_restarted_resumes_at_the_cursor(tmp_path, broker,
     finally:
         runtime.send_signal(signal.SIGKILL)
         runtime.communicate(timeout=30)
+    wait_until(lambda: sub.on("/availability")[-1:] == [b"offline"], 30, "the last will after the kill")
     first = log_lines(path)
     run1 = json.loads(first[0])["run"]
     assert json.loads(first[-1])["event"] != "stop"  # killed mid-run: no stop record
