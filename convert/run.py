@@ -31,7 +31,7 @@ from convert.quantize import (
     write_sidecar,
 )
 from edge import contract
-from edge.model import EmotionModel, sidecar_path
+from edge.model import EmotionModel, file_sha256, sidecar_path
 from edge.settings import check, setting
 from train.config import LABEL_SETS
 from train.data import ferplus_path_for
@@ -104,6 +104,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     private = {name: scores[name]["PrivateTest"][config.flip_tta].argmax(axis=1) for name in ("keras", "int8")}
     report = {
         "keras_model": keras_path.name,
+        "keras_sha256": file_sha256(keras_path),  # ties the card to the training report of this very file
         "int8_model": paths["int8"].name,
         "parameters": int(model.count_params()),
         "labels": list(contract.LABELS),
