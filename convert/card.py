@@ -356,8 +356,8 @@ def write_model_card(out_dir: Path, report_name: str = "report.json") -> Path:
     sidecar = read_json(out_dir / Path(report["int8_model"]).with_suffix(".json").name)
     train_path = out_dir / "train_report.json"
     train_report = read_json(train_path) if train_path.is_file() else None
-    if train_report is not None and train_report.get("parameters") != report["parameters"]:
-        train_report = None  # from another model: leave the training details out rather than mix models
+    if train_report is not None and train_report.get("model_sha256") != report.get("keras_sha256"):
+        train_report = None  # not the report of this very Keras file: leave the training details out rather than mix models
     path = out_dir / CARD_FILE
     path.write_text(render_model_card(report, sidecar, train_report))
     return path

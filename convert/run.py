@@ -31,7 +31,9 @@ from convert.quantize import (
     write_sidecar,
 )
 from edge import contract
-from edge.model import EmotionModel, sidecar_path
+from edge.model import EmotionModel, file_sha256, sidecar_path
+from edge.settings import check, setting
+from train.config import LABEL_SETS
 from train.data import ferplus_path_for
 
 SPLITS = ("PublicTest", "PrivateTest")
@@ -39,23 +41,32 @@ SPLITS = ("PublicTest", "PrivateTest")
 
 @dataclass(frozen=True)
 class ConvertConfig:
+    """Every conversion setting, once: `python -m convert --FLAG` is made from these fields."""
+
     data: str
-    keras_model: str = "models/mini_xception.keras"
-    out_dir: str = "models"
-    name: str = "mini_xception"
-    calibration_count: int = 300
-    float32: bool = True
-    float16: bool = False
-    max_drop: float = 1.0
-    min_accuracy: float | None = None
-    limit: int = 0  # >0: evaluate on at most this many faces per split (smoke runs)
-    skip_bad: bool = False
-    cache_dir: str | None = None
-    seed: int = 0
-    bundle_dir: str | None = None  # when the gate passes, copy the int8 model, sidecar, card and report here
-    labels: str | None = None  # label set trained on; default: train_report.json beside the Keras model
-    ferplus: str | None = None  # FER+ votes; default: fer2013new.csv beside the data (CSV form only)
-    flip_tta: bool = contract.FLIP_TTA  # written into the sidecar; the gated figures use it
+    keras_model: str = setting("models/mini_xception.keras", "the trained Keras model")
+    out_dir: str = setting("models", "where the .tflite models, sidecars and reports go")
+    name: str = setting("mini_xception", "file stem: NAME_int8.tflite, NAME_float32.tflite, ...")
+    calibration_count: int = setting(300, "Training faces (class-balanced, with their mirrors) that calibrate int8", low=7, high=28_709)
+    float32: bool = setting(True, "also export a float32 .tflite for comparison")
+    float16: bool = setting(False, "also export a float16-weight .tflite for comparison")
+    max_drop: float = setting(1.0, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
+    min_accuracy: float | None = setting(None, "fail when int8 PrivateTest accuracy (%) is below this", low=0.0, high=100.0)
+    limit: int = setting(0, "evaluate on at most this many faces per split (smoke runs)", low=1, zero_means="all")
+    skip_bad: bool = setting(False, "skip and count malformed records instead of stopping")
+    cache_dir: str | None = setting(None, "decoded-dataset cache (default ~/.cache/fer-edge)")
+    seed: int = setting(0, "seed of the calibration sample", low=0, high=2**31 - 1)
+    bundle_dir: str | None = setting(None, "when the gate passes, copy the int8 model, sidecar, card and report here")
+    labels: str | None = setting(None, "label set the model was trained on (default: train_report.json beside it)", choices=LABEL_SETS)
+    ferplus: str | None = setting(None, "FER+ votes (default: fer2013new.csv beside --data, CSV form)")
+    images_data: str | None = setting(
+        None, "FER2013's image-folder release (.zip or folder): also report int8 accuracy on its JPEG-decoded faces, "
+        "what `edge eval --crops` on its extracted test folder measures"
+    )
+    flip_tta: bool = setting(contract.FLIP_TTA, "the sidecar's flip averaging; the gated figures use it")
+
+    def __post_init__(self):
+        check(self, "convert")
 
 
 def convert_and_evaluate(config: ConvertConfig) -> dict:
@@ -93,6 +104,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     private = {name: scores[name]["PrivateTest"][config.flip_tta].argmax(axis=1) for name in ("keras", "int8")}
     report = {
         "keras_model": keras_path.name,
+        "keras_sha256": file_sha256(keras_path),  # ties the card to the training report of this very file
         "int8_model": paths["int8"].name,
         "parameters": int(model.count_params()),
         "labels": list(contract.LABELS),
@@ -111,6 +123,8 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "agreement_privatetest": round(float(np.mean(private["keras"] == private["int8"])), 4),
         "config": asdict(config),
     }
+    if config.images_data:
+        report["image_folder_release"] = image_folder_accuracy(paths["int8"], config)
     failures = gate(report, config.max_drop, config.min_accuracy)
     report["gate"] = {"max_drop": config.max_drop, "min_accuracy": config.min_accuracy, "passed": not failures, "failures": failures}
     report["seconds"] = round(time.time() - started, 1)
@@ -131,6 +145,20 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     if config.bundle_dir and not failures:
         bundle(out_dir, paths["int8"], Path(config.bundle_dir))
     return report
+
+
+def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:
+    """int8 accuracy against FER2013 labels on the image-folder release: its JPEG-decoded pixels differ by
+    a few grey levels from the CSV's, so this is the figure `edge eval --crops` reproduces on its folders."""
+    from train.data import default_cache_dir, load_fer2013, take_splits
+
+    images = take_splits(load_fer2013(config.images_data, cache_dir=config.cache_dir or default_cache_dir()), config.limit, config.seed)
+    runtime_model = EmotionModel(int8, flip_tta=config.flip_tta)
+    accuracy = {
+        split: round(float((predict_in_batches(runtime_model.classify, images[split].images).argmax(axis=1) == images[split].labels).mean()), 4)
+        for split in SPLITS
+    }
+    return {"data": str(config.images_data), "judged_by": "fer2013", "flip_tta": config.flip_tta, "accuracy": accuracy}
 
 
 def export_variants(model, training, keras_path: Path, out_dir: Path, config: ConvertConfig) -> dict[str, Path]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.detect import Box
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR, chosen to be told apart at a glance on a camera image.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -87,9 +89,7 @@ def caption(face: FaceAnnotation) -> str:
 
 def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
     """Intersection area of two (x, y, w, h) boxes."""
-    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    return max(ix, 0) * max(iy, 0)
+    return Box(*a).intersection(Box(*b))
 
 
 def panel_origin(

@@ -79,7 +79,7 @@ class RunConfig:
     save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none')
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
-    flip_tta: bool = setting(True, "average each face with its mirror image, as the reported accuracy does")
+    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured)")
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
     # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). A broker login never lives here: it comes from

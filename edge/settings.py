@@ -169,5 +169,6 @@ def toml_document(config_class, section: str, header: str, values: dict | None =
             continue
         bounds = meta.bounds_text()
         lines.append(f"# {meta.help}" + (f" ({bounds})" if bounds else ""))
-        lines.append(f"{f.name} = {toml_value(values.get(f.name, f.default))}")
+        value = values.get(f.name, f.default)
+        lines.append(f"# {f.name} = true" if value is None else f"{f.name} = {toml_value(value)}")  # TOML has no null: unset
     return "\n".join(lines) + "\n"

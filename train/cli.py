@@ -31,7 +31,8 @@ def summary(
     try:
         dataset = load_fer2013(data, skip_bad=skip_bad, cache_dir=cache_dir or default_cache_dir())
     except DatasetError as error:
-        raise typer.BadParameter(str(error), param_hint="--data") from None
+        typer.echo(f"error: {error}", err=True)  # plain, unwrapped: the file and row stay on one line
+        raise typer.Exit(2) from None
     typer.echo(format_summary(dataset))
     typer.echo(f"chart: {plot_summary(dataset, out)}")
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
+from edge.model import file_sha256
 from train.config import TrainConfig
 from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
 from train.model import make_mini_xception, predict_probabilities
@@ -287,6 +288,7 @@ def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, o
     own = both["fer2013" if config.labels == "fer2013" else "ferplus_majority"]
     report = {
         "model": MODEL_FILE,
+        "model_sha256": file_sha256(out_dir / MODEL_FILE),  # the model card trusts this report only for this file
         "parameters": int(model.count_params()),
         "labels": list(LABELS),
         "trained_on": config.labels,

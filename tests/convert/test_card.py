@@ -36,6 +36,7 @@ def fake_artifacts(seed: int = 0) -> tuple[dict, dict, dict]:
             results.setdefault(name, {})[split] = classification_metrics(labels, predicted[name, split])
     report = {
         "keras_model": "mini_xception.keras",
+        "keras_sha256": "5e" * 32,
         "int8_model": INT8,
         "parameters": 58423,
         "labels": list(LABELS),
@@ -78,6 +79,7 @@ def fake_artifacts(seed: int = 0) -> tuple[dict, dict, dict]:
     }
     train_report = {
         "model": "mini_xception.keras",
+        "model_sha256": "5e" * 32,
         "parameters": 58423,
         "epochs_run": 87,
         "best_epoch": 67,
@@ -268,8 +270,10 @@ def test_training_details_and_optional_class_counts(tmp_path, artifacts):
 
 
 def test_train_report_of_another_model_is_left_out(tmp_path, artifacts):
+    """Every mini-Xception has 58,423 parameters: the report is tied to the Keras file by its sha256."""
     report, sidecar, train_report = copy.deepcopy(artifacts)
-    train_report["parameters"] += 1
+    assert "epochs run" in write_artifacts(tmp_path, report, sidecar, train_report)
+    train_report["model_sha256"] = "0f" * 32  # same parameter count, another file
     assert "epochs run" not in write_artifacts(tmp_path, report, sidecar, train_report)
 
 

@@ -137,3 +137,20 @@ def test_bench_pipeline_cli_compares_detectors(tmp_path):
     assert [r["detector"] for r in rows] == ["haar", "blazeface"] and all(r["frames"] == 10 for r in rows)
     bad = run_cli("bench", "pipeline", "--grid", "nope", "--out-dir", str(tmp_path))
     assert bad.returncode == 2 and "--grid must be one of detectors, haar-levers" in bad.stderr
+
+
+def test_a_folder_with_a_corrupt_file_exits_0_and_reports_it(tmp_path):
+    """Documented: an unreadable image is an error record, counted; the folder run goes on and exits 0."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), np.full((60, 80, 3), 100, np.uint8))
+    cv2.imwrite(str(folder / "sub" / "b.TIFF"), np.full((60, 80, 3), 150, np.uint8))
+    (folder / "c.jpg").write_bytes(b"corrupt")
+    result = run_cli("run", "--source", str(folder), "--summary")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["event"], r.get("image")) for r in records[1:-1]] == [("image", "a.png"), ("error", "c.jpg"), ("image", "sub/b.TIFF")]
+    assert records[-1]["images"] == 2 and records[-1]["errors"] == 1
+    assert "2 images" in result.stderr and "1 unreadable" in result.stderr

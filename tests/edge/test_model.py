@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -73,7 +74,10 @@ def test_a_sidecar_without_digest_loads_but_is_marked_unverified(model_copy):
     info = subprocess.run([sys.executable, "-m", "edge", "info", str(model_copy)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stderr
     accuracy = next(line for line in info.stdout.splitlines() if line.startswith("accuracy"))
-    assert "66.20%" in accuracy and "unverified" in accuracy
+    private = json.loads(sidecar_path(model_copy).read_text())["accuracy"]["PrivateTest"]
+    assert f"PrivateTest {private * 100:.2f}% (flip TTA)" in accuracy
+    sidecar_line = next(line for line in info.stdout.splitlines() if line.startswith("sidecar"))
+    assert "no digest" in sidecar_line and "accuracy unverified" in sidecar_line
 
 
 def test_edge_info_refuses_an_edited_accuracy(model_copy):
@@ -116,3 +120,16 @@ def test_missing_model_and_bad_thread_count(model_copy, tmp_path):
         EmotionModel(tmp_path / "none.tflite")
     with pytest.raises(ModelError, match="--num-threads"):
         EmotionModel(model_copy, num_threads=0)
+
+
+def test_flip_averaging_follows_the_sidecar_unless_a_setting_says_otherwise(model_copy):
+    """A model that reached its target without mirrors says so in its sidecar: the runtime then runs one
+    inference per face, unless --flip-tta asks for mirrors anyway."""
+    from edge.config import RunConfig
+    from edge.pipeline import load_model
+
+    assert load_model(RunConfig(model=str(model_copy))).flip_tta is True  # the shipped sidecar: on
+    edit_sidecar(model_copy, lambda sidecar: sidecar["contract"].update(flip_tta=False), redigest=True)
+    assert load_model(RunConfig(model=str(model_copy))).flip_tta is False
+    assert load_model(RunConfig(model=str(model_copy), flip_tta=True)).flip_tta is True
+    assert load_model(RunConfig(model=str(model_copy))).classify(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)

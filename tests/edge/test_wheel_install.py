@@ -9,7 +9,6 @@ import sys
 import tomllib
 import venv
 import zipfile
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -65,7 +64,7 @@ def test_the_asset_list_names_every_tracked_asset():
     tracked = subprocess.run(["git", "ls-files", "edge/assets"], cwd=ROOT, capture_output=True, text=True)
     if tracked.returncode != 0:
         pytest.skip(f"not a git checkout: {tracked.stderr.strip()}")
-    tracked_names = {Path(line).name for line in tracked.stdout.splitlines() if not line.endswith(".py")}
+    tracked_names = {line.removeprefix("edge/assets/") for line in tracked.stdout.splitlines() if not line.endswith(".py")}
     assert sorted(listed_assets()) == sorted(tracked_names), "list new assets in pyproject.toml [tool.setuptools.package-data]"
 
 
@@ -86,5 +85,5 @@ def test_the_wheel_ships_exactly_the_listed_assets_and_no_stray_file(tmp_path):
     )
     wheel = next((tmp_path / "dist").glob("fer_edge-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
-        shipped = sorted(Path(n).name for n in archive.namelist() if n.startswith("edge/assets/") and not n.endswith(".py"))
+        shipped = sorted(n.removeprefix("edge/assets/") for n in archive.namelist() if n.startswith("edge/assets/") and not n.endswith(".py"))
     assert shipped == sorted(listed_assets())
