@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 
 import pytest
 from conftest import ROOT
-from mqtt_broker import Broker, Subscriber, needs_mosquitto, wait_until
+from mqtt_broker import Broker, Subscriber, make_certificates, needs_mosquitto, wait_until
 
 from edge import pipeline
 from edge.config import RunConfig, load_config
@@ -402,3 +403,33 @@ def test_forward_command_sends_a_log_and_stops_cleanly_on_sigterm(tmp_path, brok
     assert json.loads(cursor_path(path).read_text())["key"] == ["pi9", log.run, 20]
     assert "fer-edge/pi9/availability" in sub.topics()
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")]  # --no-mqtt-discovery
+
+
+@needs_mosquitto
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed (it makes the test certificates)")
+def test_mqtts_with_a_ca_file_delivers_and_an_unknown_ca_is_refused(tmp_path):
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    ca, cert, key = make_certificates(folder)
+    server = Broker(folder, tls=(ca, cert, key)).start()
+    try:
+        path = tmp_path / "events.jsonl"
+        log = SequencedLog(EventLog(path), "pi1")
+        for n in range(10):
+            log.write({"event": "new", "track": n})
+        log.close()
+        reports = []
+        sender = Forwarder(path, broker_settings(server.url, ca_file=str(ca)), Topics("fer-edge", "pi1"), report=reports.append).start()
+        wait_until(lambda: sender.counts["delivered"] == 10, 30, "10 events over TLS")
+        sender.stop()
+        assert server.url.startswith("mqtts://") and sender.counts["connects"] == 1
+        # the system's CAs do not know this one: the handshake fails, said plainly, nothing is sent
+        other = tmp_path / "other.jsonl"
+        SequencedLog(EventLog(other), "pi2").write({"event": "start"})
+        refused = []
+        stranger = Forwarder(other, broker_settings(server.url), Topics("fer-edge", "pi2"), report=refused.append).start()
+        wait_until(lambda: any("unreachable" in line for line in refused), 30, "the TLS refusal")
+        stranger.stop()
+        assert stranger.counts["delivered"] == 0 and any("CERTIFICATE_VERIFY_FAILED" in line or "certificate" in line for line in refused)
+    finally:
+        server.stop()
