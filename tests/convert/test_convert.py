@@ -12,7 +12,7 @@ from conftest import ROOT
 from convert.evaluate import classification_metrics, gate
 from convert.quantize import QuantizationError, check_full_int8, representative_faces, to_float_tflite, write_sidecar
 from convert.run import ConvertConfig, convert_and_evaluate
-from edge.model import EmotionModel, ModelError, Quantization, dequantize, quantize, sidecar_path
+from edge.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
 from train.model import make_mini_xception, predict_probabilities
 
 
@@ -242,7 +242,8 @@ def test_a_model_trained_on_ferplus_is_judged_and_bundled_by_the_ferplus_majorit
     run.mkdir()
     shutil.copy(folder / "mini_xception.keras", run)
     train_report = json.loads((ROOT / "models" / "train_report.json").read_text())  # a real one, relabelled
-    train_report.update(trained_on="ferplus", parameters=first["parameters"], train_images=101)
+    train_report.update(trained_on="ferplus", parameters=first["parameters"], train_images=101,
+                        model_sha256=file_sha256(run / "mini_xception.keras"))  # the report of this very file
     (run / "train_report.json").write_text(json.dumps(train_report))
     ferplus_config = replace(config, keras_model=str(run / "mini_xception.keras"), out_dir=str(run), name="ferplus",
                                   float32=False, bundle_dir=str(tmp_path / "assets" / "ferplus"))
