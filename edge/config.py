@@ -12,7 +12,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 # Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
 # report and model card, installed there by `make convert RUN=... NAME=<name>` when the accuracy gate passes.
 BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
-DEFAULT_MODEL = "fer2013"  # what runs when no --model is given
+DEFAULT_MODEL = "ferplus"  # what runs when no --model is given: FER+ votes are the cleaner labels (README)
 SAMPLE_CLIP = ASSETS / "sample.mp4"
 SAMPLE_TRUTH = ASSETS / "sample_truth.json"
 

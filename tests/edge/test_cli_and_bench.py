@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 from edge import bench, cli
-from edge.config import BUNDLED_MODEL, RunConfig
+from edge.config import BUNDLED_MODEL, BUNDLED_MODELS, DEFAULT_MODEL, RunConfig
 from edge.detect import Box, match_boxes
 
 
@@ -21,14 +21,17 @@ def test_info_describes_the_shipped_model():
     sidecar = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
     assert sidecar["sha256"] in result.stdout and "(verified)" in result.stdout
     assert "angry, disgust, fear, happy, sad, surprise, neutral" in result.stdout
-    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}% (flip TTA)" in result.stdout
-    assert "trained on   FER2013 labels (fer2013)" in result.stdout
+    flip = " (flip TTA)" if sidecar["flip_tta_in_accuracy"] else ""
+    assert f"PrivateTest {sidecar['accuracy']['PrivateTest'] * 100:.2f}%{flip}" in result.stdout
+    assert f"trained on   {cli.LABEL_SET_NAMES[sidecar['trained_on']]}" in result.stdout
     for label_set, values in sidecar["accuracy_by_label_set"].items():  # both label sets, flip averaging off and on
         line = next(line for line in result.stdout.splitlines() if f"against {cli.ACCURACY_TITLES[label_set]}:" in line)
         assert f"PrivateTest {values['PrivateTest'] * 100:.2f}%," in line
         assert f"PrivateTest {values['PrivateTest_flip_tta'] * 100:.2f}% (flip TTA)" in line
     assert {"fer2013", "ferplus_majority"} <= set(sidecar["accuracy_by_label_set"])
-    assert run_cli("info", "fer2013").stdout == result.stdout  # the default is the bundled fer2013 model
+    assert run_cli("info", DEFAULT_MODEL).stdout == result.stdout  # the default is a bundled model by name
+    other = run_cli("info", next(name for name in BUNDLED_MODELS if name != DEFAULT_MODEL))
+    assert other.returncode == 0 and other.stdout != result.stdout
 
 
 def test_info_names_the_bundled_models_for_an_unknown_name():
