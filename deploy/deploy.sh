@@ -33,7 +33,7 @@ PYTHON=${PYTHON:-python3}
 DRY_RUN=${DRY_RUN:-0}
 BUNDLE=build/bundle
 REMOTE_DIR=fer-edge-bundle # relative to the remote home
-MODEL=${MODEL:-edge/assets/fer2013/fer2013_int8.tflite}  # the default bundled model (edge/config.py DEFAULT_MODEL); installed only when its gate passed
+MODEL=${MODEL:-edge/assets/ferplus/ferplus_int8.tflite}  # the default bundled model (edge/config.py DEFAULT_MODEL); installed only when its gate passed
 SIDECAR=${MODEL%.tflite}.json
 
 run() { # run a command; with DRY_RUN=1 only print it

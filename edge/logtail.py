@@ -43,13 +43,20 @@ def log_files(path: Path) -> list[Path]:
 
 
 def _list_inodes(path: Path) -> list[tuple[Path, int]]:
-    found = []
-    for file in log_files(path):
-        try:
-            found.append((file, file.stat().st_ino))
-        except FileNotFoundError:  # rotated away between listing and stat
-            pass
-    return found
+    """(file, inode), oldest first, names and inodes from one pass over the directory (readdir gives both),
+    not a name listing followed by a stat of each name, which a rotation in between makes disagree."""
+    backups, live = [], []
+    try:
+        with os.scandir(path.parent) as entries:
+            for entry in entries:
+                suffix = entry.name[len(path.name) + 1:] if entry.name.startswith(path.name + ".") else None
+                if entry.name == path.name:
+                    live.append((path, entry.inode()))
+                elif suffix is not None and suffix.isdigit():
+                    backups.append((int(suffix), Path(entry.path), entry.inode()))
+    except FileNotFoundError:
+        return []
+    return [(file, inode) for _, file, inode in sorted(backups, reverse=True)] + live
 
 
 def _inodes(path: Path) -> list[tuple[Path, int]]:
@@ -58,10 +65,14 @@ def _inodes(path: Path) -> list[tuple[Path, int]]:
     previous = _list_inodes(path)
     for _ in range(20):
         current = _list_inodes(path)
-        if current == previous:
+        if current == previous and _distinct(current):
             break
         previous = current
     return previous
+
+
+def _distinct(files: list[tuple[Path, int]]) -> bool:
+    return len({inode for _, inode in files}) == len(files)
 
 
 def line_key(line: bytes) -> tuple | None:
@@ -167,6 +178,8 @@ class LogTail:
             return b"" if b"\n" in self._buffer[self._pos:] else self._move_on()
         files = _inodes(self.path)
         inodes = [inode for _, inode in files]
+        if not _distinct(files):
+            return None  # a listing taken mid-rotation: its order cannot be trusted; look again next time
         if self._inode in inodes:
             index = inodes.index(self._inode) + 1
             if index >= len(files):

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from edge.config import BUNDLED_MODEL
+from edge.config import bundled_model
+
+MODEL = bundled_model("fer2013")  # judged by FER2013 labels, which this test reads
 
 TFLITE_RUNTIME_VENV = ROOT / ".cache" / "venv-tflite-runtime"
 
@@ -45,7 +47,7 @@ print(json.dumps({"interpreter": model.interpreter_name, "numpy": np.__version__
 def run_model(python, faces_file, out_file):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [str(python), "-c", SCRIPT, str(BUNDLED_MODEL), str(faces_file), str(out_file)],
+        [str(python), "-c", SCRIPT, str(MODEL), str(faces_file), str(out_file)],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -70,5 +72,5 @@ def test_shipped_model_agrees_under_tflite_runtime_and_ai_edge_litert(tflite_run
     assert np.mean(litert == runtime) >= 0.95
     litert_accuracy, runtime_accuracy = np.mean(litert == labels), np.mean(runtime == labels)
     assert abs(litert_accuracy - runtime_accuracy) <= 0.005
-    reported = json.loads((BUNDLED_MODEL.parent / "report.json").read_text())["results"]["int8"]["PrivateTest"]["accuracy"]
+    reported = json.loads((MODEL.parent / "report.json").read_text())["results"]["int8"]["PrivateTest"]["accuracy"]
     assert abs(litert_accuracy - reported) <= 0.001
