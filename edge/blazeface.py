@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from edge.config import check_setting
-from edge.detect import ASSETS_DIR, Box, _check_gray, _position
+from edge.detect import ASSETS_DIR, Box, _check_gray, _position, region_crop
 from edge.model import load_interpreter_api
 
 
@@ -232,10 +232,9 @@ class BlazeFaceDetector:
         `face_size` only faces from half to twice that side count."""
         _check_gray(gray)
         height, width = gray.shape
-        area = region.clip(width, height)
-        if area.w == 0 or area.h == 0:
+        area, crop = region_crop(gray, region)
+        if crop is None:
             return []
-        crop = gray[area.y : area.y + area.h, area.x : area.x + area.w]
         low, high = (max(self.min_size, face_size / 2), face_size * 2) if face_size else (self.min_size, float("inf"))
         boxes, _ = self.window.detections(crop)
         found = (to_haar_framing(b[0] + area.x, b[1] + area.y, b[2] + area.x, b[3] + area.y) for b in boxes)

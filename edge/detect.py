@@ -148,10 +148,9 @@ class FaceDetector:
         """
         _check_gray(gray)
         height, width = gray.shape
-        area = region.clip(width, height)
-        if area.w == 0 or area.h == 0:
+        area, crop = region_crop(gray, region)
+        if crop is None:
             return []
-        crop = gray[area.y : area.y + area.h, area.x : area.x + area.w]
         sizes = (face_size * 0.75, face_size * 1.33) if face_size else None
         boxes = self._detect_scaled(crop, self.ratio(width), sizes)
         return sorted((Box(b.x + area.x, b.y + area.y, b.w, b.h).clip(width, height) for b in boxes), key=_position)
@@ -173,6 +172,14 @@ class FaceDetector:
         )
         boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
         return [b.scale(1.0 / ratio) for b in boxes] if ratio < 1.0 else boxes
+
+
+def region_crop(gray: np.ndarray, region: Box) -> tuple[Box, np.ndarray | None]:
+    """The part of `region` inside the frame and its pixels (None when nothing of it is inside)."""
+    area = region.clip(gray.shape[1], gray.shape[0])
+    if area.w == 0 or area.h == 0:
+        return area, None
+    return area, gray[area.y : area.y + area.h, area.x : area.x + area.w]
 
 
 def _check_gray(gray: np.ndarray) -> None:
