@@ -28,7 +28,7 @@ import numpy as np
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_sample_clip import catmull_rom, load_photos, to_json, write_video  # noqa: E402
+from make_sample_clip import catmull_rom, load_photos, oval_cutout, to_json, write_video  # noqa: E402
 
 WIDTH, HEIGHT, FPS, NUM_FRAMES = 640, 480, 30, 300
 SEED = 20261122
@@ -73,23 +73,10 @@ class Cutout:
 
 
 def make_cutout(name: str, photo: np.ndarray, face: tuple[int, int, int, int], mirror: bool = False) -> Cutout:
-    fx, fy, fw, fh = face
-    ph, pw = photo.shape[:2]
-    x0, y0 = max(0, round(fx + fw / 2 - CROP_WIDE * fw / 2)), max(0, round(fy - CROP_ABOVE * fw))
-    x1, y1 = min(pw, round(fx + fw / 2 + CROP_WIDE * fw / 2)), min(ph, round(fy - CROP_ABOVE * fw + CROP_TALL * fw))
-    crop = photo[y0:y1, x0:x1]
-    shrink = min(1.0, MAX_FACE / fw)
-    if shrink < 1.0:
-        crop = cv2.resize(crop, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-    h, w = crop.shape[:2]
-    mask = np.zeros((h, w), np.float32)
-    feather = max(3, round(0.06 * w))
-    cv2.ellipse(mask, (w // 2, h // 2), (w // 2 - feather, h // 2 - feather), 0, 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
-    face_in_crop = ((fx - x0) * shrink, (fy - y0) * shrink, fw * shrink, fh * shrink)
+    crop, mask, face_in_crop, _, _ = oval_cutout(photo, face, CROP_WIDE, CROP_ABOVE, CROP_TALL, MAX_FACE)
     if mirror:
         crop, mask = crop[:, ::-1].copy(), mask[:, ::-1].copy()
-        face_in_crop = (w - face_in_crop[0] - face_in_crop[2], *face_in_crop[1:])
+        face_in_crop = (crop.shape[1] - face_in_crop[0] - face_in_crop[2], *face_in_crop[1:])
     return Cutout(name, crop, mask, face_in_crop)
 
 

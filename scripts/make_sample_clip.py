@@ -111,17 +111,21 @@ def detect_face(bgr: np.ndarray) -> tuple[int, int, int, int]:
     return int(x), int(y), int(w), int(h)
 
 
-def make_portrait(name: str, photo: np.ndarray, provenance: dict) -> Portrait:
-    """Cut the head and shoulders out of a photo around its detected face, with a feathered oval mask."""
-    fx, fy, fw, fh = detect_face(photo)
+def oval_cutout(
+    photo: np.ndarray, face: tuple[int, int, int, int], wide: float = CROP_WIDE, above: float = CROP_ABOVE,
+    tall: float = CROP_TALL, max_face: int = MAX_FACE,
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float], tuple[int, int, int, int], float]:
+    """Head and shoulders around `face` (x, y, w, h), in face widths: (crop, feathered oval mask, face box
+    in the crop, crop box in the photo, shrink). Used by this clip and the hard one."""
+    fx, fy, fw, fh = face
     ph, pw = photo.shape[:2]
-    x0 = max(0, round(fx + fw / 2 - CROP_WIDE * fw / 2))
-    y0 = max(0, round(fy - CROP_ABOVE * fw))
-    x1 = min(pw, round(fx + fw / 2 + CROP_WIDE * fw / 2))
-    y1 = min(ph, round(fy - CROP_ABOVE * fw + CROP_TALL * fw))
+    x0 = max(0, round(fx + fw / 2 - wide * fw / 2))
+    y0 = max(0, round(fy - above * fw))
+    x1 = min(pw, round(fx + fw / 2 + wide * fw / 2))
+    y1 = min(ph, round(fy - above * fw + tall * fw))
     crop = photo[y0:y1, x0:x1]
     # Shrink big faces once with area averaging, so the per-frame warp scales by about 1 (no aliasing).
-    shrink = min(1.0, MAX_FACE / fw)
+    shrink = min(1.0, max_face / fw)
     if shrink < 1.0:
         crop = cv2.resize(crop, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
     h, w = crop.shape[:2]
@@ -129,15 +133,23 @@ def make_portrait(name: str, photo: np.ndarray, provenance: dict) -> Portrait:
     feather = max(3, round(0.06 * w))
     cv2.ellipse(mask, (w // 2, h // 2), (w // 2 - feather, h // 2 - feather), 0, 0, 360, 1.0, -1)
     mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
+    face_in_crop = ((fx - x0) * shrink, (fy - y0) * shrink, fw * shrink, fh * shrink)
+    return crop, mask, face_in_crop, (x0, y0, x1 - x0, y1 - y0), shrink
+
+
+def make_portrait(name: str, photo: np.ndarray, provenance: dict) -> Portrait:
+    """Cut the head and shoulders out of a photo around its detected face, with a feathered oval mask."""
+    fx, fy, fw, fh = detect_face(photo)
+    ph, pw = photo.shape[:2]
+    crop, mask, face, crop_box, shrink = oval_cutout(photo, (fx, fy, fw, fh))
     pixels = hashlib.sha256(np.ascontiguousarray(photo).tobytes()).hexdigest()
     info = {
         **provenance,
         "photo_size": [pw, ph],
         "photo_pixels_sha256": pixels,
         "face_box_in_photo": [fx, fy, fw, fh],
-        "crop_in_photo": [x0, y0, x1 - x0, y1 - y0],
+        "crop_in_photo": list(crop_box),
     }
-    face = ((fx - x0) * shrink, (fy - y0) * shrink, fw * shrink, fh * shrink)
     return Portrait(name, crop, mask, face, {**info, "prescale": shrink})
 
 
