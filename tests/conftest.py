@@ -146,3 +146,15 @@ def grace_hopper_gray() -> np.ndarray:
     import cv2
 
     return cv2.imread(str(grace_hopper_path()), cv2.IMREAD_GRAYSCALE)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A mosquitto of its own on loopback for one MQTT test (tests/edge/mqtt_broker.py), stopped after it."""
+    from mqtt_broker import Broker
+
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    server = Broker(folder)
+    yield server
+    server.stop()

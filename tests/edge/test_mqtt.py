@@ -39,15 +39,6 @@ def forwarder(path, broker, device="pi1", reports=None, discovery=""):
 
 
 @pytest.fixture
-def broker(tmp_path):
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    server = Broker(folder)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def subscriber_factory():
     made = []
 

@@ -6,9 +6,8 @@ import subprocess
 import sys
 import threading
 
-import pytest
 from conftest import ROOT
-from mqtt_broker import Broker, needs_mosquitto, wait_until
+from mqtt_broker import needs_mosquitto, wait_until
 
 from edge.eventlog import EventLog
 from edge.fleet import SequencedLog, Topics
@@ -52,15 +51,6 @@ def test_a_new_run_starts_its_own_sequence():
     fleet.message("p/pi1/run", message("pi1", 1, "start", run="b"))
     row = fleet.rows["pi1"]
     assert (row.events, row.duplicates, row.missing, row.run) == (2, 0, 0, "b")
-
-
-@pytest.fixture
-def broker(tmp_path):
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    server = Broker(folder)
-    yield server
-    server.stop()
 
 
 @needs_mosquitto
