@@ -25,20 +25,24 @@ from edge.pipeline import FrameResult, run
 HARD_CLIP, HARD_TRUTH = ASSETS / "hard.mp4", ASSETS / "hard_truth.json"
 
 # Detection settings compared by `bench pipeline --grid haar-levers`: each Haar lever alone, then the default combination.
+NO_GATE = dict(motion_threshold=0)
 HAAR_LEVERS: dict[str, dict] = {
-    "full-res Haar 1.1/5/30, every frame": dict(detect_width=0, scale_factor=1.1, detect_every=1),
-    "half-res Haar 1.2, every frame": dict(detect_width=320, scale_factor=1.2, detect_every=1),
-    "half-res Haar 1.1, every frame": dict(detect_width=320, scale_factor=1.1, detect_every=1),
-    "full-res Haar 1.1, full every 5 + windows": dict(detect_width=0, scale_factor=1.1, detect_every=5),
-    "half-res Haar 1.1, full every 5 + windows (default)": dict(detect_width=320, scale_factor=1.1, detect_every=5),
-    "half-res Haar 1.1, full every 10 + windows": dict(detect_width=320, scale_factor=1.1, detect_every=10),
+    "full-res Haar 1.1/5/30, every frame": dict(detect_width=0, scale_factor=1.1, detect_every=1, **NO_GATE),
+    "half-res Haar 1.2, every frame": dict(detect_width=320, scale_factor=1.2, detect_every=1, **NO_GATE),
+    "half-res Haar 1.1, every frame": dict(detect_width=320, scale_factor=1.1, detect_every=1, **NO_GATE),
+    "full-res Haar 1.1, whole frame every 5 + windows": dict(detect_width=0, scale_factor=1.1, detect_every=5, **NO_GATE),
+    "half-res Haar 1.1, whole frame every 5 + windows": dict(detect_width=320, scale_factor=1.1, detect_every=5, **NO_GATE),
+    "half-res Haar 1.1, windows + motion gate, whole every 30": dict(detect_width=320, still_detect_every=30),
+    "half-res Haar 1.1, windows + motion gate, whole every 60 (default)": dict(detect_width=320),
 }
 # The default grid: the detectors side by side (issue 12), each on every clip.
 DETECTOR_GRID: dict[str, dict] = {
-    "Haar full-res 1.1/5/30, every frame": dict(detector="haar", detect_width=0, scale_factor=1.1, detect_every=1),
-    "Haar half-res, full every 5 + windows (default)": dict(detector="haar"),
-    "BlazeFace whole frame, full every 5 + windows": dict(detector="blazeface", blazeface_tiles=1),
-    "BlazeFace + 2x2 tiles, full every 10 + windows": dict(detector="blazeface", blazeface_tiles=2, detect_every=10),
+    "Haar full-res 1.1/5/30, every frame": dict(detector="haar", detect_width=0, scale_factor=1.1, detect_every=1, **NO_GATE),
+    "Haar half-res, whole every 5 + windows, no motion gate": dict(detector="haar", **NO_GATE),
+    "Haar half-res, windows + motion gate (default)": dict(detector="haar"),
+    "BlazeFace whole frame, windows + motion gate": dict(detector="blazeface", blazeface_tiles=1),
+    "BlazeFace + 2x2 tiles, every 10 + windows, no motion gate": dict(detector="blazeface", blazeface_tiles=2, detect_every=10, **NO_GATE),
+    "BlazeFace + 2x2 tiles, every 10 + windows + motion gate": dict(detector="blazeface", blazeface_tiles=2, detect_every=10),
 }
 GRIDS = {"detectors": DETECTOR_GRID, "haar-levers": HAAR_LEVERS}
 PIPELINE_GRID = HAAR_LEVERS  # the name scripts and older notes use
@@ -197,7 +201,8 @@ def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict],
         row = bench_pipeline(config, truth, repeat, ignored)
         rows.append({"clip": source, "setting": name, "detector": config.detector, "detect_width": config.detect_width,
                      "scale_factor": config.scale_factor, "min_neighbors": config.min_neighbors, "min_face": config.min_face,
-                     "detect_every": config.detect_every, "blazeface_score": config.blazeface_score,
+                     "detect_every": config.detect_every, "motion_threshold": config.motion_threshold,
+                     "still_detect_every": config.still_detect_every, "blazeface_score": config.blazeface_score,
                      "blazeface_tiles": config.blazeface_tiles, **row})
     return rows
 

@@ -202,6 +202,8 @@ class BlazeFaceDetector:
     "back" model (256 x 256, plus tiles for small faces), `detect_in` a window around a tracked face with
     the short-range model (128 x 128), where the face fills most of the input and one run is cheap."""
 
+    window_growth = 1.6  # window around a tracked face for `detect_in`; smaller ones let false faces in on the hard clip
+
     def __init__(
         self,
         score_threshold: float = 0.6,

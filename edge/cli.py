@@ -217,6 +217,8 @@ def bench_pipeline(
     detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
     scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
+    motion_threshold: str | None = typer.Option(None, help="comma-separated motion thresholds (0 = no motion gate) to compare"),
+    still_detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals without motion to compare"),
     min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare"),
     min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
     blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare"),
@@ -242,7 +244,8 @@ def bench_pipeline(
 
     lists = {
         "detector": (detector, str), "detect_width": (detect_width, int), "scale_factor": (scale_factor, float),
-        "detect_every": (detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
+        "detect_every": (detect_every, int), "motion_threshold": (motion_threshold, int),
+        "still_detect_every": (still_detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
         "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
     }
     chosen = parse_lists(lists)

@@ -39,6 +39,7 @@ from edge.events import (
 from edge.export import CsvExport
 from edge.host import peak_rss_mb
 from edge.model import EmotionModel
+from edge.motion import MotionGate, union
 from edge.mqtt import open_fleet_log
 from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
@@ -46,8 +47,65 @@ from edge.sources import Frame, ReopeningSource, Source, open_source
 from edge.stills import StillAnalyzer, is_still, list_stills, read_still
 from edge.track import Tracker, TrackEvent
 
-REGION_GROWTH = 1.6  # re-detection window around a tracked face, as a multiple of its box
 DUPLICATE_IOU = 0.5
+
+
+class SearchSchedule:
+    """Where to look for new faces this frame, beyond the windows around tracked ones.
+
+    Without a motion gate: the whole frame every `every` frames, and every frame while no face is
+    tracked. With one (as network video recorders gate their detectors): only where something moved
+    outside the tracked people or where a tracked face went unseen since the last search, at most every
+    `every` frames while faces are tracked; the whole frame when that area is large, and at least every
+    `still_every` frames regardless (a face the tracker lost while sitting still)."""
+
+    def __init__(self, every: int, still_every: int, motion: MotionGate | None):
+        self.every, self.still_every, self.motion = every, max(every, still_every), motion
+        self._since_search = self._since_whole = self.still_every  # the first frame is searched whole
+        self._moved: Box | None = None
+
+    def search_area(self, gray: np.ndarray, tracked: list[Box]) -> Box | None:
+        """The whole frame, the area where something moved, or None (windows only)."""
+        height, width = gray.shape
+        whole = Box(0, 0, width, height)
+        self._since_search += 1
+        self._since_whole += 1
+        if self.motion is None:
+            return whole if self._since_search >= self.every or not tracked else None
+        self._moved = union(self._moved, self.motion.changed_area(gray, tracked))  # judged frame to frame
+        ready = self._since_search >= self.every or not tracked
+        if self._since_whole >= self.still_every:
+            return whole
+        if self._moved is None or not ready:
+            return None
+        area = search_area_around(self._moved, width, height)
+        return whole if area.area * 2 >= width * height else area
+
+    def restart(self) -> None:
+        """After a gap in the frames: nothing is known, the next frame is searched whole."""
+        self._since_search = self._since_whole = self.still_every
+        self._moved = None
+        if self.motion is not None:
+            self.motion.forget()
+
+    def lost(self, faces: list[Box]) -> None:
+        """Tracked faces their windows did not find: search around them, twice their size."""
+        for face in faces:
+            self._moved = union(self._moved, face.expand(2.0))
+
+    def searched(self, area: Box, gray: np.ndarray) -> None:
+        self._since_search, self._moved = 0, None
+        if area == Box(0, 0, gray.shape[1], gray.shape[0]):
+            self._since_whole = 0
+
+
+def search_area_around(moved: Box, width: int, height: int) -> Box:
+    """Where to search for a face that caused `moved`: half as big again, and at least a third of the
+    frame's height each way, since a face coming in shows only part of itself in what changed."""
+    side = max(height // 3, 1)
+    grown = moved.expand(1.5)
+    w, h = max(grown.w, side), max(grown.h, side)
+    return Box(grown.x - (w - grown.w) // 2, grown.y - (h - grown.h) // 2, w, h).clip(width, height)
 
 
 @dataclass(frozen=True)
@@ -80,23 +138,31 @@ def merge_duplicates(boxes: list[Box]) -> list[Box]:
 
 
 class FacePipeline:
-    """One video frame at a time. Full-frame detection every `detect_every` frames (and whenever no face
-    is tracked); in between, detection only in a window around each tracked face, which costs far less."""
+    """One video frame at a time: detection in a window around each tracked face, which costs far
+    less than a full detection, plus a search for new faces where and when `SearchSchedule` says."""
 
-    def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, detect_every: int, timer: StageTimer):
+    def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer):
         self.model, self.detector, self.tracker = model, detector, tracker
-        self.detect_every, self.timer = detect_every, timer
-        self._frames_since_full = detect_every  # the first frame gets a full detection
+        self.schedule, self.timer = schedule, timer
+
+    def restart(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
+        """End every track and search the next frame whole (after an outage the scene may differ)."""
+        self.schedule.restart()
+        return self.tracker.finish(frame_index, timestamp)
 
     def detect(self, gray: np.ndarray) -> tuple[list[Box], bool]:
+        """This frame's faces, and whether the whole frame was searched."""
         tracked = self.tracker.predicted_boxes()
-        if self._frames_since_full >= self.detect_every or not tracked:
-            self._frames_since_full = 1
+        area = self.schedule.search_area(gray, tracked)
+        if area is not None:
+            self.schedule.searched(area, gray)
+        if area == Box(0, 0, gray.shape[1], gray.shape[0]):
             return self.detector.detect(gray), True
-        self._frames_since_full += 1
-        found = [
-            box for region in tracked for box in self.detector.detect_in(gray, region.expand(REGION_GROWTH), face_size=region.w)
-        ]
+        windows = [self.detector.detect_in(gray, region.expand(self.detector.window_growth), face_size=region.w) for region in tracked]
+        self.schedule.lost([region for region, boxes in zip(tracked, windows, strict=True) if not boxes])
+        found = [box for boxes in windows for box in boxes]
+        if area is not None:
+            found += self.detector.detect_in(gray, area)
         return merge_duplicates(found), False
 
     def process(self, frame: Frame) -> FrameResult:
@@ -138,7 +204,9 @@ def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | Bla
 
 def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
     tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
-    return FacePipeline(load_model(config), make_detector(config), tracker, config.detect_every, timer)
+    motion = MotionGate(config.motion_threshold) if config.motion_threshold else None
+    schedule = SearchSchedule(config.detect_every, config.still_detect_every, motion)
+    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer)
 
 
 class FrameFeed:
@@ -283,7 +351,7 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
         log.write(start_record(source.description, model, asdict(config)))
         for frame in feed:
             if frame.after_gap and previous is not None:  # faces seen before an outage are gone
-                write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
+                write_events(pipeline.restart(previous.index, previous.timestamp))
                 previous = None
             counters.frames_read += 1
             counters.dropped += dropped_between(previous, frame, source)
@@ -309,7 +377,7 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     finally:
         try:
             if previous is not None:
-                write_events(pipeline.tracker.finish(previous.index, previous.timestamp))
+                write_events(pipeline.restart(previous.index, previous.timestamp))
         finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
             summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
             try:

@@ -56,8 +56,10 @@ class _Track:
     label: int = -1
     missed: int = 0
     smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    step: tuple[int, int] = (0, 0)  # how far the box moved between its last two frames
 
     def add(self, box: Box, scores: np.ndarray) -> None:
+        self.step = (box.x - self.box.x, box.y - self.box.y) if self.missed == 0 else (0, 0)
         self.box = box
         self.history.append(scores)
         self.smoothed = np.mean(self.history, axis=0)
@@ -80,8 +82,9 @@ class Tracker:
         return len(self._tracks)
 
     def predicted_boxes(self) -> list[Box]:
-        """Last box of every live track (where to re-detect next frame)."""
-        return [t.box for t in self._tracks.values()]
+        """Where each live track's face should be next frame (where to re-detect): its last box moved
+        by its last step, so a window around it can stay small while the face moves."""
+        return [Box(t.box.x + t.step[0], t.box.y + t.step[1], t.box.w, t.box.h) for t in self._tracks.values()]
 
     def latest(self) -> list[tuple[int, np.ndarray]]:
         """(track id, smoothed scores) of each box of the latest `update`, in the boxes' order."""

@@ -16,6 +16,12 @@ class TrainConfig:
     out_dir: str = setting("", 'where the model, history, curves and report go; "" = runs/<labels> (never the shipped models/)')
     labels: str = setting("fer2013", "fer2013: the CSV's labels, one-hot; ferplus: FER+ vote distributions", choices=LABEL_SETS)
     ferplus: str = setting("", 'FER+ votes (fer2013new.csv); "" = beside --data')
+    ferplus_weight: float = setting(
+        0.0, "with --labels fer2013: share of the FER+ vote distribution in each target (faces an emotion won)", low=0.0, high=1.0
+    )
+    teacher: str = setting("", 'distil from these .keras models (comma-separated; flip-averaged predictions, averaged); "" = none')
+    teacher_weight: float = setting(0.0, "share of the teacher's predictions in each target (needs --teacher)", low=0.0, high=1.0)
+    teacher_temperature: float = setting(1.0, "softens the teacher's predictions: p^(1/T), renormalised", above=0.0, high=100.0)
     epochs: int = setting(80, "epochs to train (early stopping may end sooner)", low=1, high=10_000)
     batch_size: int = setting(64, "faces per training step", low=1, high=4096)
     learning_rate: float = setting(1e-3, "Adam's peak learning rate", above=0.0, high=1.0)
@@ -40,6 +46,15 @@ class TrainConfig:
 
     def __post_init__(self):
         check(self, "train")
+        if self.teacher_weight + self.ferplus_weight > 1.0:
+            raise ValueError(
+                f"--teacher-weight ({self.teacher_weight}) and --ferplus-weight ({self.ferplus_weight}) "
+                "(train.teacher_weight, train.ferplus_weight) must add up to at most 1"
+            )
+        if self.teacher_weight > 0 and not self.teacher:
+            raise ValueError(f"--teacher-weight (train.teacher_weight) is {self.teacher_weight} but no --teacher is given")
+        if self.ferplus_weight > 0 and self.labels != "fer2013":
+            raise ValueError("--ferplus-weight (train.ferplus_weight) mixes FER+ votes into FER2013 labels: use it with --labels fer2013")
 
     def run_dir(self) -> Path:
         return Path(self.out_dir or Path("runs") / self.labels)

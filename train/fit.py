@@ -27,7 +27,8 @@ MODEL_FILE = "mini_xception.keras"
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
 # Settings that a resumed run must share with the run it continues (the schedule depends on them).
 RUN_SETTINGS = (
-    "labels", "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
+    "labels", "ferplus_weight", "teacher", "teacher_weight", "teacher_temperature",
+    "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
     "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
 )
 
@@ -95,13 +96,42 @@ def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -
     return tf.data.Dataset.from_tensor_slices((inputs, targets, weights)).batch(batch_size, drop_remainder=True)
 
 
-def training_targets(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T), renormalised: the softmax of the log-probabilities divided by T."""
+    scaled = np.power(np.clip(probabilities, 1e-12, 1.0), 1.0 / temperature)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def training_targets(split: Split, config: TrainConfig, teacher: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images, target distributions) to train on: one-hot FER2013 labels, or FER+ vote distributions
-    of the faces an emotion won (unknown / not-a-face / contempt majorities dropped)."""
-    if labels == "ferplus":
+    of the faces an emotion won (unknown / not-a-face / contempt majorities dropped); then mixed with
+    shares of the FER+ votes (`ferplus_weight`, faces without an emotion majority keep their label)
+    and of the teacher's softened predictions (`teacher_weight`)."""
+    if config.labels == "ferplus":
         keep = split.votes.trainable()
-        return split.images[keep], split.votes.soft_targets()[keep]
-    return split.images, np.eye(NUM_CLASSES, dtype=np.float32)[split.labels]
+        own = split.votes.soft_targets()[keep]
+    else:
+        keep = np.ones(len(split.labels), bool)
+        own = np.eye(NUM_CLASSES, dtype=np.float32)[split.labels]
+    targets = (1.0 - config.ferplus_weight - config.teacher_weight) * own
+    if config.ferplus_weight:
+        votes = np.where(split.votes.trainable()[:, None], split.votes.soft_targets(), own)
+        targets = targets + config.ferplus_weight * votes
+    if config.teacher_weight:
+        targets = targets + config.teacher_weight * soften(teacher[keep], config.teacher_temperature)
+    return split.images[keep], targets.astype(np.float32)
+
+
+def teacher_predictions(config: TrainConfig, images: np.ndarray) -> np.ndarray | None:
+    """The teachers' flip-averaged class probabilities on `images`, averaged over the teachers."""
+    if not config.teacher_weight:
+        return None
+    paths = [Path(path.strip()) for path in config.teacher.split(",") if path.strip()]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"--teacher (train.teacher): {path} is not a file")
+    print(f"teacher predictions from {', '.join(map(str, paths))} on {len(images)} Training faces")
+    return np.mean([predict_probabilities(keras.models.load_model(path, compile=False), images, flip_tta=True) for path in paths], axis=0)
 
 
 def selection_labels(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +216,10 @@ def fit(config: TrainConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = config.cache_dir or default_cache_dir()
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
-    votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus")
+    votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus" or config.ferplus_weight > 0)
     splits = take_splits(dataset, config.limit, config.seed, votes)
-    train_images, train_targets = training_targets(splits["Training"], config.labels)
+    teacher = teacher_predictions(config, splits["Training"].images)
+    train_images, train_targets = training_targets(splits["Training"], config, teacher)
     print(f"training on {len(train_images)} of {len(splits['Training'])} Training faces ({config.labels} labels)")
     train_ds = make_train_dataset(train_images, train_targets, config)
     val_ds = make_eval_dataset(*selection_labels(splits["PublicTest"], config.labels), config.batch_size)
@@ -300,7 +331,7 @@ def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, o
         "float_accuracy_privatetest": own["PrivateTest_flip_tta" if FLIP_TTA else "PrivateTest"],
         "float_accuracy_by_label_set": both,
         "flip_tta_default": FLIP_TTA,
-        "train_images": int(len(training_targets(splits["Training"], config.labels)[0])),
+        "train_images": int(len(splits["Training"].images) if config.labels == "fer2013" else splits["Training"].votes.trainable().sum()),
         "training_seconds_this_run": round(seconds, 1),
         "config": asdict(config),
     }

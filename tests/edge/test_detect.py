@@ -130,6 +130,44 @@ def test_detects_one_real_face(grace_hopper, detect_width):
     assert again[0].iou(boxes[0]) > 0.7
 
 
+def hopper_face_scaled(grace_hopper, side: int, at=(300, 200)) -> tuple[np.ndarray, Box]:
+    """A 640x480 grey canvas with Grace Hopper's photo shrunk so her face is `side` pixels, and that face's box."""
+    ratio = side / EXPECTED_FACE.w
+    small = cv2.resize(grace_hopper, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
+    canvas = np.full((480, 640), 90, np.uint8)
+    height, width = min(small.shape[0], 480 - at[1]), min(small.shape[1], 640 - at[0])
+    canvas[at[1] : at[1] + height, at[0] : at[0] + width] = small[:height, :width]
+    return canvas, Box(at[0] + round(EXPECTED_FACE.x * ratio), at[1] + round(EXPECTED_FACE.y * ratio), side, side)
+
+
+def test_a_tracked_face_too_small_for_the_shrunk_frame_is_followed_at_full_size(grace_hopper):
+    canvas, face = hopper_face_scaled(grace_hopper, 44)
+    detector = FaceDetector(detect_width=320)  # 44 px becomes 22 px: under Haar's 24 px window
+    assert detector.detect(canvas) == []
+    found = detector.detect_in(canvas, face.expand(detector.window_growth), face_size=face.w)
+    assert len(found) == 1 and found[0].iou(face) > 0.6
+
+
+def test_a_large_tracked_face_is_searched_at_window_size(grace_hopper, monkeypatch):
+    canvas, face = hopper_face_scaled(grace_hopper, 200, at=(150, 60))
+    detector = FaceDetector(detect_width=320)
+    searched = []
+    original = detector._cascade
+
+    class Recording:  # records what the cascade is asked, answers as the real one
+        def detectMultiScale(self, image, **kwargs):
+            searched.append((image.shape, kwargs["minSize"], kwargs["maxSize"]))
+            return original.detectMultiScale(image, **kwargs)
+
+    monkeypatch.setattr(detector, "_cascade", Recording())
+    found = detector.detect_in(canvas, face.expand(detector.window_growth), face_size=face.w)
+    assert len(found) == 1 and found[0].iou(face) > 0.6
+    (shape, min_size, max_size), = searched
+    side = detect.WINDOW_FACE_SIDE
+    assert max(shape) <= round(side * detector.window_growth) + 1  # 260 px of window shrunk to about 62
+    assert min_size[0] == round(side * detect.WINDOW_SCALES[0]) and max_size[0] == round(side * detect.WINDOW_SCALES[1])
+
+
 def test_detect_in_empty_or_faceless_region(grace_hopper):
     detector = FaceDetector(detect_width=320)
     assert detector.detect_in(grace_hopper, Box(1000, 1000, 50, 50)) == []

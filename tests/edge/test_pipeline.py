@@ -54,6 +54,26 @@ def test_sample_clip_end_to_end(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # privacy: no frames or faces written
 
 
+def test_the_motion_gate_searches_the_whole_frame_far_less_and_finds_as_many_faces(tmp_path):
+    truth = load_truth(SAMPLE_TRUTH)
+    expected = sum(len(boxes) for boxes in truth.values())
+    outcomes = {}
+    for threshold in (0, 12):
+        found = {}
+        summary = pipeline.run(
+            RunConfig(source="sample", log=str(tmp_path / f"{threshold}.jsonl"), motion_threshold=threshold),
+            observer=lambda result, found=found: found.__setitem__(result.frame.index, result.boxes),
+        )
+        matched = sum(len(match_boxes(found[i], truth[i], 0.5)) for i in truth)
+        outcomes[threshold] = (summary["full_detections"], matched, summary["faces"] - matched)
+    (whole_ungated, matched_ungated, false_ungated), (whole_gated, matched_gated, false_gated) = outcomes[0], outcomes[12]
+    assert whole_ungated == 30  # every 5th of 150 frames
+    # the first frame, every 60th and none for the faces' own movement
+    assert whole_gated <= 5, outcomes
+    assert matched_gated >= 0.95 * expected and matched_gated >= matched_ungated - 3, outcomes
+    assert false_gated <= max(false_ungated, 2), outcomes
+
+
 def test_annotated_video_only_when_asked(tmp_path):
     video = tmp_path / "out" / "demo.mp4"
     pipeline.run(RunConfig(source="sample", log=str(tmp_path / "e.jsonl"), save_video=str(video), emoji=True, max_frames=20))

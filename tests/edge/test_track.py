@@ -29,12 +29,24 @@ def test_two_moving_faces_keep_their_ids():
         boxes = [Box(200 + 5 * step, 10, 50, 50), Box(10 + 5 * step, 10 + 2 * step, 50, 50)]
         events = tracker.update(step, step / 30, boxes, scores_for(6, 3))
         assert events == []  # same faces, same labels: nothing to say
-    assert tracker.predicted_boxes() == [Box(35, 20, 50, 50), Box(225, 10, 50, 50)]
+    # where each face should be next: its last box moved by its last step
+    assert tracker.predicted_boxes() == [Box(40, 22, 50, 50), Box(230, 10, 50, 50)]
     ends = tracker.finish(6, 0.2)
     assert {e.track_id: e.box for e in ends} == {1: Box(35, 20, 50, 50), 2: Box(225, 10, 50, 50)}
     # each box of the latest frame knows its track and its smoothed scores, in the boxes' order
     assert [track for track, _ in tracker.latest()] == [2, 1]
     assert np.argmax(tracker.latest()[0][1]) == 6 and np.argmax(tracker.latest()[1][1]) == 3
+
+
+def test_a_face_unseen_for_a_frame_is_predicted_where_it_was_last():
+    tracker = Tracker()
+    tracker.update(0, 0.0, [Box(10, 10, 50, 50)], scores_for(3))
+    tracker.update(1, 0.1, [Box(20, 10, 50, 50)], scores_for(3))
+    assert tracker.predicted_boxes() == [Box(30, 10, 50, 50)]
+    tracker.update(2, 0.2, [], scores_for())
+    assert tracker.predicted_boxes() == [Box(30, 10, 50, 50)]  # still moving on: its step stays
+    tracker.update(3, 0.3, [Box(28, 12, 50, 50)], scores_for(3))
+    assert tracker.predicted_boxes() == [Box(28, 12, 50, 50)]  # back after a gap: no step to trust
 
 
 def test_greedy_matching_takes_the_best_overlap_first():
@@ -43,7 +55,7 @@ def test_greedy_matching_takes_the_best_overlap_first():
     events = tracker.update(1, 0.1, [Box(60, 0, 100, 100), Box(5, 0, 100, 100)], scores_for(0, 0))
     # The box at x=5 overlaps track 1 best; the other starts track 2.
     assert [(e.type, e.track_id, e.box.x) for e in events] == [(EventType.NEW, 2, 60)]
-    assert tracker.predicted_boxes()[0] == Box(5, 0, 100, 100)
+    assert tracker.predicted_boxes()[0] == Box(10, 0, 100, 100)  # x=5, moved on by its step of 5
 
 
 def test_a_vanished_face_ends_after_max_missed_frames():

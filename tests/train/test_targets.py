@@ -1,0 +1,98 @@
+"""Training targets: FER2013 labels or FER+ votes, mixed with shares of FER+ votes and a teacher's predictions."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import synthetic_faces, synthetic_votes, write_csv, write_ferplus
+
+from train.config import TrainConfig
+from train.data import DatasetError, FerPlusVotes, Split
+from train.fit import fit, soften, training_targets
+
+
+def votes_for(rows: list[list[int]]) -> FerPlusVotes:
+    """Votes given as 10 counts in FER+ order of the 7 canonical classes then contempt, unknown, NF."""
+    table = np.array(rows, np.float32)
+    return FerPlusVotes(emotions=table[:, :7], others=table[:, 7:])
+
+
+@pytest.fixture
+def split() -> Split:
+    votes = votes_for([
+        [6, 0, 0, 4, 0, 0, 0, 0, 0, 0],  # angry 6, happy 4: an emotion won
+        [0, 0, 0, 0, 0, 0, 2, 0, 8, 0],  # unknown won: no FER+ target
+        [0, 0, 0, 0, 5, 5, 0, 0, 0, 0],  # a tie between two emotions still trains
+    ])
+    return Split(images=np.zeros((3, 48, 48), np.uint8), labels=np.array([3, 6, 4]), votes=votes)
+
+
+def config(**overrides) -> TrainConfig:
+    return TrainConfig(data="fer2013.csv", **overrides)
+
+
+def test_fer2013_targets_without_mixing_are_one_hot(split):
+    images, targets = training_targets(split, config())
+    assert len(images) == 3
+    np.testing.assert_array_equal(targets, np.eye(7, dtype=np.float32)[[3, 6, 4]])
+
+
+def test_ferplus_share_mixes_votes_and_keeps_the_label_where_no_emotion_won(split):
+    _, targets = training_targets(split, config(ferplus_weight=0.3))
+    expected = 0.7 * np.eye(7)[[3, 6, 4]]
+    expected[0] += 0.3 * np.array([0.6, 0, 0, 0.4, 0, 0, 0])
+    expected[1] += 0.3 * np.eye(7)[6]  # unknown won: the FER2013 label keeps the FER+ share
+    expected[2] += 0.3 * np.array([0, 0, 0, 0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(targets, expected, atol=1e-6)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_teacher_share_is_softened_and_follows_the_kept_rows(split):
+    teacher = np.array([[0.9, 0.1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1.0], [0.5, 0.5, 0, 0, 0, 0, 0]], np.float32)
+    _, targets = training_targets(split, config(teacher="t.keras", teacher_weight=0.4, teacher_temperature=1.0), teacher)
+    np.testing.assert_allclose(targets, 0.6 * np.eye(7)[[3, 6, 4]] + 0.4 * teacher, atol=1e-5)
+    # FER+ labels drop the face unknown won, and the teacher's row for it with it
+    images, targets = training_targets(split, config(labels="ferplus", teacher="t.keras", teacher_weight=0.5), teacher)
+    assert len(images) == len(targets) == 2
+    np.testing.assert_allclose(targets[1], 0.5 * np.array([0, 0, 0, 0, 0.5, 0.5, 0]) + 0.5 * teacher[2], atol=1e-5)
+
+
+def test_soften_keeps_the_order_and_flattens_with_temperature():
+    probabilities = np.array([[0.7, 0.2, 0.1, 0, 0, 0, 0]], np.float32)
+    np.testing.assert_allclose(soften(probabilities, 1.0), probabilities, atol=1e-6)
+    warm = soften(probabilities, 2.0)[0]
+    assert warm.sum() == pytest.approx(1.0, abs=1e-6)
+    assert warm[0] > warm[1] > warm[2] > warm[3] and warm[0] < 0.7 and warm[2] > 0.1
+    np.testing.assert_allclose(warm[:3], np.sqrt([0.7, 0.2, 0.1]) / np.sqrt([0.7, 0.2, 0.1]).sum(), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"teacher": "t.keras", "teacher_weight": 0.6, "ferplus_weight": 0.5}, "--teacher-weight .* --ferplus-weight .* at most 1"),
+        ({"teacher_weight": 0.5}, "--teacher-weight .* no --teacher"),
+        ({"labels": "ferplus", "ferplus_weight": 0.2}, "--ferplus-weight .* --labels fer2013"),
+        ({"teacher_temperature": 0.0}, "--teacher-temperature"),
+    ],
+)
+def test_mixing_settings_that_cannot_work_name_their_flags(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        config(**overrides)
+
+
+def test_distillation_and_ferplus_share_train_end_to_end(tmp_path):
+    images, labels, splits = synthetic_faces(140)
+    data = write_csv(tmp_path / "fer2013.csv", images, labels, splits)
+    common = dict(data=str(data), epochs=1, batch_size=16, verbose=0, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DatasetError, match="fer2013new.csv: FER\\+ votes not found"):
+        fit(TrainConfig(out_dir=str(tmp_path / "novotes"), ferplus_weight=0.3, **common))
+    write_ferplus(tmp_path / "fer2013new.csv", synthetic_votes(labels)[0], splits)
+    fit(TrainConfig(out_dir=str(tmp_path / "teacher"), **common))
+    teacher = tmp_path / "teacher" / "mini_xception.keras"
+    with pytest.raises(FileNotFoundError, match="--teacher .*missing.keras is not a file"):
+        fit(TrainConfig(out_dir=str(tmp_path / "x"), teacher=f"{teacher},{tmp_path / 'missing.keras'}", teacher_weight=0.5, **common))
+    report = fit(TrainConfig(out_dir=str(tmp_path / "student"), teacher=f"{teacher},{teacher}", teacher_weight=0.4,
+                             teacher_temperature=2.0, ferplus_weight=0.3, **common))
+    stored = json.loads((tmp_path / "student" / "train_report.json").read_text())
+    assert stored == report and report["train_images"] == int((splits == "Training").sum())
+    assert report["config"]["teacher_weight"] == 0.4 and report["config"]["ferplus_weight"] == 0.3
