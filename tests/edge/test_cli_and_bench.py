@@ -142,6 +142,16 @@ def test_bench_pipeline_cli_compares_detectors(tmp_path):
     assert bad.returncode == 2 and "--grid must be one of detectors, haar-levers" in bad.stderr
 
 
+def test_bench_pipeline_cli_compares_the_motion_gate_on_and_off(tmp_path):
+    result = run_cli("bench", "pipeline", "--source", "sample", "--motion-threshold", "0,12", "--still-detect-every", "60",
+                     "--max-frames", "40", "--all-cores", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(next(tmp_path.glob("*_pipeline_*.json")).read_text())["rows"]
+    assert [(r["motion_threshold"], r["still_detect_every"]) for r in rows] == [(0, 60), (12, 60)]
+    ungated, gated = (r["full_detections"] for r in rows)
+    assert ungated == 8 and gated < ungated  # every 5th of 40 frames; the gate: where something moved only
+
+
 def test_a_folder_with_a_corrupt_file_exits_0_and_reports_it(tmp_path):
     """Documented: an unreadable image is an error record, counted; the folder run goes on and exits 0."""
     import cv2
