@@ -1,8 +1,8 @@
-"""Motion outside the tracked faces: whether a full-frame detection is worth its cost.
+"""Motion outside the tracked faces: where, and whether, a search for new faces is worth its cost.
 
-As in network-video recorders (Frigate), cheap motion detection decides when the expensive detector
-runs: a face can only appear where something changed, so while nothing outside the tracked faces
-moves, the windows around those faces are enough.
+As in network video recorders (Frigate), cheap motion detection decides where the expensive detector
+runs: a face can only appear where something changed, so while nothing outside the tracked people
+moves, the windows around the tracked faces are enough.
 """
 
 from __future__ import annotations
