@@ -184,6 +184,12 @@ def evaluation(report: dict) -> list[str]:
             "the runtime does by default."
             if flip
             else "No flip test-time averaging, as in the runtime."
+        )
+        + (
+            f" Every figure on this card also averages each face over four copies shifted {report['shift_tta']} "
+            "pixels (right, left, down, up), as the runtime does for this model: five times the classifier's cost."
+            if report.get("shift_tta")
+            else ""
         ),
         "",
     ]
@@ -265,8 +271,15 @@ def preprocessing(sidecar: dict) -> list[str]:
         steps.append(
             f"Quantize: q = clip(round(x / {quant['scale']:.6g}) {plus(quant['zero_point'])}, -128, 127) as int8."
         )
+    if contract.get("shift_tta"):
+        pixels = contract["shift_tta"]
+        steps.append(
+            f"Also make four copies of the face shifted {pixels} pixels right, left, down and up (borders mirrored); "
+            "run each of the five and average their score vectors."
+        )
     if contract["flip_tta"]:
-        steps.append("Run the face and its horizontal mirror; average the two score vectors.")
+        steps.append("Run the face and its horizontal mirror" + (" (each of the five)" if contract.get("shift_tta") else "")
+                     + "; average the score vectors.")
     out = sidecar.get("output_quantization")
     if out:
         labels = ", ".join(contract["labels"])

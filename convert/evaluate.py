@@ -67,7 +67,9 @@ def markdown_summary(report: dict) -> str:
         f"Model `{report['int8_model']}`: {report['parameters']:,} parameters, "
         f"int8 file {report['sizes_bytes']['int8'] / 1024:.1f} KiB, trained on "
         f"{TRAINED_ON_TITLES[report.get('trained_on', 'fer2013')]}. "
-        f"Flip test-time averaging: {'on' if report['flip_tta'] else 'off'} (its sidecar's setting, the runtime's default).",
+        f"Flip test-time averaging: {'on' if report['flip_tta'] else 'off'} (its sidecar's setting, the runtime's default)."
+        + (f" Every figure also averages each face over copies shifted {report['shift_tta']} pixels left, right, up and "
+           "down (shift averaging, the sidecar's setting: 5x the classifier's cost)." if report.get("shift_tta") else ""),
         "Selected on PublicTest; PrivateTest is the reported test split.",
     ]
     if "accuracy_by_label_set" in report:

@@ -64,6 +64,9 @@ class ConvertConfig:
         "what `edge eval --crops` on its extracted test folder measures"
     )
     flip_tta: bool = setting(contract.FLIP_TTA, "the sidecar's flip averaging; the gated figures use it")
+    shift_tta: int = setting(
+        contract.SHIFT_TTA, "the sidecar's shift averaging, pixels (0 = off); every figure uses it, with and without flip", low=0, high=8
+    )
 
     def __post_init__(self):
         check(self, "convert")
@@ -89,7 +92,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     model = keras.models.load_model(keras_path)
 
     paths = export_variants(model, splits["Training"], keras_path, out_dir, config)
-    scores = score_variants(model, paths, splits)
+    scores = score_variants(model, paths, splits, config.shift_tta)
     results, by_label_set = {}, {}
     for name, by_split in scores.items():
         by_label_set[name] = accuracy_by_label_set(by_split, splits)
@@ -112,6 +115,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "trained_on_from": label_source,
         "judged_by": JUDGED_BY[label_set],
         "flip_tta": config.flip_tta,
+        "shift_tta": config.shift_tta,
         "evaluated_with": EmotionModel(paths["int8"]).interpreter_name,
         "split_sizes": {split: int(len(splits[split])) for split in ("Training", *SPLITS)},
         "class_counts": dataset.class_counts(),
@@ -132,12 +136,13 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     for name in paths:
         update_sidecar(
             paths[name],
-            contract={**contract.describe(), "flip_tta": config.flip_tta},
+            contract={**contract.describe(), "flip_tta": config.flip_tta, "shift_tta": config.shift_tta},
             trained_on=label_set,
             accuracy={split: results[name][split]["accuracy"] for split in SPLITS},
             accuracy_judged_by=JUDGED_BY[label_set],
             macro_f1_privatetest=results[name]["PrivateTest"]["macro_f1"],
             flip_tta_in_accuracy=config.flip_tta,
+            shift_tta_in_accuracy=config.shift_tta,
             accuracy_by_label_set=by_label_set[name],
             ferplus_excluded=excluded,
         )
@@ -153,12 +158,13 @@ def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:
     from train.data import default_cache_dir, load_fer2013, take_splits
 
     images = take_splits(load_fer2013(config.images_data, cache_dir=config.cache_dir or default_cache_dir()), config.limit, config.seed)
-    runtime_model = EmotionModel(int8, flip_tta=config.flip_tta)
+    runtime_model = EmotionModel(int8, flip_tta=config.flip_tta, shift_tta=config.shift_tta)
     accuracy = {
         split: round(float((predict_in_batches(runtime_model.classify, images[split].images).argmax(axis=1) == images[split].labels).mean()), 4)
         for split in SPLITS
     }
-    return {"data": str(config.images_data), "judged_by": "fer2013", "flip_tta": config.flip_tta, "accuracy": accuracy}
+    return {"data": str(config.images_data), "judged_by": "fer2013", "flip_tta": config.flip_tta, "shift_tta": config.shift_tta,
+            "accuracy": accuracy}
 
 
 def export_variants(model, training, keras_path: Path, out_dir: Path, config: ConvertConfig) -> dict[str, Path]:
@@ -179,16 +185,21 @@ def export_variants(model, training, keras_path: Path, out_dir: Path, config: Co
     return paths
 
 
-def score_variants(model, paths: dict[str, Path], splits: dict) -> dict:
-    """{model name: {split: {flip: class scores}}}: Keras, and each TFLite file as the Pi loads it."""
+def score_variants(model, paths: dict[str, Path], splits: dict, shift_tta: int = 0) -> dict:
+    """{model name: {split: {flip: class scores}}}: Keras, and each TFLite file as the Pi loads it; with
+    `shift_tta`, every score is averaged over the shifted copies as the runtime does."""
     from train.model import predict_probabilities
 
     classifiers = {"keras": lambda faces: predict_probabilities(model, faces, flip_tta=False)}
     for variant, path in paths.items():
-        runtime_model = EmotionModel(path, flip_tta=False)  # mirrors are scored separately, then averaged
+        runtime_model = EmotionModel(path, flip_tta=False, shift_tta=0)  # mirrors and shifts scored here, then averaged
         classifiers[variant] = lambda faces, m=runtime_model: predict_in_batches(m.classify, faces)
+
+    def shifted(classify):
+        return lambda faces: contract.average_shifts(classify(contract.with_shifts(faces, shift_tta)), shift_tta)
+
     return {
-        name: {split: with_and_without_flip(classify, splits[split].images) for split in SPLITS}
+        name: {split: with_and_without_flip(shifted(classify), splits[split].images) for split in SPLITS}
         for name, classify in classifiers.items()
     }
 

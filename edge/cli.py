@@ -62,7 +62,7 @@ def format_summary(result: dict) -> str:
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
 MODEL_AND_DETECTOR = (
-    "model", "num_threads", "flip_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
+    "model", "num_threads", "flip_tta", "shift_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
     "detector", "blazeface_score", "blazeface_tiles",
 )
 
@@ -159,6 +159,8 @@ def accuracy_lines(sidecar: dict) -> list[str]:
         lines.append(f"{'accuracy' if not lines else '':13}against {ACCURACY_TITLES.get(label_set, label_set)}: {text}")
     if "fer2013" in by_label_set and "ferplus_majority" not in by_label_set:
         lines.append(" " * 13 + "against the FER+ majority: not measured (converted without FER+ votes)")
+    if sidecar.get("shift_tta_in_accuracy"):
+        lines.append(" " * 13 + f"every figure averages each face over {sidecar['shift_tta_in_accuracy']}-pixel shifts (shift TTA)")
     return lines
 
 

@@ -152,6 +152,7 @@ class EmotionModel:
         num_threads: int = 1,
         use_xnnpack: bool = True,
         flip_tta: bool | None = None,
+        shift_tta: int | None = None,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -167,6 +168,7 @@ class EmotionModel:
         self.sidecar_verified = check_digest(self.sidecar, where)  # labels and accuracy as convert wrote them
         self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])
         self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
+        self.shift_tta = int(self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta)
 
         interpreter_class, resolver, self.interpreter_name = load_interpreter_api()
         options = {} if use_xnnpack else {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
@@ -190,8 +192,9 @@ class EmotionModel:
         self._batch = int(input_details["shape"][0])
 
     def prepare(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 faces (N, 48, 48[, 1]) -> the input tensor, mirrors appended when flip_tta is on."""
-        inputs = contract.scale_pixels(faces)
+        """uint8 faces (N, 48, 48[, 1]) -> the input tensor: shifted copies appended when shift_tta is
+        on, then mirrors of them all when flip_tta is."""
+        inputs = contract.with_shifts(contract.scale_pixels(faces), self.shift_tta)
         if self.flip_tta:
             inputs = contract.with_mirrors(inputs)
         if self.input_quantization is not None and self.input_dtype.kind == "i":
@@ -214,4 +217,5 @@ class EmotionModel:
             return np.zeros((0, len(self.labels)), np.float32)
         raw = self.invoke(self.prepare(faces))
         scores = dequantize(raw, self.output_quantization) if self.output_quantization else raw.astype(np.float32)
-        return contract.average_mirrors(scores) if self.flip_tta else scores
+        scores = contract.average_mirrors(scores) if self.flip_tta else scores
+        return contract.average_shifts(scores, self.shift_tta)

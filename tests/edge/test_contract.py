@@ -42,6 +42,25 @@ def test_mirrors_are_appended_and_averaged_back():
     assert contract.average_mirrors(scores) == pytest.approx(np.array([[0.3, 0.7], [0.4, 0.6]]))
 
 
+def test_shifted_copies_move_the_face_and_mirror_the_border():
+    faces = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48)
+    views = contract.with_shifts(faces, 3)
+    assert views.shape == (10, 48, 48) and (views[:2] == faces).all()
+    right, left, down, up = (views[2 * k + 2 : 2 * k + 4] for k in range(4))
+    assert (right[:, :, 3:] == faces[:, :, :-3]).all() and (right[:, :, :3] == faces[:, :, 2::-1]).all()
+    assert (left[:, :, :-3] == faces[:, :, 3:]).all() and (left[:, :, -3:] == faces[:, :, :-4:-1]).all()
+    assert (down[:, 3:] == faces[:, :-3]).all() and (up[:, :-3] == faces[:, 3:]).all()
+    assert contract.shift_offsets(3) == [(0, 0), (3, 0), (-3, 0), (0, 3), (0, -3)]
+    assert contract.with_shifts(faces, 0) is faces and contract.shift_offsets(0) == [(0, 0)]
+
+
+def test_shift_scores_are_averaged_back_per_face():
+    scores = np.array([[1.0, 0.0], [0.0, 1.0]] * 5)  # two faces, five views each, views outermost
+    scores[2] = [0.5, 0.5]  # face 0's first shifted copy
+    assert contract.average_shifts(scores, 3) == pytest.approx(np.array([[0.9, 0.1], [0.0, 1.0]]))
+    assert contract.average_shifts(scores[:2], 0) is not None and (contract.average_shifts(scores[:2], 0) == scores[:2]).all()
+
+
 def test_the_contract_as_data_is_what_sidecars_carry():
     described = contract.describe()
     assert described["labels"] == list(contract.LABELS) and described["input_shape"] == [48, 48, 1]

@@ -134,3 +134,21 @@ def test_flip_averaging_follows_the_sidecar_unless_a_setting_says_otherwise(mode
     assert load_model(RunConfig(model=str(model_copy))).flip_tta is False
     assert load_model(RunConfig(model=str(model_copy), flip_tta=True)).flip_tta is True
     assert load_model(RunConfig(model=str(model_copy))).classify(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
+
+
+def test_shift_averaging_follows_the_sidecar_and_averages_the_shifted_copies(model_copy):
+    """A model whose accuracy was measured with shifted copies says so in its sidecar; the runtime then
+    averages each face over its five shifts (and their mirrors when flip averaging is on)."""
+    from edge.config import RunConfig
+    from edge.pipeline import load_model
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    edit_sidecar(model_copy, lambda sidecar: sidecar["contract"].update(shift_tta=3), redigest=True)
+    model = load_model(RunConfig(model=str(model_copy)))
+    assert (model.shift_tta, model.flip_tta) == (3, True)
+    plain = EmotionModel(model_copy, flip_tta=True, shift_tta=0)
+    by_hand = np.mean([plain.classify(contract.with_shifts(faces, 3)[i * 3 : i * 3 + 3]) for i in range(5)], axis=0)
+    np.testing.assert_allclose(model.classify(faces), by_hand, atol=1e-6)
+    assert not np.allclose(plain.classify(faces), by_hand, atol=1e-3)  # the copies change the answer
+    assert load_model(RunConfig(model=str(model_copy), shift_tta=0)).shift_tta == 0
