@@ -17,7 +17,7 @@ MAX_DROP_POINTS = 0.3
 MAX_SIZE_BYTES = 120_000
 MAX_PARAMETERS = 100_000
 # PrivateTest accuracy of the int8 model against the label set it was trained on, flip averaging as shipped.
-TARGET_ACCURACY = {"fer2013": 0.66, "ferplus": 0.80}
+TARGET_ACCURACY = {"fer2013": 0.67, "ferplus": 0.80}
 
 
 def report_of(name: str) -> dict:
