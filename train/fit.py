@@ -127,6 +127,8 @@ def teacher_predictions(config: TrainConfig, images: np.ndarray) -> np.ndarray |
     if not config.teacher_weight:
         return None
     paths = [Path(path.strip()) for path in config.teacher.split(",") if path.strip()]
+    if not paths:
+        raise ValueError(f"--teacher (train.teacher) names no model file: {config.teacher!r}")
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"--teacher (train.teacher): {path} is not a file")

@@ -89,6 +89,8 @@ def test_distillation_and_ferplus_share_train_end_to_end(tmp_path):
     write_ferplus(tmp_path / "fer2013new.csv", synthetic_votes(labels)[0], splits)
     fit(TrainConfig(out_dir=str(tmp_path / "teacher"), **common))
     teacher = tmp_path / "teacher" / "mini_xception.keras"
+    with pytest.raises(ValueError, match="--teacher .* names no model file"):
+        fit(TrainConfig(out_dir=str(tmp_path / "x"), teacher=" , ", teacher_weight=0.5, **common))
     with pytest.raises(FileNotFoundError, match="--teacher .*missing.keras is not a file"):
         fit(TrainConfig(out_dir=str(tmp_path / "x"), teacher=f"{teacher},{tmp_path / 'missing.keras'}", teacher_weight=0.5, **common))
     report = fit(TrainConfig(out_dir=str(tmp_path / "student"), teacher=f"{teacher},{teacher}", teacher_weight=0.4,
