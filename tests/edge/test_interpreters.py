@@ -34,9 +34,10 @@ def tflite_runtime_python():
 SCRIPT = """
 import json, sys, numpy as np
 from edge.model import EmotionModel
-model = EmotionModel(sys.argv[1])
+model = EmotionModel(sys.argv[1])  # as shipped: the sidecar's test-time averaging
+single = EmotionModel(sys.argv[1], flip_tta=False, shift_tta=0)  # one inference a face: the raw outputs
 faces = np.load(sys.argv[2])
-raw = np.concatenate([model.invoke(model.prepare(faces[i:i + 256])[: len(faces[i:i + 256])]) for i in range(0, len(faces), 256)])
+raw = np.concatenate([single.invoke(single.prepare(faces[i:i + 256])) for i in range(0, len(faces), 256)])
 predicted = np.concatenate([model.classify(faces[i:i + 256]).argmax(axis=1) for i in range(0, len(faces), 256)])
 np.save(sys.argv[3], raw)
 np.save(sys.argv[3].replace(".npy", "_predicted.npy"), predicted)
