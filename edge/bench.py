@@ -45,7 +45,6 @@ DETECTOR_GRID: dict[str, dict] = {
     "BlazeFace + 2x2 tiles, every 10 + windows + motion gate": dict(detector="blazeface", blazeface_tiles=2, detect_every=10),
 }
 GRIDS = {"detectors": DETECTOR_GRID, "haar-levers": HAAR_LEVERS}
-PIPELINE_GRID = HAAR_LEVERS  # the name scripts and older notes use
 CLIPS = {"sample": (SAMPLE_CLIP, SAMPLE_TRUTH), "hard": (HARD_CLIP, HARD_TRUTH)}
 
 

@@ -65,21 +65,22 @@ class SearchSchedule:
         self._moved: Box | None = None
 
     def search_area(self, gray: np.ndarray, tracked: list[Box]) -> Box | None:
-        """The whole frame, the area where something moved, or None (windows only)."""
+        """The whole frame, the area where something moved, or None (windows only). The caller searches
+        what this returns, so it counts as searched from here."""
         height, width = gray.shape
         whole = Box(0, 0, width, height)
         self._since_search += 1
         self._since_whole += 1
         if self.motion is None:
-            return whole if self._since_search >= self.every or not tracked else None
+            due = self._since_search >= self.every or not tracked
+            return self._searched(whole, whole) if due else None
         self._moved = union(self._moved, self.motion.changed_area(gray, tracked))  # judged frame to frame
-        ready = self._since_search >= self.every or not tracked
         if self._since_whole >= self.still_every:
-            return whole
-        if self._moved is None or not ready:
+            return self._searched(whole, whole)
+        if self._moved is None or not (self._since_search >= self.every or not tracked):
             return None
         area = search_area_around(self._moved, width, height)
-        return whole if area.area * 2 >= width * height else area
+        return self._searched(whole if area.area * 2 >= width * height else area, whole)
 
     def restart(self) -> None:
         """After a gap in the frames: nothing is known, the next frame is searched whole."""
@@ -93,10 +94,11 @@ class SearchSchedule:
         for face in faces:
             self._moved = union(self._moved, face.expand(2.0))
 
-    def searched(self, area: Box, gray: np.ndarray) -> None:
+    def _searched(self, area: Box, whole: Box) -> Box:
         self._since_search, self._moved = 0, None
-        if area == Box(0, 0, gray.shape[1], gray.shape[0]):
+        if area == whole:
             self._since_whole = 0
+        return area
 
 
 def search_area_around(moved: Box, width: int, height: int) -> Box:
@@ -154,9 +156,7 @@ class FacePipeline:
         """This frame's faces, and whether the whole frame was searched."""
         tracked = self.tracker.predicted_boxes()
         area = self.schedule.search_area(gray, tracked)
-        if area is not None:
-            self.schedule.searched(area, gray)
-        if area == Box(0, 0, gray.shape[1], gray.shape[0]):
+        if area is not None and area.area == gray.size:  # the whole frame
             return self.detector.detect(gray), True
         windows = [self.detector.detect_in(gray, region.expand(self.detector.window_growth), face_size=region.w) for region in tracked]
         self.schedule.lost([region for region, boxes in zip(tracked, windows, strict=True) if not boxes])
