@@ -8,6 +8,16 @@ from edge.fleet import SequencedLog
 from edge.logtail import LogTail, Position, log_files
 
 
+def sequenced_log(path, **rotation):
+    return SequencedLog(EventLog(path, **rotation), "d", "r")
+
+
+def started_tail(path, position=None):
+    tail = LogTail(path)
+    tail.start(position)
+    return tail
+
+
 def write(log, count, start=0):
     for n in range(start, start + count):
         log.write({"event": "new", "track": n, "pad": "x" * 40})
@@ -26,9 +36,8 @@ def seqs(items):
 
 def test_reads_everything_in_order_across_rotations_while_it_is_written(tmp_path):
     path = tmp_path / "e.jsonl"
-    log = SequencedLog(EventLog(path, max_bytes=1000, backups=100), "d", "r")
-    tail = LogTail(path)
-    tail.start(None)
+    log = sequenced_log(path, max_bytes=1000, backups=100)
+    tail = started_tail(path)
     got = []
     for _ in range(10):  # the writer rotates several times between reads
         write(log, 37)
@@ -41,32 +50,28 @@ def test_reads_everything_in_order_across_rotations_while_it_is_written(tmp_path
 
 def test_a_position_resumes_after_its_line_even_once_the_file_was_renamed(tmp_path):
     path = tmp_path / "e.jsonl"
-    log = SequencedLog(EventLog(path, max_bytes=1000, backups=100), "d", "r")
+    log = sequenced_log(path, max_bytes=1000, backups=100)
     write(log, 20)
-    tail = LogTail(path)
-    tail.start(None)
+    tail = started_tail(path)
     first = [tail.read() for _ in range(12)]
     tail.close()
     _, position = first[-1]
     position = Position(position.inode, position.offset, ("d", "r", 12))
     write(log, 50)  # more rotations: the file the position points into is now path.N
-    again = LogTail(path)
-    again.start(Position.from_json(json.loads(json.dumps(position.to_json()))))
+    again = started_tail(path, Position.from_json(json.loads(json.dumps(position.to_json()))))
     assert again.resumed == "cursor"
     assert seqs(drain(again)) == list(range(13, 71))
 
 
 def test_a_position_whose_line_does_not_match_is_not_trusted(tmp_path):
     path = tmp_path / "e.jsonl"
-    log = SequencedLog(EventLog(path), "d", "r")
+    log = sequenced_log(path)
     write(log, 5)
     inode = os.stat(path).st_ino
-    tail = LogTail(path)
-    tail.start(Position(inode, 10, ("d", "r", 3)))  # offset 10 is not after line 3: found by its id instead
+    tail = started_tail(path, Position(inode, 10, ("d", "r", 3)))  # offset 10 is not after line 3: found by its id
     assert tail.resumed == "cursor (found by id)"
     assert seqs(drain(tail)) == [4, 5]
-    elsewhere = LogTail(path)
-    elsewhere.start(Position(inode, 10, ("d", "other-run", 3)))  # nowhere: everything there is is newer
+    elsewhere = started_tail(path, Position(inode, 10, ("d", "other-run", 3)))  # nowhere: all there is is newer
     assert elsewhere.resumed == "cursor not found: from the oldest file"
     assert seqs(drain(elsewhere)) == [1, 2, 3, 4, 5]
 
@@ -76,8 +81,7 @@ def test_a_half_written_line_waits_for_its_newline(tmp_path):
     with open(path, "wb") as handle:
         handle.write(b'{"event":"new","seq":1}\n{"event":"ne')
         handle.flush()
-        tail = LogTail(path)
-        tail.start(None)
+        tail = started_tail(path)
         assert [line for line, _ in drain(tail)] == [b'{"event":"new","seq":1}']
         handle.write(b'w","seq":2}\n')
         handle.flush()
@@ -87,8 +91,7 @@ def test_a_half_written_line_waits_for_its_newline(tmp_path):
 def test_a_torn_last_line_of_a_rotated_file_is_handed_out_not_lost(tmp_path):
     path = tmp_path / "e.jsonl"
     path.write_bytes(b'{"seq":1}\n{"se')  # a crash cut the last line short
-    tail = LogTail(path)
-    tail.start(None)
+    tail = started_tail(path)
     assert [line for line, _ in drain(tail)] == [b'{"seq":1}']
     path.rename(tmp_path / "e.jsonl.1")
     path.write_bytes(b'{"seq":2}\n')
@@ -97,10 +100,9 @@ def test_a_torn_last_line_of_a_rotated_file_is_handed_out_not_lost(tmp_path):
 
 def test_a_file_rotated_out_while_being_read_is_finished_then_the_oldest_left_follows(tmp_path):
     path = tmp_path / "e.jsonl"
-    log = SequencedLog(EventLog(path, max_bytes=500, backups=2), "d", "r")
+    log = sequenced_log(path, max_bytes=500, backups=2)
     write(log, 3)
-    tail = LogTail(path)
-    tail.start(None)
+    tail = started_tail(path)
     assert seqs([tail.read()]) == [1]
     write(log, 40)  # rotates far past the three files kept: the rest of the first file is gone from disk
     got = seqs(drain(tail))
@@ -111,10 +113,9 @@ def test_a_file_rotated_out_while_being_read_is_finished_then_the_oldest_left_fo
 
 def test_backlog_counts_unread_bytes_in_every_newer_file(tmp_path):
     path = tmp_path / "e.jsonl"
-    log = SequencedLog(EventLog(path, max_bytes=1000, backups=100), "d", "r")
+    log = sequenced_log(path, max_bytes=1000, backups=100)
     write(log, 50)
-    tail = LogTail(path)
-    tail.start(None)
+    tail = started_tail(path)
     total = sum(p.stat().st_size for p in log_files(path))
     assert tail.backlog_bytes() == total
     drain(tail)
@@ -126,8 +127,7 @@ def test_a_line_the_writer_cut_back_is_read_again_from_its_start(tmp_path):
     with open(path, "wb") as handle:
         handle.write(b'{"seq":1}\n{"seq":2,"half')  # disk full mid-line: EventLog truncates back to the line start
         handle.flush()
-        tail = LogTail(path)
-        tail.start(None)
+        tail = started_tail(path)
         assert [line for line, _ in drain(tail)] == [b'{"seq":1}']
         handle.truncate(10)
         assert drain(tail) == []
@@ -141,10 +141,9 @@ def test_reading_while_another_thread_rotates_fast_loses_and_repeats_nothing(tmp
     import threading
 
     path = tmp_path / "e.jsonl"
-    log = SequencedLog(EventLog(path, max_bytes=600, backups=400), "d", "r")  # a rotation every few lines
+    log = sequenced_log(path, max_bytes=600, backups=400)  # a rotation every few lines
     writer = threading.Thread(target=write, args=(log, 1000))
-    tail = LogTail(path)
-    tail.start(None)
+    tail = started_tail(path)
     got = []
     writer.start()
     while writer.is_alive():
