@@ -31,7 +31,7 @@ from convert.quantize import (
     write_sidecar,
 )
 from edge import contract
-from edge.model import EmotionModel, file_sha256, sidecar_path
+from edge.model import EmotionModel, file_sha256, load_interpreter_api, sidecar_path
 from edge.settings import check, setting
 from train.config import LABEL_SETS
 from train.data import ferplus_path_for
@@ -116,7 +116,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "judged_by": JUDGED_BY[label_set],
         "flip_tta": config.flip_tta,
         "shift_tta": config.shift_tta,
-        "evaluated_with": EmotionModel(paths["int8"]).interpreter_name,
+        "evaluated_with": load_interpreter_api()[2],  # the package EmotionModel scored with
         "split_sizes": {split: int(len(splits[split])) for split in ("Training", *SPLITS)},
         "class_counts": dataset.class_counts(),
         "sizes_bytes": {"keras": keras_path.stat().st_size, **{v: p.stat().st_size for v, p in paths.items()}},
