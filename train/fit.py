@@ -278,7 +278,7 @@ def fit(config: TrainConfig) -> dict:
     shutil.copy2(best_checkpoint, partial)
     partial.replace(out_dir / MODEL_FILE)
     best = keras.models.load_model(out_dir / MODEL_FILE)
-    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started)
+    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images))
     plot_history(out_dir / "history.csv", out_dir / "curves.png")
     return report
 
@@ -308,7 +308,9 @@ def accuracy_both_label_sets(probabilities: dict[str, np.ndarray], splits: dict[
     return result
 
 
-def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float) -> dict:
+def evaluate_and_report(
+    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int
+) -> dict:
     history = read_history(out_dir / "history.csv")
     val_accuracy = [row["val_accuracy"] for row in history]
     best_epoch = int(history[int(np.argmax(val_accuracy))]["epoch"]) + 1
@@ -333,7 +335,7 @@ def evaluate_and_report(model: keras.Model, splits: dict, config: TrainConfig, o
         "float_accuracy_privatetest": own["PrivateTest_flip_tta" if FLIP_TTA else "PrivateTest"],
         "float_accuracy_by_label_set": both,
         "flip_tta_default": FLIP_TTA,
-        "train_images": int(len(splits["Training"].images) if config.labels == "fer2013" else splits["Training"].votes.trainable().sum()),
+        "train_images": train_images,
         "training_seconds_this_run": round(seconds, 1),
         "config": asdict(config),
     }
