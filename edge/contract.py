@@ -90,7 +90,9 @@ def with_shifts(faces: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def average_shifts(probabilities: np.ndarray, pixels: int) -> np.ndarray:
-    """Undo `with_shifts`: average each face's scores over its shifted copies."""
+    """Undo `with_shifts`: average each face's scores over its shifted copies (unchanged when 0)."""
+    if not pixels:
+        return probabilities
     views = len(shift_offsets(pixels))
     return probabilities.reshape(views, -1, probabilities.shape[-1]).mean(axis=0)
 
