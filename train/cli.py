@@ -40,7 +40,7 @@ def summary(
 @app.command()
 @cli_options(TrainConfig, exclude=("data",))
 def fit(data: Path = DataOption, settings: dict | None = None) -> None:
-    """Train mini-Xception on Training, select on PublicTest, report PrivateTest."""
+    """Train mini-Xception (or a teacher, --arch) on Training, select on PublicTest, report PrivateTest."""
     from train.data import DatasetError
     from train.fit import fit as run_fit
 
@@ -50,4 +50,7 @@ def fit(data: Path = DataOption, settings: dict | None = None) -> None:
     except (DatasetError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps({k: report[k] for k in ("parameters", "epochs_run", "best_epoch", "float_accuracy")}, indent=2))
+    if report.get("chief") is False:
+        typer.echo(f"worker {report['task']} trained {report['epochs_run']} epochs; the chief wrote the run folder")
+        return
+    typer.echo(json.dumps({k: report[k] for k in ("arch", "parameters", "epochs_run", "best_epoch", "float_accuracy")}, indent=2))

@@ -8,12 +8,18 @@ from pathlib import Path
 from edge.settings import check, setting
 
 LABEL_SETS = ("fer2013", "ferplus")
+ARCHITECTURES = ("mini_xception", "vgg13", "resnet18")  # built by train/arch.py
+STRATEGIES = ("none", "mirrored", "multi-worker")  # train/distribute.py
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
     out_dir: str = setting("", 'where the model, history, curves and report go; "" = runs/<labels> (never the shipped models/)')
+    arch: str = setting(
+        "mini_xception", "network: mini_xception (the 58,423-parameter student convert ships), or a teacher to distil from "
+        "with --teacher: vgg13 (6.9M parameters, FER+'s baseline) or resnet18 (11.2M)", choices=ARCHITECTURES
+    )
     labels: str = setting("fer2013", "fer2013: the CSV's labels, one-hot; ferplus: FER+ vote distributions", choices=LABEL_SETS)
     ferplus: str = setting("", 'FER+ votes (fer2013new.csv); "" = beside --data')
     ferplus_weight: float = setting(
@@ -23,8 +29,8 @@ class TrainConfig:
     teacher_weight: float = setting(0.0, "share of the teacher's predictions in each target (needs --teacher)", low=0.0, high=1.0)
     teacher_temperature: float = setting(1.0, "softens the teacher's predictions: p^(1/T), renormalised", above=0.0, high=100.0)
     epochs: int = setting(80, "epochs to train (early stopping may end sooner)", low=1, high=10_000)
-    batch_size: int = setting(64, "faces per training step", low=1, high=4096)
-    learning_rate: float = setting(1e-3, "Adam's peak learning rate", above=0.0, high=1.0)
+    batch_size: int = setting(64, "faces per training step on each replica (a step sees this x replicas)", low=1, high=4096)
+    learning_rate: float = setting(1e-3, "Adam's peak learning rate for one replica; the schedule is multiplied by the replicas", above=0.0, high=1.0)
     warmup_epochs: int = setting(2, "epochs of linear warm-up before the cosine decay", low=0, high=1000)
     min_learning_rate: float = setting(1e-5, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", low=0.0, below=1.0)
@@ -40,6 +46,11 @@ class TrainConfig:
     limit: int = setting(0, "use at most this many images per split (smoke runs)", low=1, zero_means="all")
     skip_bad: bool = setting(False, "skip and count malformed records instead of stopping")
     cache_dir: str = setting("", 'where decoded arrays are cached; "" = ~/.cache/fer-edge')
+    distribute: str = setting(
+        "none", "none: one device; mirrored: every GPU of this machine (MirroredStrategy); multi-worker: the machines "
+        "in TF_CONFIG (MultiWorkerMirroredStrategy)", choices=STRATEGIES
+    )
+    mixed_precision: bool = setting(False, "float16 compute, float32 weights and softmax (mixed_float16): for GPUs; slow on a CPU")
     resume: bool = setting(False, "continue the interrupted run in OUT_DIR/.train (same settings)")
     init_from: str = setting("", 'start from this .keras model\'s weights (fine-tuning, a warm restart); "" = from scratch')
     verbose: int = field(default=1)  # Keras verbosity; 2 (one line an epoch) when the output is not a terminal

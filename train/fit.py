@@ -19,17 +19,20 @@ import tensorflow as tf
 
 from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
 from edge.model import file_sha256
+from train import distribute
+from train.arch import make_model, model_file
 from train.config import TrainConfig
 from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
-from train.model import make_mini_xception, predict_probabilities
+from train.model import predict_probabilities
 
-MODEL_FILE = "mini_xception.keras"
+MODEL_FILE = "mini_xception.keras"  # the student's; other --arch runs write ARCH.keras (train.arch.model_file)
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
 # Settings that a resumed run must share with the run it continues (the schedule depends on them).
 RUN_SETTINGS = (
     "labels", "ferplus_weight", "teacher", "teacher_weight", "teacher_temperature",
     "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
     "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
+    "arch", "mixed_precision",
 )
 
 
@@ -197,9 +200,9 @@ class SaveResumeState(keras.callbacks.Callback):
         partial_state.replace(self.state_dir / "state.json")
 
 
-def build_model(config: TrainConfig) -> keras.Model:
+def build_model(config: TrainConfig, synchronized: bool = False) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
-    model = make_mini_xception(l2=config.l2)
+    model = make_model(config.arch, l2=config.l2, synchronized=synchronized)
     # No weight averaging (Keras use_ema): BatchNorm's moving statistics belong to the raw weights,
     # and with averaged weights PublicTest accuracy fell from 49% to 22% at epoch 4 here.
     model.compile(
@@ -211,11 +214,20 @@ def build_model(config: TrainConfig) -> keras.Model:
 
 
 def fit(config: TrainConfig) -> dict:
-    """Train, keep the best PublicTest checkpoint, evaluate it, write the artifacts; returns the report."""
+    """Train, keep the best PublicTest checkpoint, evaluate it, write the artifacts; returns the report
+    (on a multi-worker run's other workers, which write nothing, a line saying so)."""
+    run = distribute.start(config)  # before any other TensorFlow work
+    try:
+        return train_and_report(config, run)
+    finally:
+        run.finish()
+
+
+def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
     started = time.time()
-    out_dir = config.run_dir()
+    out_dir = run.out_dir  # the run folder; a temporary one on a multi-worker run's other workers
     state_dir = out_dir / STATE_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+    resume_dir = config.run_dir() / STATE_DIR  # every worker resumes from the chief's state
     cache_dir = config.cache_dir or default_cache_dir()
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
     votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus" or config.ferplus_weight > 0)
@@ -223,13 +235,16 @@ def fit(config: TrainConfig) -> dict:
     teacher = teacher_predictions(config, splits["Training"].images)
     train_images, train_targets = training_targets(splits["Training"], config, teacher)
     print(f"training on {len(train_images)} of {len(splits['Training'])} Training faces ({config.labels} labels)")
-    train_ds = make_train_dataset(train_images, train_targets, config)
-    val_ds = make_eval_dataset(*selection_labels(splits["PublicTest"], config.labels), config.batch_size)
+    # The shuffle's seed combines with TensorFlow's global seed: set it first, so the data order does not
+    # depend on whether an earlier fit in this process set it.
+    keras.utils.set_random_seed(config.seed)
+    train_ds = make_train_dataset(train_images, train_targets, run.pipeline_config())
+    val_ds = make_eval_dataset(*selection_labels(splits["PublicTest"], config.labels), run.global_batch_size)
 
-    settings = {name: getattr(config, name) for name in RUN_SETTINGS}
+    settings = {name: getattr(config, name) for name in RUN_SETTINGS} | {"replicas": run.replicas}
     initial_epoch, best_so_far = 0, -1.0
     if config.resume:
-        state_file = state_dir / "state.json"
+        state_file = resume_dir / "state.json"
         if not state_file.exists():
             raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
         state = json.loads(state_file.read_text())
@@ -237,20 +252,25 @@ def fit(config: TrainConfig) -> dict:
         if changed:
             raise ValueError(f"--resume needs the interrupted run's settings; changed: {', '.join(changed)}")
         initial_epoch, best_so_far = state["next_epoch"], state["best_val_accuracy"]
-        model = keras.models.load_model(state_dir / "last.keras")
+        with run.building():
+            model = keras.models.load_model(resume_dir / "last.keras")
         print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
     else:
-        model = build_model(config)
+        with run.building():
+            model = build_model(config, synchronized=run.synchronized_batch_norm)
+            if config.init_from:
+                model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
         if config.init_from:
-            model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
             print(f"starting from the weights of {config.init_from}")
     if initial_epoch >= config.epochs:
         raise ValueError(f"the run already trained {initial_epoch} epochs; ask for more than that with --epochs")
 
-    best_checkpoint = state_dir / MODEL_FILE  # copied to out_dir when training ends
+    artifact = model_file(config.arch)
+    best_checkpoint = state_dir / artifact  # copied to out_dir when training ends
+    run.prepare(model)
     state_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, config)),
+        keras.callbacks.LearningRateScheduler(lambda epoch: run.learning_rate_scale() * learning_rate_at(epoch, config)),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=config.resume),
         # after a resume, early stopping's patience counts from the resumed epoch
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
@@ -262,9 +282,10 @@ def fit(config: TrainConfig) -> dict:
             initial_value_threshold=best_so_far if best_so_far >= 0 else None,
         ),
         SaveResumeState(state_dir, best_so_far, settings),
+        run.timer,
     ]
     if config.verbose != 1:  # no progress bar: say how an epoch is going
-        callbacks.append(BatchProgress(len(train_images) // config.batch_size, config.epochs))
+        callbacks.append(BatchProgress(len(train_images) // run.global_batch_size, config.epochs))
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -274,11 +295,16 @@ def fit(config: TrainConfig) -> dict:
         verbose=config.verbose,
     )
 
-    partial = out_dir / f".{MODEL_FILE}.partial"
-    shutil.copy2(best_checkpoint, partial)
-    partial.replace(out_dir / MODEL_FILE)
-    best = keras.models.load_model(out_dir / MODEL_FILE)
-    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images))
+    if not run.chief:
+        return {"chief": False, "task": run.task, "epochs_run": len(run.timer.seconds)}
+    if run.plain_copy_needed():
+        distribute.save_plain(best_checkpoint, out_dir / artifact, config)
+    else:
+        partial = out_dir / f".{artifact}.partial"
+        shutil.copy2(best_checkpoint, partial)
+        partial.replace(out_dir / artifact)
+    best = keras.models.load_model(out_dir / artifact)
+    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images), run.describe())
     plot_history(out_dir / "history.csv", out_dir / "curves.png")
     return report
 
@@ -309,7 +335,7 @@ def accuracy_both_label_sets(probabilities: dict[str, np.ndarray], splits: dict[
 
 
 def evaluate_and_report(
-    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int
+    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int, compute: dict | None = None
 ) -> dict:
     history = read_history(out_dir / "history.csv")
     val_accuracy = [row["val_accuracy"] for row in history]
@@ -322,8 +348,9 @@ def evaluate_and_report(
     both = accuracy_both_label_sets(probabilities, splits)
     own = both["fer2013" if config.labels == "fer2013" else "ferplus_majority"]
     report = {
-        "model": MODEL_FILE,
-        "model_sha256": file_sha256(out_dir / MODEL_FILE),  # the model card trusts this report only for this file
+        "model": model_file(config.arch),
+        "model_sha256": file_sha256(out_dir / model_file(config.arch)),  # the model card trusts this report only for this file
+        "arch": config.arch,
         "parameters": int(model.count_params()),
         "labels": list(LABELS),
         "trained_on": config.labels,
@@ -337,6 +364,7 @@ def evaluate_and_report(
         "flip_tta_default": FLIP_TTA,
         "train_images": train_images,
         "training_seconds_this_run": round(seconds, 1),
+        "compute": compute or {},  # strategy, replicas, devices, precision, seconds per epoch
         "config": asdict(config),
     }
     (out_dir / "train_report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -10,10 +10,11 @@ from edge.contract import FLIP_TTA, INPUT_SHAPE, NUM_CLASSES, average_mirrors, s
 
 
 def make_mini_xception(
-    input_shape: tuple[int, int, int] = INPUT_SHAPE, num_classes: int = NUM_CLASSES, l2: float = 0.01
+    input_shape: tuple[int, int, int] = INPUT_SHAPE, num_classes: int = NUM_CLASSES, l2: float = 0.01, synchronized: bool = False
 ) -> keras.Model:
     """Two 3x3 conv (8) base, four residual separable-conv modules (16, 32, 64, 128), a 3x3 conv to
-    the classes, global average pooling and softmax: 58,423 parameters for 48x48x1 and 7 classes."""
+    the classes, global average pooling and softmax: 58,423 parameters for 48x48x1 and 7 classes.
+    `synchronized`: batch statistics over the global batch under a multi-replica strategy (training only)."""
     # The reference passes its L2 regularizer to SeparableConv2D as `kernel_regularizer`, which Keras
     # ignored there, so in effect only the two base convolutions are regularized; so are they here.
     regularizer = keras.regularizers.l2(l2) if l2 else None
@@ -21,21 +22,21 @@ def make_mini_xception(
     x = inputs
     for _ in range(2):
         x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=regularizer)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(synchronized=synchronized)(x)
         x = layers.Activation("relu")(x)
     for filters in (16, 32, 64, 128):
         residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
-        residual = layers.BatchNormalization()(residual)
+        residual = layers.BatchNormalization(synchronized=synchronized)(residual)
         x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(synchronized=synchronized)(x)
         x = layers.Activation("relu")(x)
         x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(synchronized=synchronized)(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
         x = layers.add([x, residual])
     x = layers.Conv2D(num_classes, 3, padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Activation("softmax", name="predictions")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)  # float32 under mixed precision too
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
