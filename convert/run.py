@@ -83,13 +83,14 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     keras_path = Path(config.keras_model)
     if not keras_path.is_file():
         raise FileNotFoundError(f"{keras_path}: Keras model not found; train one first (make train)")
+    model = keras.models.load_model(keras_path)
+    check_student(model, keras_path)
     label_set, label_source = trained_on(keras_path, config.labels)
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=config.cache_dir or default_cache_dir())
     votes, no_votes = find_votes(dataset, config.data, config.ferplus)  # before converting: bad votes fail fast
     if label_set == "ferplus" and votes is None:
         raise ValueError(f"{keras_path} was trained on FER+ votes ({label_source}); judging it needs them: {no_votes}")
     splits = take_splits(dataset, config.limit, config.seed, votes)
-    model = keras.models.load_model(keras_path)
 
     paths = export_variants(model, splits["Training"], keras_path, out_dir, config)
     scores = score_variants(model, paths, splits, config.shift_tta)
@@ -150,6 +151,19 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     if config.bundle_dir and not failures:
         bundle(out_dir, paths["int8"], Path(config.bundle_dir))
     return report
+
+
+def check_student(model, keras_path: Path) -> None:
+    """Convert ships and gates the 58,423-parameter student only: a teacher (`train fit --arch vgg13|resnet18`)
+    is refused with what to do instead, before any data is read."""
+    from train.arch import PARAMETERS, STUDENT
+
+    if model.name != STUDENT or model.count_params() != PARAMETERS[STUDENT]:
+        raise ValueError(
+            f"{keras_path} is a {model.name} of {model.count_params():,} parameters, not the {PARAMETERS[STUDENT]:,}-parameter "
+            f"{STUDENT} that convert ships: distil it into one (python -m train fit --teacher {keras_path} --teacher-weight 0.5) "
+            "and convert that"
+        )
 
 
 def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:

@@ -2,13 +2,16 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from conftest import synthetic_faces, synthetic_votes, write_csv, write_ferplus
 
+from train.arch import make_model
 from train.config import TrainConfig
-from train.data import DatasetError, FerPlusVotes, Split
-from train.fit import fit, soften, training_targets
+from train.data import DatasetError, FerPlusVotes, Split, load_fer2013, load_ferplus, take_splits
+from train.fit import fit, make_train_dataset, soften, training_targets
+from train.model import predict_probabilities
 
 
 def votes_for(rows: list[list[int]]) -> FerPlusVotes:
@@ -80,7 +83,7 @@ def test_mixing_settings_that_cannot_work_name_their_flags(overrides, message):
         config(**overrides)
 
 
-def test_distillation_and_ferplus_share_train_end_to_end(tmp_path):
+def test_distillation_and_ferplus_share_train_end_to_end(tmp_path, monkeypatch):
     images, labels, splits = synthetic_faces(140)
     data = write_csv(tmp_path / "fer2013.csv", images, labels, splits)
     common = dict(data=str(data), epochs=1, batch_size=16, verbose=0, cache_dir=str(tmp_path / "cache"))
@@ -93,8 +96,29 @@ def test_distillation_and_ferplus_share_train_end_to_end(tmp_path):
         fit(TrainConfig(out_dir=str(tmp_path / "x"), teacher=" , ", teacher_weight=0.5, **common))
     with pytest.raises(FileNotFoundError, match="--teacher .*missing.keras is not a file"):
         fit(TrainConfig(out_dir=str(tmp_path / "x"), teacher=f"{teacher},{tmp_path / 'missing.keras'}", teacher_weight=0.5, **common))
-    report = fit(TrainConfig(out_dir=str(tmp_path / "student"), teacher=f"{teacher},{teacher}", teacher_weight=0.4,
-                             teacher_temperature=2.0, ferplus_weight=0.3, **common))
+    # a teacher of another architecture beside it: the student's targets take the two teachers' average
+    big_teacher = tmp_path / "vgg13.keras"
+    make_model("vgg13", l2=0.0).save(big_teacher)
+    seen = []
+
+    def recording_dataset(images, targets, config):
+        seen.append(targets)
+        return make_train_dataset(images, targets, config)
+
+    monkeypatch.setattr("train.fit.make_train_dataset", recording_dataset)
+    student = TrainConfig(out_dir=str(tmp_path / "student"), teacher=f"{teacher},{big_teacher}", teacher_weight=0.4,
+                          teacher_temperature=2.0, ferplus_weight=0.3, **common)
+    report = fit(student)
     stored = json.loads((tmp_path / "student" / "train_report.json").read_text())
     assert stored == report and report["train_images"] == int((splits == "Training").sum())
     assert report["config"]["teacher_weight"] == 0.4 and report["config"]["ferplus_weight"] == 0.3
+    assert report["parameters"] == 58_423 and report["arch"] == "mini_xception"
+
+    training = take_splits(load_fer2013(str(data), cache_dir=str(tmp_path / "cache")), 0, student.seed,
+                           load_ferplus(tmp_path / "fer2013new.csv", load_fer2013(str(data), cache_dir=str(tmp_path / "cache"))))["Training"]
+    each = [predict_probabilities(keras.models.load_model(path, compile=False), training.images, flip_tta=True)
+            for path in (teacher, big_teacher)]
+    _, expected = training_targets(training, student, np.mean(each, axis=0))
+    np.testing.assert_allclose(seen[0], expected, atol=1e-5)  # the flip-averaged predictions, averaged over teachers
+    for alone in each:  # neither teacher alone gives these targets
+        assert np.abs(seen[0] - training_targets(training, student, alone)[1]).max() > 1e-3
