@@ -198,7 +198,10 @@ def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err[-3000:]
     assert "worker worker:1 trained 1 epochs; the chief wrote the run folder" in outputs[1][0]
-    assert list(scratch.iterdir()) == []  # the other worker's temporary folder is gone
+    assert "task worker:0 (chief)" in outputs[0][0]
+    written = outputs[1][0].split("task worker:1 (writes to ")[1].split(")")[0]
+    assert written.startswith(str(scratch / "fer-edge-worker1-"))  # the other worker's own temporary folder ...
+    assert not list(scratch.glob("fer-edge-*"))  # ... gone when it finished
     report = json.loads((run_dir / "train_report.json").read_text())
     compute = report["compute"]
     assert compute["strategy"] == "multi-worker" and compute["workers"] == 2 and compute["replicas"] == 2
