@@ -32,7 +32,7 @@ class TrainConfig:
     batch_size: int = setting(64, "faces per training step on each replica (a step sees this x replicas)", low=1, high=4096)
     learning_rate: float = setting(1e-3, "Adam's peak learning rate for one replica; the schedule is multiplied by the replicas", above=0.0, high=1.0)
     warmup_epochs: int = setting(2, "epochs of linear warm-up before the cosine decay", low=0, high=1000)
-    min_learning_rate: float = setting(1e-5, "learning rate at the end of the cosine decay", low=0.0, high=1.0)
+    min_learning_rate: float = setting(1e-5, "learning rate at the end of the cosine decay, for one replica like --learning-rate", low=0.0, high=1.0)
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", low=0.0, below=1.0)
     rotation_degrees: float = setting(10.0, "largest random rotation, degrees", low=0.0, high=180.0)
     shift_fraction: float = setting(0.1, "largest random shift, fraction of the side", low=0.0, below=0.5)
