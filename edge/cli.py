@@ -62,7 +62,7 @@ def format_summary(result: dict) -> str:
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
 MODEL_AND_DETECTOR = (
-    "model", "num_threads", "flip_tta", "shift_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
+    "model", "num_threads", "flip_tta", "shift_tta", "balance", "scale_factor", "min_neighbors", "min_face", "cascade",
     "detector", "blazeface_score", "blazeface_tiles",
 )
 
@@ -161,6 +161,26 @@ def accuracy_lines(sidecar: dict) -> list[str]:
         lines.append(" " * 13 + "against the FER+ majority: not measured (converted without FER+ votes)")
     if sidecar.get("shift_tta_in_accuracy"):
         lines.append(" " * 13 + f"every figure averages each face over {sidecar['shift_tta_in_accuracy']}-pixel shifts (shift TTA)")
+    return lines + balance_lines(sidecar)
+
+
+def balance_lines(sidecar: dict) -> list[str]:
+    """Balanced accuracy and macro-F1 beside accuracy, the class-prior correction they were measured with, and the
+    figure under Microsoft's FER+ protocol, where the sidecar records them."""
+    lines = []
+    judged = ACCURACY_TITLES.get(sidecar.get("accuracy_judged_by"), "its own labels")
+    for key, title in (("balanced_accuracy", "balanced acc"), ("macro_f1", "macro-F1")):
+        values = sidecar.get(key)
+        if isinstance(values, dict):
+            text = ", ".join(f"{split} {v * 100:.2f}%" if key == "balanced_accuracy" else f"{split} {v:.3f}" for split, v in values.items())
+            lines.append(f"{title:13}{text} (against {judged}; mean over the classes present)")
+    microsoft = sidecar.get("accuracy_ferplus_microsoft")
+    if isinstance(microsoft, dict):
+        text = ", ".join(f"{split} {v * 100:.2f}%" for split, v in microsoft.items())
+        lines.append(f"{'FER+ (MS)':13}{text} (the FERPlus repository's majority rule, 8 classes with contempt)")
+    tau = sidecar.get("contract", {}).get("balance", 0)
+    lines.append(f"{'balance':13}tau {tau:g}" + (
+        ": scores divided by the training class prior to this power (--balance 0: as trained)" if tau else ": scores as trained"))
     return lines
 
 

@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from edge import contract
 from edge.settings import check, flag, setting
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -82,6 +83,11 @@ class RunConfig:
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
     flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured)")
+    balance: float | None = setting(
+        None, "class-prior correction tau: 0 = the scores as trained (right for scenes with the training mix, mostly "
+        "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
+        "which is how its accuracy was measured)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
+    )
     shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=8)
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")

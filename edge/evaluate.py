@@ -84,12 +84,16 @@ def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progr
         "mode": "crops (every image is one face)" if crops else "stills (largest face of each image)",
         "model": str(analyzer.model.path),
         "flip_tta": analyzer.model.flip_tta,
+        "shift_tta": analyzer.model.shift_tta,
+        "balance": analyzer.model.balance,
         "images": len(truth),
         "images_with_face": int(with_face.sum()),
         "detection_rate": round(float(with_face.mean()), 4) if truth else 0.0,
         "accuracy": metrics["accuracy"],
         "accuracy_with_face": round(float((truth_array[with_face] == predicted_array[with_face]).mean()), 4) if with_face.any() else 0.0,
+        "balanced_accuracy": metrics["balanced_accuracy"],
         "macro_f1": metrics["macro_f1"],
+        "classes_averaged": metrics["classes_averaged"],
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"],
         "skipped_folders": folder.skipped_folders,
@@ -107,13 +111,23 @@ def write_report(report: dict, out_dir: str | Path, labels: tuple[str, ...]) -> 
     return [report_path, draw_confusion(report["confusion_matrix"], labels, title, out_dir / "confusion.png")]
 
 
+def averaged_over(report: dict) -> str:
+    """Which classes balanced accuracy and macro-F1 average: the ones with images."""
+    absent = [name for name in report["per_class"] if name not in report["classes_averaged"]]
+    listed = f"{len(report['classes_averaged'])} classes with images"
+    return listed + (f" ({', '.join(absent)}: no images, left out)" if absent else "")
+
+
 def format_report(report: dict) -> str:
     lines = [
         f"{report['images']} images in {report['folder']} ({report['mode']}), model {report['model']}",
         f"accuracy           {report['accuracy'] * 100:.2f}% (an image without a face counts as wrong)",
         f"with a face        {report['accuracy_with_face'] * 100:.2f}% of {report['images_with_face']} images",
         f"detection rate     {report['detection_rate'] * 100:.2f}%",
+        f"balanced accuracy  {report['balanced_accuracy'] * 100:.2f}% (mean per-class recall)",
         f"macro-F1           {report['macro_f1']:.3f}",
+        f"averaged over      {averaged_over(report)}",
+        f"class-prior correction tau {report['balance']:g}" + (" (scores as trained)" if not report["balance"] else ""),
         "",
         f"{'class':10} {'precision':>9} {'recall':>7} {'F1':>6} {'images':>7}",
     ]

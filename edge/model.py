@@ -143,6 +143,26 @@ def check_contract(sidecar: dict, where: str) -> None:
         raise ModelError(f"{where}: input_shape {sidecar['input_shape']} does not match {list(contract.INPUT_SHAPE)}")
 
 
+def check_balance(sidecar: dict, where: str) -> tuple[float, list[float] | None]:
+    """(tau, training class prior) from the sidecar's contract; refuses values no conversion writes."""
+    tau = sidecar["contract"].get("balance", contract.BALANCE)
+    prior = sidecar["contract"].get("class_prior")
+    low, high = contract.BALANCE_RANGE
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not low <= tau <= high:
+        raise ModelError(f"{where}: contract.balance must be a number from {low} to {high}, got {tau!r}")
+    if prior is not None:
+        valid = (
+            isinstance(prior, list) and len(prior) == contract.NUM_CLASSES
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in prior)
+            and abs(sum(prior) - 1.0) < 1e-3
+        )
+        if not valid:
+            raise ModelError(f"{where}: contract.class_prior must be {contract.NUM_CLASSES} positive shares adding up to 1, got {prior!r}")
+    if tau and prior is None:
+        raise ModelError(f"{where}: contract.balance is {tau} but the sidecar records no contract.class_prior to correct by")
+    return float(tau), prior
+
+
 class EmotionModel:
     """A TFLite emotion classifier, built once; `classify` takes all faces of a frame in one batch."""
 
@@ -153,6 +173,7 @@ class EmotionModel:
         use_xnnpack: bool = True,
         flip_tta: bool | None = None,
         shift_tta: int | None = None,
+        balance: float | None = None,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -169,6 +190,10 @@ class EmotionModel:
         self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])
         self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
         self.shift_tta = int(self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta)
+        recorded_balance, self.class_prior = check_balance(self.sidecar, where)
+        self.balance = recorded_balance if balance is None else float(balance)
+        if self.balance and self.class_prior is None:
+            raise ModelError(f"--balance {self.balance}: {where} records no training class prior (contract.class_prior); convert the model again")
 
         interpreter_class, resolver, self.interpreter_name = load_interpreter_api()
         options = {} if use_xnnpack else {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
@@ -218,4 +243,5 @@ class EmotionModel:
         raw = self.invoke(self.prepare(faces))
         scores = dequantize(raw, self.output_quantization) if self.output_quantization else raw.astype(np.float32)
         scores = contract.average_mirrors(scores) if self.flip_tta else scores
-        return contract.average_shifts(scores, self.shift_tta)
+        scores = contract.average_shifts(scores, self.shift_tta)
+        return contract.balance_scores(scores, self.class_prior, self.balance)

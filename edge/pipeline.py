@@ -182,7 +182,8 @@ class FacePipeline:
 
 
 def load_model(config: RunConfig) -> EmotionModel:
-    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta)
+    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta,
+                        balance=config.balance)
 
 
 def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector:

@@ -8,6 +8,7 @@ from pathlib import Path
 from edge.settings import check, setting
 
 LABEL_SETS = ("fer2013", "ferplus")
+SELECTION_METRICS = ("accuracy", "balanced_accuracy")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,18 @@ class TrainConfig:
     teacher: str = setting("", 'distil from these .keras models (comma-separated; flip-averaged predictions, averaged); "" = none')
     teacher_weight: float = setting(0.0, "share of the teacher's predictions in each target (needs --teacher)", low=0.0, high=1.0)
     teacher_temperature: float = setting(1.0, "softens the teacher's predictions: p^(1/T), renormalised", above=0.0, high=100.0)
+    logit_adjust: float = setting(
+        0.0, "logit-adjusted loss (Menon et al. 2021): the loss sees log-scores + TAU x log(training class prior), "
+        "the model predicts without it, so rare classes win more often; 0 = plain cross-entropy", low=0.0, high=3.0
+    )
+    balanced_sampling: float = setting(
+        0.0, "class-balanced sampling: each class drawn in proportion to count^(1 - POWER); 0 = the data's mix, "
+        "1 = every class equally often", low=0.0, high=1.0
+    )
+    select_on: str = setting(
+        "accuracy", "the PublicTest figure that chooses the checkpoint (and early stopping): accuracy or "
+        "balanced_accuracy (mean per-class recall)", choices=SELECTION_METRICS
+    )
     epochs: int = setting(80, "epochs to train (early stopping may end sooner)", low=1, high=10_000)
     batch_size: int = setting(64, "faces per training step", low=1, high=4096)
     learning_rate: float = setting(1e-3, "Adam's peak learning rate", above=0.0, high=1.0)

@@ -39,6 +39,27 @@ def make_mini_xception(
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
+@keras.saving.register_keras_serializable(package="fer_edge")
+class LogitAdjustedCrossentropy(keras.losses.Loss):
+    """Logit-adjusted cross-entropy (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021):
+    the cross-entropy of softmax(logits + tau * log prior). The model ends in a softmax, so this is
+    p * prior^tau renormalised; at inference the model's own scores are used, which lowers common classes'
+    scores against rare ones by tau * log prior (post-hoc correction, learnt)."""
+
+    def __init__(self, prior, tau: float = 1.0, label_smoothing: float = 0.0, name: str = "logit_adjusted_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.prior, self.tau, self.label_smoothing = [float(v) for v in prior], float(tau), float(label_smoothing)
+        self._weights = np.power(np.asarray(self.prior, np.float32), self.tau)
+
+    def call(self, y_true, y_pred):
+        adjusted = y_pred * self._weights
+        adjusted = adjusted / keras.ops.sum(adjusted, axis=-1, keepdims=True)
+        return keras.losses.categorical_crossentropy(y_true, adjusted, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "prior": self.prior, "tau": self.tau, "label_smoothing": self.label_smoothing}
+
+
 def predict_probabilities(model: keras.Model, faces: np.ndarray, batch_size: int = 256, flip_tta: bool = FLIP_TTA) -> np.ndarray:
     """Class probabilities for uint8 faces (N, 48, 48[, 1]) through the shared contract.
 
