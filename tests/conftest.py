@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REAL_DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
 REAL_CSV = ROOT.parent / "shared" / "data" / "fer2013.tar.gz"  # the CSV form, row-aligned with FER+ votes
 REAL_FERPLUS = ROOT.parent / "shared" / "data" / "fer2013new.csv"
+REAL_CKPLUS = ROOT.parent / "shared" / "data" / "ckplus48.zip"  # CK+48: posed faces from another lab, evaluation only
 FOLDER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # canonical order
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REAL_CSV, REAL_FERPLUS
+from conftest import REAL_CKPLUS, REAL_CSV, REAL_FERPLUS
 
 from convert.evaluate import predict_in_batches
 from edge.config import BUNDLED_MODEL, BUNDLED_MODELS, DEFAULT_MODEL, bundled_model
@@ -118,3 +118,18 @@ def test_privatetest_balanced_accuracy_meets_the_target_and_tau_was_chosen_on_pu
     assert "PrivateTest" not in json.dumps(report["balance"]["sweep_publictest"])
     recorded = [row for row in report["balance"]["sweep_publictest"] if row["tau"] == report["balance"]["tau"]]
     assert recorded and recorded[0]["accuracy"] == report["results"]["int8"]["PublicTest"]["accuracy"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_ckplus48_figures_in_the_report_are_what_edge_eval_crops_measures(name):
+    """CK+48 is a check the developers can see, never a choice: recomputed here from the zip in ../shared/data."""
+    from convert.run import ckplus_accuracy
+
+    if not REAL_CKPLUS.exists():
+        pytest.fail(f"{REAL_CKPLUS} is missing: the shipped-model tests need it (CI provides it there)")
+    recorded = report_of(name)["ckplus48"]
+    measured = ckplus_accuracy(bundled_model(name), str(REAL_CKPLUS))
+    assert measured["images"] == recorded["images"] == 981 - 54  # contempt skipped
+    assert measured["skipped_folders"] == ["contempt"] and "neutral" not in measured["classes_averaged"]
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert measured[key] == recorded[key], key
