@@ -51,27 +51,32 @@ def record_key(record: dict) -> tuple[str, str, int] | None:
 
 class SequencedLog:
     """Wraps an EventLog: each record gets device, run and seq (1, 2, ... per run) before it is written,
-    so the log and everything forwarded from it carry the same ids. The record dict is updated in place."""
+    so the log and everything forwarded from it carry the same ids. The record dict is updated in place.
+    The log's own records (log_repaired, log_reopened) get their ids the same way, through its `stamp`."""
 
     def __init__(self, log, device: str, run: str | None = None, on_close=None):
         self.log, self.device, self.run = log, device, run or new_run_id()
         self.on_close = on_close  # called after the log is closed (the forwarder's stop)
         self.seq = 0
         self._lock = threading.Lock()  # source callbacks may write from another thread: keep seq == file order
+        log.stamp = self._stamp
 
     @property
     def path(self):
         return self.log.path
 
+    def _stamp(self, record: dict) -> None:
+        self.seq += 1
+        record.update(device=self.device, run=self.run, seq=self.seq)
+
     def write(self, record: dict) -> None:
-        with self._lock:
-            self.seq += 1
-            record.update(device=self.device, run=self.run, seq=self.seq)
+        with self._lock:  # the log stamps the record (and any record of its own before it) as it writes
             self.log.write(record)
 
     def close(self) -> None:
         try:
-            self.log.close()
+            with self._lock:
+                self.log.close()
         finally:
             if self.on_close is not None:
                 on_close, self.on_close = self.on_close, None

@@ -40,6 +40,7 @@ WINDOW = 64  # publishes awaiting the broker's acknowledgement at once
 CURSOR_EVERY_S = 0.5  # the cursor is written at most this often (and when caught up, and at stop)
 STATUS_EVERY_S = 2.0
 BACKOFF_S = (0.5, 30.0)  # reconnect delay: first, then doubling up to the last
+REPEAT_EVERY_S = 60.0  # the same problem is said at most this often, with a count of the repeats
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,33 @@ def reason_text(reason_code) -> str:
     return str(getattr(reason_code, "getName", lambda: reason_code)())
 
 
+class RepeatLimiter:
+    """Says each kind of problem at most once a minute, with how often it happened in between: a full
+    disk would otherwise print one line per attempt (hundreds a second) and flood the journal."""
+
+    def __init__(self, report: Callable[[str], None], every_s: float = REPEAT_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.report, self.every_s, self.clock = report, every_s, clock
+        self._said: dict[str, float] = {}  # kind -> when it was last said
+        self._unsaid: dict[str, tuple[int, str]] = {}  # kind -> (repeats since, the latest message)
+
+    def __call__(self, kind: str, message: str) -> None:
+        now = self.clock()
+        said = self._said.get(kind)
+        if said is not None and now - said < self.every_s:
+            repeats, _ = self._unsaid.get(kind, (0, message))
+            self._unsaid[kind] = (repeats + 1, message)
+            return
+        repeats, _ = self._unsaid.pop(kind, (0, message))
+        self._said[kind] = now
+        self.report(message + (f" (and {repeats} more times in the last {now - said:.0f} s)" if repeats else ""))
+
+    def flush(self) -> None:
+        """What was not said yet (at stop): the latest message of each kind, with its count."""
+        for kind, (repeats, message) in list(self._unsaid.items()):
+            self.report(f"{message} ({repeats} more times since it was last said)")
+            del self._unsaid[kind]
+
+
 class Cursor:
     """The last acknowledged position, in a small JSON file replaced atomically (write, fsync, rename).
     A lock file keeps a second forwarder off the same log."""
@@ -162,7 +190,7 @@ class Cursor:
             return Position.from_json(json.loads(self.path.read_text())), ""
         except FileNotFoundError:
             return None, ""
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # not JSON, or JSON that is not a position
             return None, f"cursor {self.path} unreadable ({error}): sending the log again from its oldest file"
 
     def save(self, position: Position) -> None:
@@ -189,6 +217,7 @@ class Forwarder:
         self.log_path, self.settings, self.topics = Path(log_path), settings, topics
         self.discovery_prefix, self.version = discovery_prefix, version
         self.report = report or (lambda message: sys.stderr.write(f"mqtt: {message}\n"))
+        self.repeated = RepeatLimiter(self.report)
         self.cursor = Cursor(cursor_path(self.log_path))
         self.tail = LogTail(self.log_path)
         self.state = DeviceState()
@@ -224,6 +253,8 @@ class Forwarder:
         self._acked = self._saved = position
         self._last_key = position.key if position else None
         self.tail.start(position)
+        if position is not None and self.tail.resumed not in ("cursor", "cursor (found by id)"):
+            self.report(f"cursor {self.cursor.path}: {self.tail.resumed} (events already sent may go out again)")
         self._client.on_connect, self._client.on_disconnect = self._on_connect, self._on_disconnect
         self._client.on_publish, self._client.on_message = self._on_publish, self._on_message
 
@@ -277,6 +308,7 @@ class Forwarder:
         behind = self.tail.backlog_bytes()
         self.tail.close()
         self.cursor.unlock()
+        self.repeated.flush()
         self.report(
             f"delivered {self.counts['delivered']} events, dropped {self.counts['dropped']}, unreadable "
             f"{self.counts['unreadable']}" + (f"; {behind} bytes left in the log for the next start" if behind else "")
@@ -380,7 +412,7 @@ class Forwarder:
             pass
         self.counts["unreadable"] += 1
         self._status_dirty = True
-        self.report(f"skipped an unreadable line in {self.log_path} ({len(line)} bytes: {line[:60]!r})")
+        self.repeated("unreadable", f"skipped an unreadable line in {self.log_path} ({len(line)} bytes: {line[:60]!r})")
         return None
 
     def _advance_unsent(self, position: Position) -> None:
@@ -436,7 +468,7 @@ class Forwarder:
         try:
             self.cursor.save(self._acked)
         except OSError as error:  # a full disk must not stop delivery: at worst events are sent twice
-            self.report(f"cannot save the cursor {self.cursor.path}: {error}")
+            self.repeated("cursor", f"cannot save the cursor {self.cursor.path}: {error}")
             return
         self._saved = self._acked
         self._times["cursor"] = time.monotonic()

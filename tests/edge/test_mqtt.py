@@ -18,7 +18,15 @@ from edge.config import RunConfig, load_config
 from edge.eventlog import EventLog
 from edge.fleet import SequencedLog, Topics, record_key
 from edge.logtail import log_files
-from edge.mqtt import BrokerSettings, Forwarder, broker_settings, cursor_path, parse_broker_url, read_credentials
+from edge.mqtt import (
+    BrokerSettings,
+    Forwarder,
+    RepeatLimiter,
+    broker_settings,
+    cursor_path,
+    parse_broker_url,
+    read_credentials,
+)
 
 PASSWORD = "s3cret-Pa55word-xyzzy"
 USER = "pi-user-qwerty"
@@ -424,3 +432,92 @@ def test_mqtts_with_a_ca_file_delivers_and_an_unknown_ca_is_refused(tmp_path):
         assert stranger.counts["delivered"] == 0 and any("CERTIFICATE_VERIFY_FAILED" in line or "certificate" in line for line in refused)
     finally:
         server.stop()
+
+
+# -- issue 22: a cursor is data, repeated problems are rate-limited ----------------------------------------
+def offline_forwarder(path, reports):
+    """A forwarder that is opened (cursor read, reader placed) but never connects."""
+    return Forwarder(path, BrokerSettings("127.0.0.1", 1), Topics("fer-edge", "pi1"), report=reports.append)
+
+
+def sequenced_events(path, count):
+    log = SequencedLog(EventLog(path), "pi1")
+    for n in range(count):
+        log.write({"event": "update", "track": n, "pad": "x" * 150})
+    log.close()
+    return log
+
+
+@pytest.mark.parametrize("cursor", [
+    {"inode": 1, "offset": 5, "key": ["a"]},  # IndexError traceback before
+    {"inode": "INODE", "offset": -500, "key": None},  # "Invalid argument" before
+    {"inode": "INODE", "offset": 30000, "key": None},  # mid-line: skipped events, blamed rotation before
+    {"inode": "INODE", "offset": 10**9, "key": None},  # past the end of the file
+    {"inode": "INODE", "offset": 7, "key": ["pi1", "r", True]},
+    [1, 2, 3],
+    {"inode": 1.5, "offset": 0, "key": None},
+])
+def test_an_invalid_cursor_is_reported_once_and_everything_is_sent_again(tmp_path, cursor):
+    path = tmp_path / "events.jsonl"
+    log = sequenced_events(path, 178)
+    if isinstance(cursor, dict) and cursor["inode"] == "INODE":
+        cursor = {**cursor, "inode": os.stat(path).st_ino}
+    cursor_path(path).write_text(json.dumps(cursor))
+    reports = []
+    sender = offline_forwarder(path, reports)
+    sender.open()
+    try:
+        first = sender.tail.read()
+    finally:
+        sender.tail.close()
+        sender.cursor.unlock()
+    assert json.loads(first[0])["seq"] == 1 and log.seq == 178  # from the oldest line: duplicates, not losses
+    said = [line for line in reports if "cursor" in line]
+    assert len(said) == 1 and str(cursor_path(path)) in said[0] and "oldest" in said[0], reports
+
+
+def test_a_cursor_past_the_end_of_its_file_but_with_a_known_line_id_resumes_after_that_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = sequenced_events(path, 50)
+    cursor_path(path).write_text(json.dumps({"inode": os.stat(path).st_ino, "offset": 10**9, "key": ["pi1", log.run, 20]}))
+    reports = []
+    sender = offline_forwarder(path, reports)
+    sender.open()
+    try:
+        assert json.loads(sender.tail.read()[0])["seq"] == 21 and sender.tail.resumed == "cursor (found by id)"
+    finally:
+        sender.tail.close()
+        sender.cursor.unlock()
+
+
+def test_a_repeated_problem_is_said_once_a_minute_with_a_count():
+    said, now = [], [0.0]
+    limiter = RepeatLimiter(said.append, every_s=60, clock=lambda: now[0])
+    for step in range(369):  # 369 failures in 10 s, as a full disk gave
+        now[0] = step * 10 / 369
+        limiter("cursor", "cannot save the cursor c: [Errno 28] No space left on device")
+    limiter("other", "another problem")
+    assert said == ["cannot save the cursor c: [Errno 28] No space left on device", "another problem"]
+    now[0] = 61.0
+    limiter("cursor", "cannot save the cursor c: [Errno 28] No space left on device")
+    assert said[-1] == "cannot save the cursor c: [Errno 28] No space left on device (and 368 more times in the last 61 s)"
+    limiter("cursor", "cannot save the cursor c: again")
+    limiter.flush()
+    assert said[-1] == "cannot save the cursor c: again (1 more times since it was last said)"
+
+
+@needs_mosquitto
+def test_a_cursor_that_cannot_be_saved_is_said_once_not_hundreds_of_times(tmp_path, broker, subscriber_factory):
+    broker.start()
+    path = tmp_path / "events.jsonl"
+    sequenced_events(path, 20)
+    cursor_path(path).mkdir()  # the cursor's path is a folder: every save fails
+    sub = subscriber_factory(broker)
+    reports = []
+    sender = forwarder(path, broker, reports=reports).start()
+    wait_until(lambda: len(sub.on("/track")) >= 20, 15, "the events")
+    time.sleep(2.0)  # idle: it tries to save the cursor on every pass (several a second)
+    sender.stop()
+    failures = [line for line in reports if line.startswith("cannot save the cursor")]
+    assert len(failures) == 2, reports  # once when it happened, once at stop with the count
+    assert "more times since it was last said" in failures[1] and int(failures[1].split("(")[-1].split()[0]) >= 5
