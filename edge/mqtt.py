@@ -398,8 +398,11 @@ class Forwarder:
             entry = [info.mid, position, False]
             self._pending.append(entry)
             self._by_mid[info.mid] = entry
-            if self.state.apply(record):
-                self._status_dirty = True
+            try:
+                if self.state.apply(record):
+                    self._status_dirty = True
+            except ValueError:
+                pass  # sent as it is; only the summary in the state topic skips a record it cannot read
             published = True
         return published
 
