@@ -57,21 +57,23 @@ class BrokerSettings:
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """mqtt://host[:port] (1883) or mqtts://host[:port] (8883, TLS) -> (host, port, tls)."""
+    """mqtt://host[:port] (1883) or mqtts://host[:port] (8883, TLS) -> (host, port, tls).
+    Errors never repeat the URL past its host: a password typed where the port goes must not reach a log."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"mqtt = {url!r}: the broker URL must start with mqtt:// or mqtts://")
+        raise ValueError("mqtt: the broker URL must start with mqtt:// or mqtts://")
     if "@" in parts.netloc:
         raise ValueError(
             "mqtt: the broker URL must not hold credentials (they would land in the config and the log); "
             f"set {USERNAME_ENV} and {PASSWORD_ENV} or give mqtt_credentials_file"
         )
+    shown = f"{parts.scheme}://{parts.hostname or ''}"  # what an error may show of the URL
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"mqtt = {url!r}: the port must be a number from 1 to 65535") from None
+        raise ValueError(f"mqtt = {shown}:...: the port must be a number from 1 to 65535 (the rest of the URL is not shown)") from None
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"mqtt = {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+        raise ValueError(f"mqtt = {shown}...: expected mqtt://host[:port] or mqtts://host[:port]")
     tls = parts.scheme == "mqtts"
     return parts.hostname, port or (8883 if tls else 1883), tls
 
@@ -80,9 +82,13 @@ def read_credentials(path: str | Path) -> dict[str, str]:
     """NAME=VALUE lines (the systemd EnvironmentFile format): FER_MQTT_USERNAME, FER_MQTT_PASSWORD."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ValueError(f"mqtt_credentials_file {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"mqtt_credentials_file {path}: not a text file (byte {error.start} is not UTF-8)") from None
+    if "\0" in text:
+        raise ValueError(f"mqtt_credentials_file {path}: not a text file (it holds NUL bytes)")
     values = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -104,6 +110,8 @@ def broker_settings(url: str, ca_file: str = "", credentials_file: str = "", env
         raise ValueError(f"mqtt_ca_file {ca_file}: a CA file needs an mqtts:// broker URL")
     if ca_file and not Path(ca_file).is_file():
         raise ValueError(f"mqtt_ca_file {ca_file}: no such file")
+    if ca_file:
+        check_ca_file(ca_file)
     environ = os.environ if environ is None else environ
     secrets = {name: environ[name] for name in (USERNAME_ENV, PASSWORD_ENV) if environ.get(name)}
     if not secrets and credentials_file:
@@ -111,6 +119,17 @@ def broker_settings(url: str, ca_file: str = "", credentials_file: str = "", env
     if secrets.get(PASSWORD_ENV) and not secrets.get(USERNAME_ENV):
         raise ValueError(f"{PASSWORD_ENV} is set but {USERNAME_ENV} is not")
     return BrokerSettings(host, port, tls, ca_file, secrets.get(USERNAME_ENV, ""), secrets.get(PASSWORD_ENV, ""))
+
+
+def check_ca_file(ca_file: str) -> None:
+    """Load it the way the TLS connection will: a file that holds no PEM certificate is an error naming it."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except (ssl.SSLError, OSError, ValueError) as error:
+        why = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+        raise ValueError(f"mqtt_ca_file {ca_file}: not a CA certificate file (PEM) OpenSSL can load ({why})") from None
 
 
 def new_client(settings: BrokerSettings, client_id: str, will_topic: str | None = None):

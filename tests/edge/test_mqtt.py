@@ -94,6 +94,36 @@ def test_credentials_come_from_the_environment_or_a_file_and_never_show(tmp_path
         broker_settings("mqtt://h", environ={"FER_MQTT_PASSWORD": PASSWORD})
 
 
+def test_a_malformed_broker_url_never_shows_its_secret_part():
+    for url in ("mqtt://host:S3cretPW", "mqtts://host:S3cretPW/x", "mqtt://host/S3cretPW", "mqtt://host?S3cretPW"):
+        with pytest.raises(ValueError, match="mqtt") as error:
+            parse_broker_url(url)
+        assert "S3cretPW" not in str(error.value), error.value
+        assert "host" in str(error.value)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--mqtt", "mqtt://host:S3cretPW", "--log", "e.jsonl"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "the port must be a number" in result.stderr
+    assert "S3cretPW" not in result.stderr + result.stdout
+
+
+def test_a_binary_credentials_file_or_a_garbage_ca_file_is_an_error_naming_it(tmp_path):
+    binary = tmp_path / "mqtt.env"
+    binary.write_bytes(bytes(range(256)) * 4)
+    binary.chmod(0o600)
+    with pytest.raises(ValueError, match=rf"mqtt_credentials_file {binary}: not a text file"):
+        broker_settings("mqtt://h", credentials_file=str(binary), environ={})
+    binary.write_bytes(b"FER_MQTT_USERNAME=a\0b\n")
+    with pytest.raises(ValueError, match=rf"mqtt_credentials_file {binary}: not a text file \(it holds NUL bytes\)"):
+        broker_settings("mqtt://h", credentials_file=str(binary), environ={})
+    for garbage in (b"not a certificate\n", os.urandom(2048)):
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(garbage)
+        with pytest.raises(ValueError, match=rf"mqtt_ca_file {ca}: not a CA certificate file"):
+            broker_settings("mqtts://h", ca_file=str(ca))
+
+
 def test_config_checks_mqtt_settings_up_front(tmp_path):
     with pytest.raises(ValueError, match=r"--mqtt needs --log \(run.log\) to be a file"):
         RunConfig(mqtt="mqtt://h")
