@@ -551,3 +551,28 @@ def test_a_cursor_that_cannot_be_saved_is_said_once_not_hundreds_of_times(tmp_pa
     failures = [line for line in reports if line.startswith("cannot save the cursor")]
     assert len(failures) == 2, reports  # once when it happened, once at stop with the count
     assert "more times since it was last said" in failures[1] and int(failures[1].split("(")[-1].split()[0]) >= 5
+
+
+@needs_mosquitto
+def test_a_run_whose_log_folder_is_deleted_delivers_every_event(tmp_path, broker, subscriber_factory):
+    """Before: the forwarder thread died (IndexError) and the runtime went on writing into the unlinked
+    file; 57 of ~600 events were sent."""
+    broker.start()
+    sub = subscriber_factory(broker, "fer-edge/pi1/#")
+    path = tmp_path / "logs" / "events.jsonl"
+    seen = []
+
+    def delete_the_folder_once(result):
+        seen.append(result.frame.index)
+        if len(seen) == 30:
+            shutil.rmtree(path.parent)
+
+    summary = pipeline.run(
+        RunConfig(source="sample", log=str(path), mqtt=broker.url, device_id="pi1", stats_interval=0.1, mqtt_discovery=False),
+        observer=delete_the_folder_once,
+    )
+    written = [json.loads(line) for line in path.read_text().splitlines()]  # what the reopened log holds
+    assert written[0]["event"] == "log_reopened" and written[-1]["event"] == "stop" and summary["frames"] == 150
+    last = written[-1]["seq"]
+    arrived = lambda: {k[2] for k in keys(sub.on("/track") + sub.on("/stats") + sub.on("/run"))}  # noqa: E731
+    wait_until(lambda: arrived() >= set(range(1, last + 1)), 20, "every event, before and after the folder went")

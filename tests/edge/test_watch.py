@@ -15,7 +15,6 @@ from edge.mqtt import Forwarder, broker_settings
 from edge.watch import FleetTable, watch
 
 
-
 def message(device, seq, event="new", run="r1", **fields):
     return json.dumps({"event": event, "time": "2026-01-01T12:00:00.000Z", "device": device, "run": run, "seq": seq, **fields}).encode()
 
