@@ -16,6 +16,7 @@ import numpy as np
 
 from edge import contract
 from edge.metrics import NO_FACE, classification_metrics, draw_confusion
+from edge.paths import printable
 from edge.stills import DEFAULT_MAX_IMAGE_PIXELS, STILL_SUFFIXES, StillAnalyzer, largest, read_still, still_name
 
 # Folder names people use for the seven classes (FER2013, FER+, CK+, JAFFE/KDEF codes, RAF-DB words).
@@ -80,7 +81,7 @@ def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progr
     with_face = predicted_array != NO_FACE
     metrics = classification_metrics(truth_array, predicted_array, labels)
     return {
-        "folder": str(folder.root),
+        "folder": printable(folder.root),
         "mode": "crops (every image is one face)" if crops else "stills (largest face of each image)",
         "model": str(analyzer.model.path),
         "flip_tta": analyzer.model.flip_tta,

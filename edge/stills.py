@@ -104,7 +104,7 @@ def _header_size(data: bytes, path: Path) -> tuple[int, int] | None:
     if data[:2] == b"\xff\xd8":
         size, scan = _jpeg_layout(data)
         if scan is None or data.find(b"\xff\xd9", scan) < 0:
-            raise ValueError(f"{path}: truncated or damaged JPEG (it ends before its end-of-image marker)")
+            raise ValueError(f"{printable(path)}: truncated or damaged JPEG (it ends before its end-of-image marker)")
         return size
     if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
@@ -122,15 +122,15 @@ def _decode(data: bytes, path: Path, header: tuple[int, int] | None, max_pixels:
                 flags = reduced
                 break
         if (width // 8) * (height // 8) > 4 * max_pixels:
-            raise ValueError(f"{path}: {width}x{height} pixels is too large to read even at 1/8 scale (--max-image-pixels {max_pixels})")
+            raise ValueError(f"{printable(path)}: {width}x{height} pixels is too large to read even at 1/8 scale (--max-image-pixels {max_pixels})")
     elif header is not None and header[0] * header[1] > 16 * max_pixels:
-        raise ValueError(f"{path}: {header[0]}x{header[1]} pixels is too large to read (--max-image-pixels {max_pixels})")
+        raise ValueError(f"{printable(path)}: {header[0]}x{header[1]} pixels is too large to read (--max-image-pixels {max_pixels})")
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as error:
-        raise ValueError(f"{path}: cannot decode ({error.msg.strip() if hasattr(error, 'msg') else error})") from None
+        raise ValueError(f"{printable(path)}: cannot decode ({error.msg.strip() if hasattr(error, 'msg') else error})") from None
     if image is None:
-        raise ValueError(f"{path}: not an image OpenCV can decode (corrupt, truncated or unreadable)")
+        raise ValueError(f"{printable(path)}: not an image OpenCV can decode (corrupt, truncated or unreadable)")
     return image
 
 
@@ -142,7 +142,7 @@ def read_still(path: Path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Still:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ValueError(f"{path}: cannot read it ({error.strerror or error})") from None
+        raise ValueError(f"{printable(path)}: cannot read it ({error.strerror or error})") from None
     header = _header_size(data, path)
     image = _decode(data, path, header if max_pixels else None, max_pixels)
     del data

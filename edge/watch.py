@@ -13,6 +13,7 @@ from typing import TextIO
 from edge.fleet import DeviceState, parse_topic, record_key
 from edge.mqtt import BrokerSettings, new_client, reason_text
 
+LINE_MAX = 300  # characters of one printed event line
 TABLE_COLUMNS = ("device", "status", "run", "events", "duplicates", "missing", "faces", "dominant", "fps", "dropped", "bad")
 
 
@@ -108,7 +109,8 @@ class FleetTable:
                 row.run = run
             row.events += 1
         when = str(record.get("time", ""))[11:23]
-        return f"{when:12} {device:16} #{str(record.get('seq', '?')):<6} {str(record.get('event', '?')):7} {describe(record)}{mark}"
+        line = f"{when:12} {device:16} #{str(record.get('seq', '?')):<6} {str(record.get('event', '?')):7} {describe(record)}"
+        return line[:LINE_MAX] + mark  # a message of any size prints as one bounded line
 
     def table(self) -> str:
         lines = [TABLE_COLUMNS]

@@ -163,3 +163,9 @@ def test_watch_command_survives_bad_messages(broker):
     assert "Traceback" not in err
     assert out.count("bad message on") == len(BAD_MESSAGES) and "track 2 sad 0.7" in out
     assert out.splitlines()[-1].split()[-1] == str(len(BAD_MESSAGES))  # the table's bad column
+
+
+def test_an_event_of_any_size_prints_as_one_bounded_line():
+    fleet = FleetTable("fer-edge")
+    line = fleet.message("fer-edge/pi1/track", message("pi1", 1, track=1, label="x" * 100_000, score=0.5))
+    assert len(line) <= 300 and "\n" not in line and fleet.rows["pi1"].events == 1
