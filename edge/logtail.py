@@ -34,14 +34,14 @@ class Position:
         inode, offset, key = data.get("inode"), data.get("offset"), data.get("key")
         for name, value in (("inode", inode), ("offset", offset)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r:.40}")
         if key is not None:
             valid = (
                 isinstance(key, list) and len(key) == 3 and isinstance(key[0], str) and isinstance(key[1], str)
                 and isinstance(key[2], int) and not isinstance(key[2], bool) and key[2] >= 1
             )
             if not valid:
-                raise ValueError(f"key must be null or [device, run, seq >= 1], got {key!r}")
+                raise ValueError(f"key must be null or [device, run, seq >= 1], got {key!r:.80}")
         return cls(inode, offset, tuple(key) if key is not None else None)
 
 

@@ -300,7 +300,11 @@ class Forwarder:
                     (self._drained and not self._pending) or (not self._connected and self._drain_tried)
                 ):
                     break  # all sent, or the broker is out of reach: the rest waits in the log for the next start
-                self._step()
+                try:
+                    self._step()
+                except Exception as error:  # noqa: BLE001 - a thread that dies stops delivery without a word
+                    self.repeated("step", f"forwarder error, retrying in 1 s: {type(error).__name__}: {error}")
+                    self.stop_event.wait(1.0)
         finally:
             self._finish()
 

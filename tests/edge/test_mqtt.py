@@ -576,3 +576,27 @@ def test_a_run_whose_log_folder_is_deleted_delivers_every_event(tmp_path, broker
     last = written[-1]["seq"]
     arrived = lambda: {k[2] for k in keys(sub.on("/track") + sub.on("/stats") + sub.on("/run"))}  # noqa: E731
     wait_until(lambda: arrived() >= set(range(1, last + 1)), 20, "every event, before and after the folder went")
+
+
+@needs_mosquitto
+def test_an_unexpected_error_in_the_forwarder_is_said_and_delivery_goes_on(tmp_path, broker, subscriber_factory):
+    broker.start()
+    path = tmp_path / "events.jsonl"
+    sequenced_events(path, 10)
+    sub = subscriber_factory(broker)
+    reports = []
+    sender = forwarder(path, broker, reports=reports)
+    real_read, failures = sender.tail.read, []
+
+    def read_failing_once():
+        if not failures:
+            failures.append(True)
+            raise OSError(5, "Input/output error")
+        return real_read()
+
+    sender.tail.read = read_failing_once
+    sender.start()
+    wait_until(lambda: len(sub.on("/track")) >= 10, 15, "the events after the error")
+    sender.stop()
+    assert any("forwarder error, retrying in 1 s: OSError: [Errno 5] Input/output error" in line for line in reports)
+    assert keys(sub.on("/track")) == keys(log_lines(path))
