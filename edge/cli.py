@@ -68,7 +68,7 @@ MODEL_AND_DETECTOR = (
 
 
 @app.command("eval")
-@cli_options(RunConfig, only=MODEL_AND_DETECTOR)
+@cli_options(RunConfig, only=(*MODEL_AND_DETECTOR, "max_image_pixels"))
 def eval_folder(
     folder: Path = typer.Argument(..., help="one sub-folder per emotion (angry or anger, happy or happiness, ...)"),
     crops: bool = typer.Option(False, "--crops", help="every image is an already-cropped face (e.g. FER2013's test folders): no detection"),
@@ -89,7 +89,10 @@ def eval_folder(
         model = load_model(run_config)
         analyzer = StillAnalyzer(make_detector(run_config, stills=True), model)
         folder_images = labelled_images(folder, pattern)
-        report = evaluate(folder_images, analyzer, crops, progress=lambda items: track(items, description="evaluating", transient=True))
+        report = evaluate(
+            folder_images, analyzer, crops, progress=lambda items: track(items, description="evaluating", transient=True),
+            max_pixels=run_config.max_image_pixels,
+        )
         written = write_report(report, out_dir, model.labels)
     except (ValueError, OSError, ImportError) as error:
         fail(str(error))

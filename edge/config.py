@@ -79,6 +79,9 @@ class RunConfig:
     stats_interval: float = setting(10.0, "seconds between stats records", above=0.0, high=86_400)
     display: bool = setting(False, "show an annotated preview window (needs a desktop session)")
     save_video: str = setting("", 'write the annotated video to this file; "" = none')
+    # 12 MP: a phone photo (4032x3024) is read whole; an 8000x8000 scan is decoded at 1/2 scale by the JPEG
+    # library and resized, so it takes ~100 MB instead of ~2 GB, which would kill a 1-2 GB Pi.
+    max_image_pixels: int = setting(12_000_000, "images: one with more pixels is scaled down to this many when read (memory stays bounded; the record keeps its original size)", low=10_000, high=1_000_000_000, zero_means="never scale down")
     save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none')
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")

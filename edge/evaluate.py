@@ -16,7 +16,8 @@ import numpy as np
 
 from edge import contract
 from edge.metrics import NO_FACE, classification_metrics, draw_confusion
-from edge.stills import STILL_SUFFIXES, StillAnalyzer, largest, read_still
+from edge.paths import printable
+from edge.stills import DEFAULT_MAX_IMAGE_PIXELS, STILL_SUFFIXES, StillAnalyzer, largest, read_still, still_name
 
 # Folder names people use for the seven classes (FER2013, FER+, CK+, JAFFE/KDEF codes, RAF-DB words).
 SYNONYMS = {
@@ -57,15 +58,15 @@ def labelled_images(root: str | Path, pattern: str = "*") -> LabelledFolder:
     return LabelledFolder(root, images, skipped)
 
 
-def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progress=None) -> dict:
+def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progress=None, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """The report: accuracy on all images (no face = wrong), on images with a face, detection rate,
     per-class precision/recall/F1, macro-F1, confusion matrix, unreadable and misclassified images."""
     labels = analyzer.model.labels
     truth, predicted, unreadable, wrong = [], [], [], []
     for path, label in progress(folder.images) if progress else folder.images:
-        name = path.relative_to(folder.root).as_posix()
+        name = still_name(path, folder.root)
         try:
-            gray, _ = read_still(path, grey_only=True)
+            gray = read_still(path, max_pixels).gray
         except ValueError as error:
             unreadable.append({"image": name, "error": str(error)})
             continue
@@ -80,7 +81,7 @@ def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progr
     with_face = predicted_array != NO_FACE
     metrics = classification_metrics(truth_array, predicted_array, labels)
     return {
-        "folder": str(folder.root),
+        "folder": printable(folder.root),
         "mode": "crops (every image is one face)" if crops else "stills (largest face of each image)",
         "model": str(analyzer.model.path),
         "flip_tta": analyzer.model.flip_tta,

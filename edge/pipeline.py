@@ -44,7 +44,7 @@ from edge.mqtt import open_fleet_log
 from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
 from edge.sources import Frame, ReopeningSource, Source, open_source
-from edge.stills import StillAnalyzer, is_still, list_stills, read_still
+from edge.stills import StillAnalyzer, is_still, list_stills, read_still, still_name
 from edge.track import Tracker, TrackEvent
 
 DUPLICATE_IOU = 0.5
@@ -240,6 +240,10 @@ class FrameFeed:
             return "max frames"
         return None
 
+    def _end_of_source(self) -> str:
+        early = getattr(self.source, "ended_early", "")  # a video file shorter than its header says
+        return f"end of source: {early}" if early else "end of source"
+
     def __iter__(self) -> Iterator[Frame]:
         deadline = threading.Timer(self.duration, self._time_up) if self.duration else None
         if deadline is not None:
@@ -251,7 +255,7 @@ class FrameFeed:
                 with self.timer.stage("capture"):
                     frame = self.source.read()
                 if frame is None:
-                    reason = self._why_stop(count) or "end of source"
+                    reason = self._why_stop(count) or self._end_of_source()
                     break
                 count += 1
                 yield frame
@@ -407,16 +411,16 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
             if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
                 reason = "signal" if stop_event.is_set() else "max frames"
                 break
-            name = path.relative_to(root).as_posix()
+            name = still_name(path, root)
             with timer.stage("capture"):
                 try:
-                    gray, color = read_still(path, grey_only=not config.save_images)
+                    still = read_still(path, config.max_image_pixels)
                 except ValueError as error:
                     log.write(image_error_record(name, str(error)))
                     counters.errors += 1
                     continue
-            faces = analyzer.faces(gray)
-            record = image_record(name, (gray.shape[1], gray.shape[0]), [face_record(f.box, f.scores, model.labels) for f in faces])
+            faces = analyzer.faces(still.gray)
+            record = image_record(name, still.size, [face_record(f.box, f.scores, model.labels) for f in faces], still.original_size)
             with timer.stage("log"):
                 log.write(record)
                 if csv is not None:
@@ -424,7 +428,7 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
             counters.frames += 1
             counters.faces += len(faces)
             if config.save_images:
-                outputs.save_still(name, color, [(f.box, f.scores, None) for f in faces], record)
+                outputs.save_still(name, still.color, [(f.box, f.scores, None) for f in faces], record)
     except BaseException as error:
         reason = f"error: {type(error).__name__}: {error}"
         raise

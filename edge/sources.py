@@ -8,6 +8,7 @@ fails raises `SourceError`, which `ReopeningSource` turns into close, back off, 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -19,11 +20,17 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edge.paths import is_utf8, printable
+
 SOURCE_FORMS = "picamera2, usb:N (e.g. usb:0), a video file, an image file or a folder of images"
 PICAMERA2_HINT = (
     "install it with `sudo apt install python3-picamera2` and create the venv with "
     "`python3 -m venv --system-site-packages .venv` so the venv can see it"
 )
+
+
+# Frames a container's count may be off by (rounding of duration x rate) before a short file counts as cut off.
+EARLY_END_SLACK = 2
 
 
 class SourceError(RuntimeError):
@@ -91,29 +98,50 @@ class VideoSource(_Base):
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.description = f"video {self.path}"
+        self.description = f"video {printable(self.path)}"
         self._capture: cv2.VideoCapture | None = None
         self._index = 0
+        self._fd: int | None = None  # the file, open here, when its name is not UTF-8 (see edge.paths)
+        self.expected_frames = 0  # what the container says it holds (0 = it does not say)
+        self.ended_early = ""  # why the file ended before that, when it did
 
     def open(self) -> None:
         if self._capture is not None:
             return
         if not self.path.is_file():
-            raise FileNotFoundError(f"video {self.path} not found")
-        capture = cv2.VideoCapture(str(self.path))
+            raise FileNotFoundError(f"video {printable(self.path)} not found")
+        name = str(self.path)
+        if not is_utf8(self.path):
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            name = f"/proc/self/fd/{self._fd}"
+        capture = cv2.VideoCapture(name)
         if not capture.isOpened():
             capture.release()
-            raise ValueError(f"cannot open video {self.path} (unsupported format or codec?)")
+            self._close_fd()
+            raise ValueError(f"cannot open video {printable(self.path)} (unsupported format or codec, or a damaged file?)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and fps > 0 and np.isfinite(fps) else None
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.expected_frames = int(count) if count and count > 0 and np.isfinite(count) else 0
         self._capture, self._index = capture, 0
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def read(self) -> Frame | None:
         if self._capture is None:
             raise RuntimeError(f"{self.description} is not open")
         ok, image = self._capture.read()
         if not ok or image is None:
-            return None  # end of file: a truncated tail also ends the stream cleanly
+            # End of file. Short of what the container promised: the file was cut off or is damaged.
+            if self.expected_frames and self._index < self.expected_frames - EARLY_END_SLACK:
+                self.ended_early = (
+                    f"{printable(self.path)} ended early, at frame {self._index} of the {self.expected_frames} "
+                    "its header promises: the file is truncated or damaged"
+                )
+            return None
         index = self._index
         self._index += 1
         if self.fps:
@@ -127,6 +155,7 @@ class VideoSource(_Base):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+        self._close_fd()
 
 
 class UsbCameraSource(_Base):
