@@ -70,15 +70,18 @@ def parse_web_address(text: str) -> tuple[str, int]:
     """HOST:PORT or [IPv6]:PORT -> (host, port); port 0 picks a free one. ValueError names --web."""
     value = text.strip()
     host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
         host = host[1:-1]
     if not sep or not host or not port.isdigit() or int(port) > 65535 or any(c in host for c in "/@?#[] "):
         raise ValueError(f"--web (run.web) {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
-    if ":" in host:
+    if ":" in host or bracketed:
         try:
+            if not bracketed:
+                raise ValueError
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ValueError(f"--web (run.web) {text!r}: {host!r} is not an IPv6 address (write [::1]:8080)") from None
+            raise ValueError(f"--web (run.web) {text!r}: an IPv6 address goes in brackets, e.g. [::1]:8080") from None
     return host, int(port)
 
 
@@ -122,7 +125,7 @@ def web_token(config, environ=None) -> str:
         token, source = read_token_file(config.web_token_file), f"web_token_file {config.web_token_file}"
     if token and len(token) < MIN_TOKEN_LENGTH:
         raise ValueError(
-            f"{source}: the live view's token must be at least {MIN_TOKEN_LENGTH} characters "
+            f"--web {config.web}: {source}: the live view's token must be at least {MIN_TOKEN_LENGTH} characters "
             "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     host, _ = parse_web_address(config.web)
