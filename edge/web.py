@@ -496,6 +496,8 @@ class LiveViewHandler(BaseHTTPRequestHandler):
         if url.path in PAGES:
             name, kind = PAGES[url.path]
             return self.send_body((ASSETS / name).read_bytes(), kind, HTTPStatus.OK, head)
+        if url.path == "/favicon.ico":  # browsers ask for one; there is none
+            return self.send_body(b"", "image/x-icon", HTTPStatus.NO_CONTENT, head=True)
         if url.path == "/api/state":
             return self.send_json(view.api_state(), HTTPStatus.OK, head)
         if url.path in ("/stream.mjpg", "/events") and not head:
