@@ -189,7 +189,8 @@ install.sh copies this to ~/fer-edge/edge.toml with the home paths rewritten; it
 edge.toml you have edited (it writes edge.toml.new next to it instead).
 Unknown keys are rejected; command-line options override these values.
 An MQTT broker login never goes here: install.sh writes FER_MQTT_USERNAME and FER_MQTT_PASSWORD to
-~/fer-edge/mqtt.env (mode 600), which the service reads."""
+~/fer-edge/mqtt.env (mode 600), which the service reads. Nor does the live view's access token, which goes to
+~/fer-edge/web.env (FER_WEB_TOKEN, mode 600)."""
 
 
 def pi_toml() -> str:

@@ -358,7 +358,7 @@ def test_deploy_refuses_a_login_in_edge_toml_and_never_bundles_mqtt_env(tmp_path
     copy = tmp_path / "project"
     shutil.copytree(DEPLOY, copy / "deploy")
     toml = copy / "deploy" / "edge.toml"
-    for line in ('mqtt = "mqtt://pi:hunter2@broker"', 'password = "hunter2"'):
+    for line in ('mqtt = "mqtt://pi:hunter2@broker"', 'password = "hunter2"', 'FER_WEB_TOKEN = "hunter2-hunter2-hunter2"'):
         toml.write_text((DEPLOY / "edge.toml").read_text() + line + "\n")
         result = run(["bash", str(copy / "deploy" / "deploy.sh"), "pi@host"], DRY_RUN="1", PATH=path)
         assert result.returncode == 1 and "holds a broker login" in result.stderr
