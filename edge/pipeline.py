@@ -43,7 +43,7 @@ from edge.motion import MotionGate, union
 from edge.mqtt import open_fleet_log
 from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
-from edge.sources import Frame, PlaybackSource, ReopeningSource, Source, open_source
+from edge.sources import Frame, Picamera2Source, PlaybackSource, ReopeningSource, Source, open_source
 from edge.stills import StillAnalyzer, is_still, list_stills, read_still
 from edge.track import Tracker, TrackEvent
 from edge.web import open_live_view, web_token
@@ -304,8 +304,7 @@ def video_source(config: RunConfig, stop_event: threading.Event, write: Callable
     backoff, its outage written as records."""
     source = open_source(
         config.source_spec(), frame_width=config.frame_width, frame_height=config.frame_height, fps=config.fps,
-        lores_width=config.lores_width, lores_height=config.lores_height,
-        want_color=bool(config.display or config.save_video or config.web),
+        lores_width=config.lores_width, lores_height=config.lores_height, want_color=bool(config.display or config.save_video),
     )
     if not source.live and (config.realtime or config.loop):
         source = PlaybackSource(source, realtime=config.realtime, loop=config.loop, stop_event=stop_event)
@@ -376,8 +375,8 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)
-            if live is not None:
-                live.frame(frame.color if frame.color is not None else frame.gray, faces, time.monotonic())
+            if live is not None:  # grey only where boxes fit it (picamera2's lores image is smaller than its colour one)
+                live.frame(frame.color if frame.color is not None or source.scale_to_main != 1 else frame.gray, faces, time.monotonic())
             if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
                 feed.stop("preview closed")
             if stats.due(now := time.monotonic()):
@@ -408,7 +407,12 @@ def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, *o
     except BaseException:
         close_all(*opened)
         raise
-    return (live, live.tap(log)) if live is not None else (None, log)
+    if live is None:
+        return None, log
+    camera = getattr(opened[-1], "inner", opened[-1])
+    if isinstance(camera, Picamera2Source) and not camera.want_color:
+        camera.color_wanted = lambda: live.hub.viewers > 0  # the main stream only while someone watches
+    return live, live.tap(log)
 
 
 def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:

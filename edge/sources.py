@@ -227,6 +227,8 @@ class Picamera2Source(_Base):
         self.fps = float(fps)
         self.camera_num = camera_num
         self.want_color = want_color
+        # Asked each frame when set: the live view wants colour only while someone watches.
+        self.color_wanted: Callable[[], bool] | None = None
         self.scale_to_main = frame_width / lores_width
         self.description = (
             f"picamera2 camera {camera_num} ({frame_width}x{frame_height}, lores {lores_width}x{lores_height})"
@@ -263,7 +265,7 @@ class Picamera2Source(_Base):
         if self._camera is None:
             raise SourceError(f"{self.description} is not open")
         try:
-            if self.want_color:
+            if self.want_color or (self.color_wanted is not None and self.color_wanted()):
                 # Both streams from one request, so the colour image is the same moment as the grey one.
                 (yuv, color), _ = self._camera.capture_arrays(["lores", "main"])
             else:

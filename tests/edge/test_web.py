@@ -426,3 +426,50 @@ def test_playback_loops_the_clip_at_its_own_pace():
     once = PlaybackSource(VideoSource(SAMPLE_CLIP), realtime=False, loop=False)
     with once:
         assert sum(1 for _ in iter(once.read, None)) == 150
+
+
+def test_picamera2_fetches_colour_only_while_someone_watches(tmp_path, monkeypatch):
+    import types
+
+    from test_sources import FakePicamera2
+
+    class CountingCamera(FakePicamera2):
+        both = 0
+
+        def capture_arrays(self, names=("main",)):
+            CountingCamera.both += 1
+            time.sleep(0.005)
+            return super().capture_arrays(names)
+
+        def capture_array(self, name="main"):
+            time.sleep(0.005)
+            return super().capture_array(name)
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = CountingCamera
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    opened: list[web.LiveView] = []
+    real_open = pipeline.open_live_view
+    monkeypatch.setattr(pipeline, "open_live_view", lambda *a: opened.append(real_open(*a)) or opened[-1])
+    monkeypatch.setenv(web.TOKEN_ENV, "")
+    stop = threading.Event()
+    config = RunConfig(source="picamera2", web="127.0.0.1:0", log=str(tmp_path / "e.jsonl"), duration=60)
+    runner = threading.Thread(target=pipeline.run, args=(config, stop), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: opened and opened[0].hub.last_frame_at, 30, "frames")
+        time.sleep(0.5)
+        assert CountingCamera.both == 0  # nobody watches: the lores stream alone
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", opened[0].port, timeout=10)
+        connection.request("GET", "/stream.mjpg")
+        parts = read_mjpeg_parts(connection.getresponse(), 2)
+        image = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (480, 640, 3)  # the main stream, not the 320x240 lores one
+        assert CountingCamera.both > 0
+        connection.close()
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
