@@ -46,7 +46,6 @@ from edge.signals import install_stop_handlers
 from edge.sources import Frame, Picamera2Source, PlaybackSource, ReopeningSource, Source, open_source
 from edge.stills import StillAnalyzer, is_still, list_stills, read_still
 from edge.track import Tracker, TrackEvent
-from edge.web import open_live_view, web_token
 
 DUPLICATE_IOU = 0.5
 
@@ -295,6 +294,8 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
                 raise ValueError("--web shows a camera or a video; images and folders run as stills (use --save-images)")
             return run_stills(config, stop_event)
         if config.web:
+            from edge.web import web_token  # the HTTP server's modules load only for --web
+
             web_token(config)  # refused (no token for a network address) before the model loads or the camera opens
         return run_video(config, stop_event, observer)
 
@@ -398,17 +399,23 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     return summary
 
 
+def open_live_view(config: RunConfig, model: EmotionModel, annotate):
+    from edge.web import open_live_view as open_it  # the HTTP server's modules load only for --web
+
+    return open_it(config, model, annotate)
+
+
 def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, *opened):
     """--web: the live view, listening, and the log (the first of `opened`) tapped for it; the log as it was
     without --web. A failure to listen closes what was opened (log, CSV, source)."""
     log = opened[0]
+    if not config.web:
+        return None, log
     try:
         live = open_live_view(config, model, outputs.annotate)
     except BaseException:
         close_all(*opened)
         raise
-    if live is None:
-        return None, log
     camera = getattr(opened[-1], "inner", opened[-1])
     if isinstance(camera, Picamera2Source) and not camera.want_color:
         camera.color_wanted = lambda: live.hub.viewers > 0  # the main stream only while someone watches

@@ -156,7 +156,9 @@ def test_a_viewer_that_never_reads_does_not_slow_the_run_or_grow_memory(tmp_path
         read_mjpeg_parts(reader, 2)
         after = [r["processing_fps"] for r in live.records() if r["event"] == "stats"][counted + 1:]
         assert len(after) >= 5 and live.state()["stream"]["encoded"] > 20
-        assert statistics.median(after) > 0.5 * statistics.median(before), (before, after)
+        # A loop held by a stalled viewer would make next to nothing here (the socket gives up only after 10 s);
+        # a quarter of the pace before leaves room for a busy shared machine.
+        assert statistics.median(after) > 0.25 * statistics.median(before), (before, after)
         assert max(rss) - rss_before < 40, (rss_before, rss)  # one JPEG per viewer at most, never a queue
         assert rss[-1] - rss[1] < 15, rss  # and no growth while they stall
         for sock in stalled:
@@ -473,3 +475,14 @@ def test_picamera2_fetches_colour_only_while_someone_watches(tmp_path, monkeypat
         stop.set()
         runner.join(30)
     assert not runner.is_alive()
+
+
+def test_without_web_the_server_is_not_even_imported(tmp_path):
+    probe = (
+        "import sys\nfrom edge.config import RunConfig\nfrom edge.pipeline import run\n"
+        f"run(RunConfig(source='sample', max_frames=3, log={str(tmp_path / 'e.jsonl')!r}))\n"
+        "print('edge.web' in sys.modules, 'http.server' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "False"]
