@@ -18,6 +18,7 @@ OUT ?= out
 .PHONY: help demo test lint train convert bench bench-peer summary clean
 help:
 	@echo "make demo            run the runtime on the bundled clip with the shipped model (no camera)"
+	@echo "make demo WEB=1      the same with the live view in the browser: http://127.0.0.1:8080/"
 	@echo "make test            lint and run the test suite"
 	@echo "make train [LABELS=ferplus] [DATA=...]   train mini-Xception into runs/<labels>/ (never the shipped model)"
 	@echo "make convert RUN=runs/ferplus [NAME=ferplus]   full-int8 TFLite, both label sets' report, gate; bundle as NAME"
@@ -37,8 +38,16 @@ $(VENV)/.all: $(VENV)/.edge
 	$(PY) -m pip install -q -e ".[train,dev]"
 	touch $@
 
+# WEB=1: the live view instead of a video file. The clip plays at its own 30 FPS (--realtime), over and over
+# (--loop), until Ctrl-C; open http://127.0.0.1:8080/ (WEB_ADDRESS= to change it; docs/live-view.md).
+WEB ?=
+WEB_ADDRESS ?= 127.0.0.1:8080
 demo: $(VENV)/.edge
+ifeq ($(WEB),1)
+	$(PY) -m edge run --source sample --web $(WEB_ADDRESS) --realtime --loop --emoji --log $(OUT)/demo-events.jsonl --summary
+else
 	$(PY) -m edge run --source sample --save-video $(OUT)/demo.mp4 --emoji --summary
+endif
 
 test: $(VENV)/.all
 	$(PY) -m ruff check .

@@ -45,10 +45,12 @@ run() { # run a command; with DRY_RUN=1 only print it
 }
 
 cd "$ROOT"
-# A broker login never travels in the bundle: it lives only in ~/fer-edge/mqtt.env on the Pi.
-if grep -nE '^[^#]*(mqtts?://[^"/ ]*@|(username|password)[[:space:]]*=|FER_MQTT_PASSWORD[[:space:]]*=)' deploy/edge.toml >&2; then
-    echo "deploy.sh: deploy/edge.toml holds a broker login (above); remove it and set FER_MQTT_USERNAME and" \
-        "FER_MQTT_PASSWORD when running install.sh on the Pi (they go to ~/fer-edge/mqtt.env, mode 600)" >&2
+# A broker login never travels in the bundle: it lives only in ~/fer-edge/mqtt.env on the Pi; the live
+# view's token only in ~/fer-edge/web.env.
+if grep -nE '^[^#]*(mqtts?://[^"/ ]*@|(username|password)[[:space:]]*=|FER_MQTT_PASSWORD[[:space:]]*=|FER_WEB_TOKEN[[:space:]]*=)' deploy/edge.toml >&2; then
+    echo "deploy.sh: deploy/edge.toml holds a broker login or the live view's token (above); remove it and set" \
+        "FER_MQTT_USERNAME and FER_MQTT_PASSWORD (or FER_WEB_TOKEN) when running install.sh on the Pi (they go" \
+        "to ~/fer-edge/mqtt.env and web.env, mode 600)" >&2
     exit 1
 fi
 if [ "$DRY_RUN" != 1 ]; then

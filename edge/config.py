@@ -103,6 +103,14 @@ class RunConfig:
     mqtt_credentials_file: str = setting("", 'file of FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600); "" = those environment variables')
     mqtt_discovery: bool = setting(True, "publish Home Assistant MQTT discovery configs")
     mqtt_discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
+    # Live view (edge/web.py): off unless an address is given. Any address but loopback needs an access token,
+    # which never lives here: it comes from FER_WEB_TOKEN or the file web_token_file names.
+    web: str = setting("", 'serve the live view (annotated stream, faces, expression timeline, health) at HOST:PORT, e.g. 127.0.0.1:8080; an address other than loopback needs a token; "" = none')
+    web_max_fps: float = setting(5.0, "live view: stream frames per second at most (each encoded once, however many watch)", low=0.5, high=30)
+    web_max_width: int = setting(640, "live view: stream frames are shrunk to this width at most", low=64, high=8192, zero_means="the frame's own width")
+    web_token_file: str = setting("", 'file holding the live view\'s access token (FER_WEB_TOKEN=... or the token alone; chmod 600); "" = the FER_WEB_TOKEN environment variable')
+    loop: bool = setting(False, "video files: start again at the end, until --duration, --max-frames or a stop (a demo that keeps going)")
+    realtime: bool = setting(False, "video files: deliver frames no faster than the file's own frame rate, as a camera would (to watch the live view)")
 
     def __post_init__(self):
         check(self, "run")
@@ -115,6 +123,10 @@ class RunConfig:
                 f"--frame-width/--frame-height {self.frame_width}x{self.frame_height}"
             )
         self._check_fleet()
+        if self.web:
+            from edge.web import parse_web_address
+
+            parse_web_address(self.web)
 
     def _check_fleet(self) -> None:
         from edge.fleet import check_topic_prefix, check_topic_word
@@ -186,7 +198,8 @@ install.sh copies this to ~/fer-edge/edge.toml with the home paths rewritten; it
 edge.toml you have edited (it writes edge.toml.new next to it instead).
 Unknown keys are rejected; command-line options override these values.
 An MQTT broker login never goes here: install.sh writes FER_MQTT_USERNAME and FER_MQTT_PASSWORD to
-~/fer-edge/mqtt.env (mode 600), which the service reads."""
+~/fer-edge/mqtt.env (mode 600), which the service reads. Nor does the live view's access token, which goes to
+~/fer-edge/web.env (FER_WEB_TOKEN, mode 600)."""
 
 
 def pi_toml() -> str:

@@ -256,6 +256,8 @@ class Picamera2Source(_Base):
         self.fps = float(fps)
         self.camera_num = camera_num
         self.want_color = want_color
+        # Asked each frame when set: the live view wants colour only while someone watches.
+        self.color_wanted: Callable[[], bool] | None = None
         self.scale_to_main = frame_width / lores_width
         self.description = (
             f"picamera2 camera {camera_num} ({frame_width}x{frame_height}, lores {lores_width}x{lores_height})"
@@ -292,7 +294,7 @@ class Picamera2Source(_Base):
         if self._camera is None:
             raise SourceError(f"{self.description} is not open")
         try:
-            if self.want_color:
+            if self.want_color or (self.color_wanted is not None and self.color_wanted()):
                 # Both streams from one request, so the colour image is the same moment as the grey one.
                 (yuv, color), _ = self._camera.capture_arrays(["lores", "main"])
             else:
@@ -438,3 +440,51 @@ class ReopeningSource(_Base):
                 return dataclasses.replace(frame, after_gap=True)
             error = read_error
         return None
+
+
+class PlaybackSource(_Base):
+    """A video file played the way a camera delivers frames, for the live view and demos: `realtime` never
+    hands a frame out before its time in the file (a slow pipeline just falls behind; nothing is dropped),
+    `loop` starts the file again at its end. Each start again is marked `after_gap` (the scene jumps, so
+    tracks end), and indices and timestamps keep counting up across the starts."""
+
+    def __init__(self, inner: Source, realtime: bool, loop: bool, stop_event: threading.Event | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.inner, self.realtime, self.loop = inner, realtime, loop
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
+        self._clock = clock
+        self._started: float | None = None
+        self._offset = self._last = 0.0
+        self._next_index = 0
+
+    fps = property(lambda self: self.inner.fps)
+    description = property(lambda self: self.inner.description)
+    scale_to_main = property(lambda self: self.inner.scale_to_main)
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def read(self) -> Frame | None:
+        frame, again = self.inner.read(), False
+        if frame is None and self.loop and self._next_index and not self.stop_event.is_set():
+            self.inner.close()
+            self.inner.open()
+            self._offset = self._last + 1.0 / (self.inner.fps or 30.0)
+            frame, again = self.inner.read(), True
+        if frame is None:
+            return None
+        frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset,
+                                    after_gap=frame.after_gap or again)
+        self._next_index += 1
+        self._last = frame.timestamp
+        if self.realtime:
+            now = self._clock()
+            if self._started is None:
+                self._started = now - frame.timestamp
+            wait = self._started + frame.timestamp - now
+            if wait > 0:
+                self.stop_event.wait(wait)
+        return frame
