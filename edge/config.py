@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from edge import contract
 from edge.settings import check, flag, setting
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -82,7 +83,7 @@ class RunConfig:
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
     flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured)")
-    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=8)
+    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX)
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
     # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). A broker login never lives here: it comes from
