@@ -198,6 +198,7 @@ def stopped_run(small_data, tmp_path_factory):
         (lambda f: {"init_from": str(f / "run" / "mini_xception.keras")}, "init_from: '' -> "),
         (lambda f: {"patience": 7}, "patience 5 -> 7"),
         (lambda f: {"skip_bad": True}, "skip_bad False -> True"),
+        (lambda f: {"epochs": 3}, "epochs 2 -> 3"),
     ],
 )
 def test_resume_refuses_other_data_votes_init_or_patience(small_data, stopped_run, change, message):
