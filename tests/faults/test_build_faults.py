@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -315,11 +316,14 @@ def test_a_shipped_sidecar_start_record_says_verified(tmp_path):
     assert start["sidecar_verified"] is True and "digest verified" in start["sidecar"]
 
 
-@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04" + bytes(200), None])
+@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04" + bytes(200), None, "a zip of something else"])
 def test_convert_on_a_corrupt_keras_file_names_it_as_not_a_keras_model(small_data, tmp_path, content):
     bad = tmp_path / "broken.keras"
     if content is None:  # a real model cut short, as by a full disk
         bad.write_bytes((ROOT / "models" / "mini_xception.keras").read_bytes()[:5000])
+    elif isinstance(content, str):  # a whole zip archive, but no model in it
+        with zipfile.ZipFile(bad, "w") as archive:
+            archive.writestr("notes.txt", content)
     else:
         bad.write_bytes(content)
     result = run_module(["convert", "--data", str(small_data), "--keras-model", str(bad), "--out-dir", str(tmp_path / "out"),
