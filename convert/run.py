@@ -31,12 +31,15 @@ from convert.quantize import (
     write_sidecar,
 )
 from edge import contract
+from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, bundled_model
 from edge.model import EmotionModel, file_sha256, load_interpreter_api, sidecar_path
 from edge.settings import check, setting
 from train.config import LABEL_SETS
 from train.data import ferplus_path_for, training_class_prior
+from train.shipped import refuse_shipped_output
 
 SPLITS = ("PublicTest", "PrivateTest")
+MIN_ACCURACY_FLOOR = 60.0  # %: the gate's default floor; the default bundled model is never installed below it
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,16 @@ class ConvertConfig:
 
     data: str
     keras_model: str = setting("models/mini_xception.keras", "the trained Keras model")
-    out_dir: str = setting("models", "where the .tflite models, sidecars and reports go")
+    out_dir: str = setting("out/convert", "where the .tflite models, sidecars and reports go (never the shipped models/ unless --allow-shipped-output)")
     name: str = setting("mini_xception", "file stem: NAME_int8.tflite, NAME_float32.tflite, ...")
     calibration_count: int = setting(300, "Training faces (class-balanced, with their mirrors) that calibrate int8", low=7, high=28_709)
     float32: bool = setting(True, "also export a float32 .tflite for comparison")
     float16: bool = setting(False, "also export a float16-weight .tflite for comparison")
-    max_drop: float = setting(1.0, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
-    min_accuracy: float | None = setting(None, "fail when int8 PrivateTest accuracy (%) is below this", low=0.0, high=100.0)
+    max_drop: float = setting(0.3, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
+    min_accuracy: float | None = setting(
+        MIN_ACCURACY_FLOOR, "fail when int8 PrivateTest accuracy (%) is below this, a floor that catches a broken model (0 = none; "
+        "--bundle needs one, the default model at least this default)", low=0.0, high=100.0
+    )
     limit: int = setting(0, "evaluate on at most this many faces per split (smoke runs)", low=1, zero_means="all")
     skip_bad: bool = setting(False, "skip and count malformed records instead of stopping")
     cache_dir: str | None = setting(None, "decoded-dataset cache (default ~/.cache/fer-edge)")
@@ -65,7 +71,8 @@ class ConvertConfig:
     )
     flip_tta: bool = setting(contract.FLIP_TTA, "the sidecar's flip averaging; the gated figures use it")
     shift_tta: int = setting(
-        contract.SHIFT_TTA, "the sidecar's shift averaging, pixels (0 = off); every figure uses it, with and without flip", low=0, high=8
+        contract.SHIFT_TTA, "the sidecar's shift averaging, pixels (0 = off); every figure uses it, with and without flip", low=0,
+        high=contract.SHIFT_TTA_MAX
     )
     balance: float | None = setting(
         None, "the sidecar's class-prior correction tau (0 = scores as trained, 1 = fully balanced); every figure uses it. "
@@ -83,28 +90,55 @@ class ConvertConfig:
         None, "fail when int8 PrivateTest balanced accuracy (%, mean per-class recall) is below this", low=0.0, high=100.0
     )
 
+    allow_shipped_output: bool = setting(False, "let --out-dir or --bundle-dir be inside the shipped models/ or edge/assets/")
+
     def __post_init__(self):
         check(self, "convert")
+        refuse_shipped_output(self.out_dir, "--out-dir (convert.out_dir)", self.allow_shipped_output)
+        if self.bundle_dir:
+            check_bundle(self)
+
+
+def check_bundle(config: ConvertConfig) -> None:
+    """A bundle is gated on the whole test splits; installing a bundled model (edge/assets/NAME, what
+    --bundle does) needs the accuracy floor, and the default model at least the default floor."""
+    if config.limit:
+        raise ValueError(
+            f"--limit (convert.limit) {config.limit} gates on a sample of the test faces; a model gated so is never bundled: "
+            "drop --limit, or --bundle / --bundle-dir"
+        )
+    installs = config.name in BUNDLED_MODELS and Path(config.bundle_dir).resolve() == bundled_model(config.name).parent.resolve()
+    if not installs:
+        refuse_shipped_output(config.bundle_dir, "--bundle-dir (convert.bundle_dir)", config.allow_shipped_output)
+    elif config.name == DEFAULT_MODEL and (config.min_accuracy or 0) < MIN_ACCURACY_FLOOR:
+        raise ValueError(
+            f"--bundle --name {config.name}: the default model {DEFAULT_MODEL!r} (what `edge run` uses without --model) needs "
+            f"--min-accuracy of at least {MIN_ACCURACY_FLOOR:g}, got {config.min_accuracy}"
+        )
+    elif not config.min_accuracy:
+        raise ValueError(
+            f"--bundle --name {config.name}: --bundle installs only a gated model: give --min-accuracy (convert.min_accuracy), "
+            f"the accuracy floor (default {MIN_ACCURACY_FLOOR:g}), not {config.min_accuracy}"
+        )
 
 
 def convert_and_evaluate(config: ConvertConfig) -> dict:
-    import keras
-
     from train.data import default_cache_dir, load_fer2013, take_splits
+    from train.model import load_keras_model
 
     started = time.time()
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     keras_path = Path(config.keras_model)
     if not keras_path.is_file():
         raise FileNotFoundError(f"{keras_path}: Keras model not found; train one first (make train)")
+    model = load_keras_model(keras_path, "--keras-model")  # before the data: a corrupt file fails fast, named
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     label_set, label_source = trained_on(keras_path, config.labels)
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=config.cache_dir or default_cache_dir())
     votes, no_votes = find_votes(dataset, config.data, config.ferplus)  # before converting: bad votes fail fast
     if label_set == "ferplus" and votes is None:
         raise ValueError(f"{keras_path} was trained on FER+ votes ({label_source}); judging it needs them: {no_votes}")
     splits = take_splits(dataset, config.limit, config.seed, votes)
-    model = keras.models.load_model(keras_path)
 
     paths = export_variants(model, splits["Training"], keras_path, out_dir, config)
     raw_scores = score_variants(model, paths, splits, config.shift_tta)

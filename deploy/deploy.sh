@@ -26,11 +26,20 @@ elif [ $# -lt 1 ] || [ -z "$1" ] || [[ "$1" == -* ]]; then
     exit 2
 else
     PI=$1
+    # [user@]host, or an IPv6 address in brackets: ssh and rsync must never see an option or shell text here.
+    if ! [[ "$PI" =~ ^([A-Za-z0-9_][A-Za-z0-9._-]*@)?([A-Za-z0-9][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\])$ ]]; then
+        echo "deploy.sh: PI '$PI' is not user@host (letters, digits, '.', '_', '-'; an IPv6 address in [ ])" >&2
+        exit 2
+    fi
 fi
 shift
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 DRY_RUN=${DRY_RUN:-0}
+if [ "$DRY_RUN" != 0 ] && [ "$DRY_RUN" != 1 ]; then
+    echo "deploy.sh: DRY_RUN must be 0 or 1, got '$DRY_RUN'" >&2
+    exit 2
+fi
 BUNDLE=build/bundle
 REMOTE_DIR=fer-edge-bundle # relative to the remote home
 MODEL=${MODEL:-edge/assets/ferplus/ferplus_int8.tflite}  # the default bundled model (edge/config.py DEFAULT_MODEL); installed only when its gate passed

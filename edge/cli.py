@@ -132,8 +132,7 @@ def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
         f"trained on   {LABEL_SET_NAMES.get(sidecar.get('trained_on'), 'not recorded')}",
         "contract     " + json.dumps(sidecar["contract"]),
         *accuracy_lines(sidecar),
-        "sidecar      " + ("digest verified: labels, contract and accuracy are as convert wrote them" if loaded.sidecar_verified
-                           else "no digest (written before digests): accuracy unverified; labels checked against the runtime's"),
+        "sidecar      " + loaded.sidecar_status,
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"

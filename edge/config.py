@@ -91,7 +91,7 @@ class RunConfig:
         "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
         "which is how its accuracy was measured)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
     )
-    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=8)
+    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX)
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
     # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). A broker login never lives here: it comes from

@@ -21,6 +21,7 @@ FLIP_TTA = True
 # Also average over the face shifted this many pixels left, right, up and down, borders mirrored (0 = off);
 # with the mirrors, the classic ten views. Off unless a model's sidecar says its accuracy was measured so.
 SHIFT_TTA = 0
+SHIFT_TTA_MAX = 8  # pixels: the bound of every shift_tta (flags, settings, sidecars)
 # Class-prior correction strength tau: 0 = the scores as trained (the training set's class mix is built in),
 # 1 = fully balanced (each score divided by its class's training share). A model's sidecar records its own.
 BALANCE = 0.0

@@ -145,7 +145,8 @@ class StatsWindow:
 def start_record(source: str, model, config: dict) -> dict:
     return {
         "event": "start", "time": utc_now(), "source": source, "model": str(model.path), "sha256": model.sidecar["sha256"],
-        "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta, "config": config,
+        "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta,
+        "sidecar_verified": model.sidecar_verified, "sidecar": model.sidecar_status, "config": config,
     }
 
 

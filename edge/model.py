@@ -141,6 +141,17 @@ def check_contract(sidecar: dict, where: str) -> None:
             raise ModelError(f"{where}: contract.{key} is {theirs!r}, this runtime preprocesses with {expected[key]!r}")
     if list(sidecar["input_shape"])[-3:] != list(contract.INPUT_SHAPE):
         raise ModelError(f"{where}: input_shape {sidecar['input_shape']} does not match {list(contract.INPUT_SHAPE)}")
+    check_averaging(sidecar["contract"].get("flip_tta", contract.FLIP_TTA), sidecar["contract"].get("shift_tta", contract.SHIFT_TTA),
+                    f"{where}: contract.")
+
+
+def check_averaging(flip_tta, shift_tta, where: str) -> None:
+    """flip_tta a bool, shift_tta an int within the flag's bounds (contract.SHIFT_TTA_MAX): a sidecar holding
+    99 would make the runtime classify 4 x 99 shifted copies of every face."""
+    if not isinstance(flip_tta, bool):
+        raise ModelError(f"{where}flip_tta must be true or false, got {flip_tta!r}")
+    if isinstance(shift_tta, bool) or not isinstance(shift_tta, int) or not 0 <= shift_tta <= contract.SHIFT_TTA_MAX:
+        raise ModelError(f"{where}shift_tta must be an integer between 0 and {contract.SHIFT_TTA_MAX}, got {shift_tta!r}")
 
 
 def check_balance(sidecar: dict, where: str) -> tuple[float, list[float] | None]:
@@ -189,7 +200,8 @@ class EmotionModel:
         self.sidecar_verified = check_digest(self.sidecar, where)  # labels and accuracy as convert wrote them
         self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])
         self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
-        self.shift_tta = int(self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta)
+        self.shift_tta = self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta
+        check_averaging(self.flip_tta, self.shift_tta, "--")  # an override given here, not by a checked config
         recorded_balance, self.class_prior = check_balance(self.sidecar, where)
         self.balance = recorded_balance if balance is None else float(balance)
         if self.balance and self.class_prior is None:
@@ -215,6 +227,14 @@ class EmotionModel:
         if output_details["shape"][-1] != len(self.labels):
             raise ModelError(f"{self.path}: {output_details['shape'][-1]} outputs but {len(self.labels)} labels in {where}")
         self._batch = int(input_details["shape"][0])
+
+    @property
+    def sidecar_status(self) -> str:
+        """One line on how far the sidecar can be trusted: the start record and `edge info` both say it."""
+        if self.sidecar_verified:
+            return "digest verified: labels, contract and accuracy are as convert wrote them"
+        return ("no digest (an older sidecar, or its digest removed): accuracy unverified; "
+                "labels and contract checked against the runtime's")
 
     def prepare(self, faces: np.ndarray) -> np.ndarray:
         """uint8 faces (N, 48, 48[, 1]) -> the input tensor: shifted copies appended when shift_tta is

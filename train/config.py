@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.settings import check, setting
+from train.shipped import refuse_shipped_output
 
 LABEL_SETS = ("fer2013", "ferplus")
 SELECTION_METRICS = ("accuracy", "balanced_accuracy")
@@ -55,6 +56,7 @@ class TrainConfig:
     cache_dir: str = setting("", 'where decoded arrays are cached; "" = ~/.cache/fer-edge')
     resume: bool = setting(False, "continue the interrupted run in OUT_DIR/.train (same settings)")
     init_from: str = setting("", 'start from this .keras model\'s weights (fine-tuning, a warm restart); "" = from scratch')
+    allow_shipped_output: bool = setting(False, "let --out-dir be inside the shipped models/ or edge/assets/ (replaces tracked files)")
     verbose: int = field(default=1)  # Keras verbosity; 2 (one line an epoch) when the output is not a terminal
 
     def __post_init__(self):
@@ -68,6 +70,7 @@ class TrainConfig:
             raise ValueError(f"--teacher-weight (train.teacher_weight) is {self.teacher_weight} but no --teacher is given")
         if self.ferplus_weight > 0 and self.labels != "fer2013":
             raise ValueError("--ferplus-weight (train.ferplus_weight) mixes FER+ votes into FER2013 labels: use it with --labels fer2013")
+        refuse_shipped_output(self.run_dir(), "--out-dir (train.out_dir)", self.allow_shipped_output)
 
     def run_dir(self) -> Path:
         return Path(self.out_dir or Path("runs") / self.labels)

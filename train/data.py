@@ -274,13 +274,25 @@ def _progress(reader, source: str) -> Iterator:
 
 def _content_key(path: Path, skip_bad: bool) -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION} skip_bad={skip_bad}\n".encode())
+    _hash_content(digest, path)
+    return digest.hexdigest()[:24]
+
+
+def content_sha256(path: str | os.PathLike) -> str:
+    """What a dataset (or any input file) is, wherever it lies: sha256 of a file's bytes; of a folder, of every
+    file's relative name and bytes. The cache key is made the same way."""
+    digest = hashlib.sha256()
+    _hash_content(digest, Path(path))
+    return digest.hexdigest()
+
+
+def _hash_content(digest, path: Path) -> None:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
         with file.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
-    return digest.hexdigest()[:24]
 
 
 def _read_cache(cache_file: Path, source: str) -> Fer2013:

@@ -10,7 +10,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import keras
@@ -22,17 +22,15 @@ from edge.metrics import balanced_accuracy, classification_metrics
 from edge.model import file_sha256
 from train.config import TrainConfig
 from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
-from train.model import LogitAdjustedCrossentropy, make_mini_xception, predict_probabilities
+from train.model import LogitAdjustedCrossentropy, load_keras_model, make_mini_xception, predict_probabilities
 
 MODEL_FILE = "mini_xception.keras"
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
-# Settings that a resumed run must share with the run it continues (the schedule depends on them).
-RUN_SETTINGS = (
-    "labels", "ferplus_weight", "teacher", "teacher_weight", "teacher_temperature",
-    "logit_adjust", "balanced_sampling", "select_on",
-    "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
-    "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
-)
+# What does not change what is learned: where things are read from or go, the cache, verbosity, resume itself.
+# Every other setting a resumed run must share with the run it continues (a new setting is compared unless
+# named here); the data, votes, teachers and starting weights by their content (FILE_SETTINGS).
+NOT_LEARNED = ("data", "out_dir", "cache_dir", "resume", "verbose", "allow_shipped_output")
+FILE_SETTINGS = ("data", "ferplus", "teacher", "init_from")
 
 
 def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf.Tensor:
@@ -163,7 +161,8 @@ def teacher_predictions(config: TrainConfig, images: np.ndarray) -> np.ndarray |
         if not path.is_file():
             raise FileNotFoundError(f"--teacher (train.teacher): {path} is not a file")
     print(f"teacher predictions from {', '.join(map(str, paths))} on {len(images)} Training faces")
-    return np.mean([predict_probabilities(keras.models.load_model(path, compile=False), images, flip_tta=True) for path in paths], axis=0)
+    teachers = [load_keras_model(path, "--teacher (train.teacher)", compile=False) for path in paths]
+    return np.mean([predict_probabilities(teacher, images, flip_tta=True) for teacher in teachers], axis=0)
 
 
 def selection_labels(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
@@ -228,13 +227,68 @@ def monitored(config: TrainConfig) -> str:
     return f"val_{config.select_on}"
 
 
+def run_identity(config: TrainConfig) -> tuple[dict, dict]:
+    """(what a resumed run must share with the run it continues, the files as given): every learned setting,
+    and the data, the FER+ votes trained on, the teachers and the starting weights by their sha256."""
+    from train.data import content_sha256
+
+    settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in NOT_LEARNED}
+    votes_used = config.labels == "ferplus" or config.ferplus_weight > 0
+    given = {
+        "data": [config.data],
+        "ferplus": [config.ferplus or str(ferplus_path_for(config.data))] if votes_used else [],
+        "teacher": [path.strip() for path in config.teacher.split(",") if path.strip()],
+        "init_from": [config.init_from] if config.init_from else [],
+    }
+    for name, paths in given.items():
+        settings[name] = [content_sha256(path) if Path(path).exists() else f"missing: {path}" for path in paths]
+    return settings, given
+
+
+def resume_state(state_dir: Path, settings: dict, given: dict) -> dict:
+    """The interrupted run's state when this run may continue it; else ValueError saying why: it finished,
+    or a setting, the data or another input file differs from what it started with."""
+    state_file = state_dir / "state.json"
+    if not state_file.exists():
+        raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
+    state = json.loads(state_file.read_text())
+    out_dir = state_dir.parent
+    finished = state.get("finished") or (state["next_epoch"] >= state.get("settings", {}).get("epochs", math.inf) and "all its epochs")
+    if finished:
+        raise ValueError(
+            f"{out_dir} finished ({finished}, best PublicTest {state.get('settings', {}).get('select_on', 'accuracy').replace('_', ' ')} {state['best_val_accuracy']:.4f}): nothing to resume. "
+            f"Its model is {out_dir / MODEL_FILE}; to train on from it, start a new run with --init-from {out_dir / MODEL_FILE} "
+            "and another --out-dir"
+        )
+    before, before_given = state.get("settings", {}), state.get("given", {})
+    changed = []
+    for name, value in settings.items():
+        if name not in before or before[name] == value:
+            continue
+        if name in FILE_SETTINGS and before[name] and value:
+            changed.append(f"{name}: other content ({', '.join(before_given.get(name, ['?']))} -> {', '.join(given[name])})")
+        elif name in FILE_SETTINGS:
+            changed.append(f"{name}: {', '.join(before_given.get(name, []))!r} -> {', '.join(given[name])!r}")
+        else:
+            changed.append(f"{name} {before[name]!r} -> {value!r}")
+    if changed:
+        raise ValueError(
+            f"--resume continues the same run; changed since it started: {'; '.join(changed)}. "
+            f"Resume with the run's own settings, or start a new run in another --out-dir"
+        )
+    unchecked = [name for name in settings if name not in before]
+    if unchecked:  # a state written before these were recorded
+        print(f"warning: {state_file} predates recording {', '.join(unchecked)}; those are not compared")
+    return state
+
+
 class SaveResumeState(keras.callbacks.Callback):
     """Each epoch (after the best checkpoint is saved), the model with its optimizer state, the best
     PublicTest accuracy so far and the run's settings, so an interrupted run can resume."""
 
-    def __init__(self, state_dir: Path, best_so_far: float, settings: dict, monitor: str = "val_accuracy"):
+    def __init__(self, state_dir: Path, best_so_far: float, settings: dict, given: dict, monitor: str = "val_accuracy"):
         super().__init__()
-        self.state_dir, self.best, self.settings, self.monitor = state_dir, best_so_far, settings, monitor
+        self.state_dir, self.best, self.settings, self.given, self.monitor = state_dir, best_so_far, settings, given, monitor
 
     def on_epoch_end(self, epoch, logs=None):
         self.best = max(self.best, float((logs or {}).get(self.monitor, -1.0)))
@@ -242,10 +296,21 @@ class SaveResumeState(keras.callbacks.Callback):
         partial = self.state_dir / "last.partial.keras"
         self.model.save(partial)
         partial.replace(self.state_dir / "last.keras")
-        state = {"next_epoch": epoch + 1, "best_val_accuracy": self.best, "settings": self.settings}
-        partial_state = self.state_dir / "state.partial.json"
-        partial_state.write_text(json.dumps(state))
-        partial_state.replace(self.state_dir / "state.json")
+        write_state(self.state_dir, {"next_epoch": epoch + 1, "best_val_accuracy": self.best, "settings": self.settings,
+                                     "given": self.given})
+
+
+def write_state(state_dir: Path, state: dict) -> None:
+    partial_state = state_dir / "state.partial.json"
+    partial_state.write_text(json.dumps(state))
+    partial_state.replace(state_dir / "state.json")
+
+
+def mark_finished(state_dir: Path, config: TrainConfig) -> None:
+    """Once the model and report are written: a later --resume says the run is done instead of training on."""
+    state = json.loads((state_dir / "state.json").read_text())
+    state["finished"] = f"all {config.epochs} epochs" if state["next_epoch"] >= config.epochs else f"early stopping, patience {config.patience}"
+    write_state(state_dir, state)
 
 
 def build_model(config: TrainConfig, prior: np.ndarray | None = None) -> keras.Model:
@@ -270,6 +335,8 @@ def fit(config: TrainConfig) -> dict:
     started = time.time()
     out_dir = config.run_dir()
     state_dir = out_dir / STATE_DIR
+    settings, given = run_identity(config)
+    state = resume_state(state_dir, settings, given) if config.resume else None  # before any work: refused fast
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = config.cache_dir or default_cache_dir()
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
@@ -284,26 +351,16 @@ def fit(config: TrainConfig) -> dict:
     selection_images, selection_truth = selection_labels(splits["PublicTest"], config.labels)
     val_ds = make_eval_dataset(selection_images, selection_truth, config.batch_size)
 
-    settings = {name: getattr(config, name) for name in RUN_SETTINGS}
     initial_epoch, best_so_far = 0, -1.0
-    if config.resume:
-        state_file = state_dir / "state.json"
-        if not state_file.exists():
-            raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
-        state = json.loads(state_file.read_text())
-        changed = [f"{k} {v!r} -> {settings[k]!r}" for k, v in state.get("settings", {}).items() if settings.get(k) != v]
-        if changed:
-            raise ValueError(f"--resume needs the interrupted run's settings; changed: {', '.join(changed)}")
+    if state is not None:
         initial_epoch, best_so_far = state["next_epoch"], state["best_val_accuracy"]
-        model = keras.models.load_model(state_dir / "last.keras")
+        model = load_keras_model(state_dir / "last.keras", "--resume")
         print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
     else:
         model = build_model(config, prior)
         if config.init_from:
-            model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
+            model.set_weights(load_keras_model(config.init_from, "--init-from (train.init_from)", compile=False).get_weights())
             print(f"starting from the weights of {config.init_from}")
-    if initial_epoch >= config.epochs:
-        raise ValueError(f"the run already trained {initial_epoch} epochs; ask for more than that with --epochs")
 
     best_checkpoint = state_dir / MODEL_FILE  # copied to out_dir when training ends
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -321,7 +378,7 @@ def fit(config: TrainConfig) -> dict:
             save_best_only=True,
             initial_value_threshold=best_so_far if best_so_far >= 0 else None,
         ),
-        SaveResumeState(state_dir, best_so_far, settings, monitor),
+        SaveResumeState(state_dir, best_so_far, settings, given, monitor),
     ]
     if config.verbose != 1:  # no progress bar: say how an epoch is going
         callbacks.append(BatchProgress(len(train_images) // config.batch_size, config.epochs))
@@ -339,8 +396,9 @@ def fit(config: TrainConfig) -> dict:
     shutil.copy2(best_checkpoint, partial)
     partial.replace(out_dir / MODEL_FILE)
     best = keras.models.load_model(out_dir / MODEL_FILE)
-    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images), prior)
+    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images), settings["data"][0], prior)
     plot_history(out_dir / "history.csv", out_dir / "curves.png")
+    mark_finished(state_dir, config)
     return report
 
 
@@ -378,7 +436,7 @@ def accuracy_both_label_sets(probabilities: dict[str, np.ndarray], splits: dict[
 
 
 def evaluate_and_report(
-    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int,
+    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int, data_sha256: str = "",
     prior: np.ndarray | None = None,
 ) -> dict:
     history = read_history(out_dir / "history.csv")
@@ -412,6 +470,7 @@ def evaluate_and_report(
         "flip_tta_default": FLIP_TTA,
         "train_images": train_images,
         "class_prior": None if prior is None else dict(zip(LABELS, (round(float(v), 6) for v in prior), strict=True)),
+        "data_sha256": data_sha256,  # what it trained on, wherever the file lies (--resume compares it)
         "training_seconds_this_run": round(seconds, 1),
         "config": asdict(config),
     }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers
@@ -74,3 +77,17 @@ def predict_probabilities(model: keras.Model, faces: np.ndarray, batch_size: int
     outputs = np.concatenate([model(padded[i : i + batch_size], training=False).numpy() for i in range(0, len(padded), batch_size)])
     probabilities = outputs[:count]
     return average_mirrors(probabilities) if flip_tta else probabilities
+
+
+def load_keras_model(path: str | Path, flag: str, compile: bool = True) -> keras.Model:
+    """A .keras file, or an error naming the flag and the file: Keras itself says "File not found" for any
+    file it cannot open, a corrupt or cut-short one too."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{flag} {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{flag} {path}: not a valid Keras model (a .keras file is a zip archive; this one is not, or is cut short)")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as error:  # a damaged archive raises ValueError, KeyError, OSError, TypeError ... depending on the part
+        raise ValueError(f"{flag} {path}: not a valid Keras model ({type(error).__name__}: {error})") from None

@@ -31,7 +31,7 @@ def converted(tmp_path_factory):
     model.fit(images[..., None].astype(np.float32) / 127.5 - 1, labels, epochs=2, batch_size=30, verbose=0)
     model.save(folder / "mini_xception.keras")
     config = ConvertConfig(data=str(csv_path), keras_model=str(folder / "mini_xception.keras"), out_dir=str(folder),
-                           calibration_count=70, cache_dir=str(folder / "cache"), max_drop=100.0)
+                           calibration_count=70, cache_dir=str(folder / "cache"), max_drop=100.0, min_accuracy=None)
     report = convert_and_evaluate(config)
     return folder, report, config
 

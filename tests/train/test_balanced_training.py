@@ -67,6 +67,10 @@ def test_a_run_chosen_on_balanced_accuracy_records_it_and_reloads_with_its_loss(
     assert reloaded.count_params() == 58_423
     state = json.loads((tmp_path / ".train" / "state.json").read_text())
     assert state["best_val_accuracy"] == pytest.approx(max(balanced), abs=1e-6)  # the monitored figure resumes too
-    with pytest.raises(ValueError, match="changed: logit_adjust 1.0 -> 0.5"):
-        fit(TrainConfig(**{**config.__dict__, "logit_adjust": 0.5, "epochs": 3, "resume": True}))
+    state.pop("finished")  # as if it had stopped after its first epoch
+    state["next_epoch"] = 1
+    (tmp_path / ".train" / "state.json").write_text(json.dumps(state))
+    for changed in ({"logit_adjust": 0.5}, {"balanced_sampling": 0.0}, {"select_on": "accuracy"}):
+        with pytest.raises(ValueError, match=f"changed since it started: {next(iter(changed))}"):
+            fit(TrainConfig(**{**config.__dict__, **changed, "resume": True}))
     assert contract.NUM_CLASSES == len(report["class_prior"])
