@@ -2,7 +2,7 @@
 folders are never an output unless asked by name, --resume continues only the same run, and the smaller ones
 (make deploy PI quoting, sidecar shift_tta bounds, a sidecar without its digest, a corrupt .keras).
 
-Cases and commands to rerun them: docs/reliability-build.md."""
+Cases and commands to rerun them: docs/reliability.md (Training, conversion and deployment)."""
 
 from __future__ import annotations
 
