@@ -51,7 +51,7 @@ demo: $(VENV)/.edge
 
 check: $(VENV)/.all
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "$(QUICK)"
+	$(PY) -m pytest -q -n auto -m "$(QUICK)"
 
 # Parallel across the cores; tests that share a broker, a port or a file run in one worker (xdist_group).
 test: $(VENV)/.all

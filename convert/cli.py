@@ -24,9 +24,6 @@ def main(
     settings: dict | None = None,
 ) -> None:
     """Keras model -> full-int8 TFLite (+ sidecar JSON), accuracy report on PublicTest/PrivateTest, gate."""
-    from train.quiet import import_tensorflow
-
-    import_tensorflow()  # before convert.quantize imports it, so its start-up notices stay out of the output
     from convert.quantize import QuantizationError
     from convert.run import convert_and_evaluate
     from edge.config import bundled_model

@@ -17,6 +17,9 @@ MODEL = bundled_model("fer2013")  # judged by FER2013 labels, which this test re
 
 TFLITE_RUNTIME_VENV = ROOT / ".cache" / "venv-tflite-runtime"
 
+# builds one virtual environment from PyPI, shared by the module's tests: one xdist worker runs them all
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.xdist_group("tflite_runtime_venv")]
+
 
 @pytest.fixture(scope="module")
 def tflite_runtime_python():

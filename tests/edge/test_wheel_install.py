@@ -14,6 +14,8 @@ import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
+@pytest.mark.service
 def test_wheel_installs_without_tensorflow_and_runs_the_sample(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the wheel installed
     subprocess.run(
@@ -91,6 +93,7 @@ def test_the_asset_list_names_every_tracked_asset():
     assert sorted(listed_assets()) == sorted(tracked_names), "list new assets in pyproject.toml [tool.setuptools.package-data]"
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_exactly_the_listed_assets_and_no_stray_file(tmp_path):
     tree = tmp_path / "src"
     tree.mkdir()
