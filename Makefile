@@ -45,9 +45,10 @@ $(VENV)/.all: $(VENV)/.edge
 	$(PY) -m pip install -q -e ".[train,dev]"
 	touch $@
 
-# The events go to a file; the summary on stderr says where they and the video went (--log - for stdout).
+# The events go to a file (DEMO_LOG=- streams them to stdout); the summary on stderr says where they and the video went.
+DEMO_LOG ?= $(OUT)/demo.jsonl
 demo: $(VENV)/.edge
-	$(PY) -m edge run --source sample --save-video $(OUT)/demo.mp4 --log $(OUT)/demo.jsonl --emoji --summary
+	$(PY) -m edge run --source sample --save-video $(OUT)/demo.mp4 --log $(DEMO_LOG) --emoji --summary
 
 check: $(VENV)/.all
 	$(PY) -m ruff check .

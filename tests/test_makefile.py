@@ -82,6 +82,8 @@ def test_demo_writes_the_video_and_the_events_to_files(venv):
     (demo,) = commands(make(venv, "demo"))
     assert demo[1:4] == ["-m", "edge", "run"]
     assert flag(demo, "--save-video") == "out/demo.mp4" and flag(demo, "--log") == "out/demo.jsonl" and "--summary" in demo
+    (streamed,) = commands(make(venv, "demo", "DEMO_LOG=-"))
+    assert flag(streamed, "--log") == "-"
 
 
 def test_every_target_that_help_lists_exists(venv):
