@@ -17,7 +17,11 @@ def notices_filtered(notices: tuple[str, ...] = TFLITE_NOTICES):
     """Collect what native code and Python write to file descriptor 2 inside the block, then write it back
     to stderr without the lines that hold one of `notices` (exact phrases, nothing broader)."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon that closed it): nothing to keep quiet
+        yield
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:

@@ -23,10 +23,18 @@ def test_only_the_named_notices_are_dropped_and_everything_else_keeps_its_order(
     assert result.stderr.splitlines() == ["E a real native error", "a Python warning", "after"]
 
 
-def test_an_error_inside_the_block_still_reaches_stderr():
-    script = "from edge.quiet import notices_filtered\nwith notices_filtered():\n    raise SystemExit('error: the model is broken')\n"
+def test_what_was_written_before_an_error_inside_the_block_still_reaches_stderr():
+    script = ("import os\nfrom edge.quiet import notices_filtered\nwith notices_filtered():\n"
+              "    os.write(2, b'E native: cannot map the model\\n')\n    raise SystemExit('error: the model is broken')\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and result.stderr.strip() == "error: the model is broken"
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["E native: cannot map the model", "error: the model is broken"]
+
+
+def test_without_a_stderr_the_block_just_runs():
+    script = "import os\nfrom edge.quiet import notices_filtered\nos.close(2)\nwith notices_filtered():\n    print('ran')\n"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "ran\n"
 
 
 def test_edge_run_starts_without_interpreter_notices_and_still_reports_a_bad_model(tmp_path):
