@@ -8,18 +8,28 @@ DATA ?= ../shared/data/fer2013.tar.gz
 EPOCHS ?= 80
 # fer2013: train on the CSV's labels; ferplus: on FER+ vote distributions
 LABELS ?= fer2013
-# make convert takes the run to ship explicitly (RUN=runs/ferplus) and bundles it as NAME (fer2013 | ferplus).
-RUN ?=
+# make train writes $(RUNS)/$(LABELS)/; make convert converts, reports and gates that run (RUN) in its own
+# folder; make ship installs a run as the bundled model NAME (fer2013 | ferplus), explicitly.
+RUNS ?= runs
+RUN ?= $(RUNS)/$(LABELS)
 NAME ?= $(notdir $(patsubst %/,%,$(RUN)))
+# Smoke runs: at most LIMIT faces per split (empty: all), and any further flags of python -m train fit / convert.
+LIMIT ?=
+TRAIN_FLAGS ?=
+CONVERT_FLAGS ?=
 OUT ?= out
+# Tests that make check leaves to make test: slow ones, TensorFlow, external services (pyproject.toml's markers).
+QUICK ?= not slow and not tf and not service
 
-.PHONY: help demo test lint train convert bench bench-peer summary clean
+.PHONY: help demo check test lint train convert ship bench bench-peer summary clean
 help:
 	@echo "make demo            run the runtime on the bundled clip with the shipped model (no camera)"
 	@echo "make demo WEB=1      the same with the live view in the browser: http://127.0.0.1:8080/"
-	@echo "make test            lint and run the test suite"
-	@echo "make train [LABELS=ferplus] [DATA=...]   train mini-Xception into runs/<labels>/ (never the shipped model)"
-	@echo "make convert RUN=runs/ferplus [NAME=ferplus]   full-int8 TFLite, both label sets' report, gate; bundle as NAME"
+	@echo "make check           lint and the quick tests (no TensorFlow, no services), under a minute"
+	@echo "make test            lint and the whole test suite, in parallel"
+	@echo "make train [LABELS=ferplus] [DATA=...] [EPOCHS=...]   train mini-Xception into runs/<labels>/ (never the shipped model)"
+	@echo "make convert [RUN=runs/<labels>]   full-int8 TFLite, report and gate in the run folder (bundles nothing)"
+	@echo "make ship RUN=runs/ferplus NAME=ferplus   convert and gate that run again and, on a pass, install it as the bundled model NAME"
 	@echo "make bench           model and pipeline benchmarks on this machine"
 	@echo "make bench-peer      Haar and BlazeFace next to the fer package (its own venv, with TensorFlow)"
 	@echo "make deploy PI=user@host [DRY_RUN=1]   install on a Raspberry Pi over SSH"
@@ -36,37 +46,50 @@ $(VENV)/.all: $(VENV)/.edge
 	$(PY) -m pip install -q -e ".[train,dev]"
 	touch $@
 
+# The events go to a file (DEMO_LOG=- streams them to stdout); the summary on stderr says where they and the video went.
+DEMO_LOG ?= $(OUT)/demo.jsonl
 # WEB=1: the live view instead of a video file. The clip plays at its own 30 FPS (--realtime), over and over
 # (--loop), until Ctrl-C; open http://127.0.0.1:8080/ (WEB_ADDRESS= to change it; docs/live-view.md).
 WEB ?=
 WEB_ADDRESS ?= 127.0.0.1:8080
 demo: $(VENV)/.edge
 ifeq ($(WEB),1)
-	$(PY) -m edge run --source sample --web $(WEB_ADDRESS) --realtime --loop --emoji --log $(OUT)/demo-events.jsonl --summary
+	$(PY) -m edge run --source sample --web $(WEB_ADDRESS) --realtime --loop --emoji --log $(DEMO_LOG) --summary
 else
-	$(PY) -m edge run --source sample --save-video $(OUT)/demo.mp4 --emoji --summary
+	$(PY) -m edge run --source sample --save-video $(OUT)/demo.mp4 --log $(DEMO_LOG) --emoji --summary
 endif
 
+check: $(VENV)/.all
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n auto -m "$(QUICK)"
+
+# Parallel across the cores; tests that share a broker, a port or a file run in one worker (xdist_group).
 test: $(VENV)/.all
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 summary: $(VENV)/.all
 	$(PY) -m train summary --data $(DATA)
 
+LIMIT_FLAG = $(if $(LIMIT),--limit $(LIMIT))
 train: $(VENV)/.all
-	$(PY) -m train fit --data $(DATA) --labels $(LABELS) --epochs $(EPOCHS)
+	$(PY) -m train fit --data $(DATA) --labels $(LABELS) --epochs $(EPOCHS) --out-dir $(RUN) $(LIMIT_FLAG) $(TRAIN_FLAGS)
 
-# Gate, against the label set the run was trained on, with convert's own defaults, defined once in convert/run.py
-# (`python -m convert --help` shows them): int8 may lose at most so many PrivateTest points against float and
-# must reach an accuracy floor that catches a broken model. On a pass the int8 model, its sidecar, card and
-# report are installed as the bundled model NAME (edge/assets/NAME/, `edge run --model NAME`).
+# Gate, against the label set the run was trained on, with the convert CLI's own limits (python -m convert
+# --help: the most int8 may lose against float, the least it must reach); exits non-zero when it fails.
+# The int8 model, its sidecar, report and card stay in the run folder: nothing is bundled.
 # The image-folder release beside the data, when there: its JPEG-decoded faces are what `edge eval --crops` sees.
 IMAGES ?= $(wildcard $(dir $(DATA))fer2013.zip)
-convert: $(VENV)/.all
-	@test -n "$(RUN)" || { echo "make convert: give the run to ship, e.g. RUN=runs/ferplus NAME=ferplus"; exit 2; }
-	$(PY) -m convert --data $(DATA) --keras-model $(RUN)/mini_xception.keras --out-dir $(RUN) --name $(NAME) \
-		--bundle $(if $(IMAGES),--images-data $(IMAGES))
+CONVERT = $(PY) -m convert --data $(DATA) --keras-model $(RUN)/mini_xception.keras --out-dir $(RUN) --name $(NAME) \
+	$(if $(IMAGES),--images-data $(IMAGES)) $(LIMIT_FLAG) $(CONVERT_FLAGS)
+# `make train convert` (even with -j) converts the run only once it is trained.
+convert: $(VENV)/.all $(filter train,$(MAKECMDGOALS))
+	$(CONVERT)
+
+# Installing a model is a step of its own: the same conversion and gate, and on a pass the int8 model, its
+# sidecar, card and report become the bundled model NAME (edge/assets/NAME/, `edge run --model NAME`).
+ship: $(VENV)/.all
+	$(CONVERT) --bundle
 
 # Figures land in bench/ as JSON and CSV named after the board; docs/benchmarks.md records this machine's.
 bench: $(VENV)/.all

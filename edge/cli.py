@@ -39,11 +39,12 @@ def run(
             fail("give either --source or --camera-id, not both")
         settings["source"] = f"usb:{camera_id}"
     try:
-        result = run_pipeline(build_config(config, settings))
+        run_config = build_config(config, settings)
+        result = run_pipeline(run_config)
     except (ValueError, RuntimeError, OSError, ImportError) as error:
         fail(str(error))
     if summary:
-        typer.echo(format_summary(result), err=True)
+        typer.echo(format_summary(result) + format_outputs(run_config), err=True)
 
 
 def format_summary(result: dict) -> str:
@@ -58,6 +59,13 @@ def format_summary(result: dict) -> str:
         f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
         f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
     )
+
+
+def format_outputs(config: RunConfig) -> str:
+    """Where the run's files went, one line each (nothing for what it did not write)."""
+    written = {"events": "" if config.log == "-" else config.log, "video": config.save_video,
+               "images": config.save_images, "csv": config.csv}
+    return "".join(f"\n{what:<7}{path}" for what, path in written.items() if path)
 
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.

@@ -11,7 +11,7 @@ from edge.settings import check, flag, setting
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
-# report and model card, installed there by `make convert RUN=... NAME=<name>` when the accuracy gate passes.
+# report and model card, installed there by `make ship RUN=... NAME=<name>` when the accuracy gate passes.
 BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
 DEFAULT_MODEL = "ferplus"  # what runs when no --model is given: FER+ votes are the cleaner labels (README)
 SAMPLE_CLIP = ASSETS / "sample.mp4"
@@ -34,7 +34,7 @@ def resolve_model(model: str | Path | None) -> Path:
         if not path.is_file():
             raise ValueError(
                 f"bundled model {value!r} is not installed ({path} is missing); "
-                f"convert one with `make convert RUN=runs/{value} NAME={value}`"
+                f"train and install one with `make train LABELS={value}` and `make ship RUN=runs/{value} NAME={value}`"
             )
         return path
     if "/" not in value and "." not in value:
@@ -212,7 +212,8 @@ def settings_markdown() -> str:
     from edge.settings import markdown_table
 
     return (
-        "# Runtime settings\n\nGenerated from `edge/config.py` by `python -m edge settings > docs/configuration.md`; a test keeps it "
+        "# Runtime settings\n\nUse this page to look up any setting of the runtime: its flag, its config-file key, its default "
+        "and the values it accepts.\n\nGenerated from `edge/config.py` by `python -m edge settings > docs/configuration.md`; a test keeps it "
         "current. Each setting is a flag of `python -m edge run` and a key of the `[run]` table of a config file "
         "(`--config`, e.g. [`deploy/edge.toml`](../deploy/edge.toml)); flags override the file.\n\n"
         + markdown_table(RunConfig, "run")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import contract
+from edge.quiet import notices_filtered
 
 
 class ModelError(ValueError):
@@ -210,8 +211,9 @@ class EmotionModel:
         interpreter_class, resolver, self.interpreter_name = load_interpreter_api()
         options = {} if use_xnnpack else {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         try:
-            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads, **options)
-            self.interpreter.allocate_tensors()
+            with notices_filtered():
+                self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads, **options)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{self.path}: not a loadable TFLite model ({error})") from None
         input_details = self.interpreter.get_input_details()[0]

@@ -47,6 +47,9 @@ def summary(
 def fit(data: Path = DataOption, settings: dict | None = None) -> None:
     """Train mini-Xception on Training, select on PublicTest, report PrivateTest."""
     from train.data import DatasetError
+    from train.quiet import import_tensorflow
+
+    import_tensorflow()  # before train.fit imports it, so its start-up notices stay out of the output
     from train.fit import fit as run_fit
 
     try:

@@ -311,7 +311,8 @@ def _read_cache(cache_file: Path, source: str) -> Fer2013:
 
 def _write_cache(cache_file: Path, dataset: Fer2013) -> None:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_suffix(".partial.npz")  # renamed into place: no half-written cache
+    # renamed into place: no half-written cache; named by process, so parallel test workers never share one
+    partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")
     np.savez(
         partial,
         images=dataset.images,

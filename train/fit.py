@@ -390,6 +390,7 @@ def fit(config: TrainConfig) -> dict:
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         verbose=config.verbose,
+        shuffle=False,  # the tf.data pipeline reshuffles each epoch itself; Keras would warn and ignore True
     )
 
     partial = out_dir / f".{MODEL_FILE}.partial"

@@ -15,6 +15,9 @@ from convert.run import ConvertConfig, convert_and_evaluate
 from edge.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
 from train.model import make_mini_xception, predict_probabilities
 
+# needs TensorFlow: make check leaves these to make test
+pytestmark = pytest.mark.tf
+
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):

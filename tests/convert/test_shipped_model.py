@@ -13,6 +13,9 @@ from edge.config import BUNDLED_MODEL, BUNDLED_MODELS, DEFAULT_MODEL, bundled_mo
 from edge.metrics import classification_metrics
 from edge.model import EmotionModel, file_sha256, read_sidecar, sidecar_path
 
+# re-scores the shipped models on the real FER2013 test splits: tens of seconds
+pytestmark = pytest.mark.slow
+
 SHIPPED = [name for name in BUNDLED_MODELS if bundled_model(name).is_file()]
 MAX_DROP_POINTS = 0.3
 MAX_SIZE_BYTES = 120_000

@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from edge.eventlog import EventLog
 from edge.fleet import SequencedLog
 from edge.logtail import LogTail, Position, log_files
@@ -137,6 +139,7 @@ def test_a_line_the_writer_cut_back_is_read_again_from_its_start(tmp_path):
         assert [line for line, _ in drain(tail)] == [b'{"seq":2}']
 
 
+@pytest.mark.slow
 def test_reading_while_another_thread_rotates_fast_loses_and_repeats_nothing(tmp_path):
     import threading
 

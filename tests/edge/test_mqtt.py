@@ -259,6 +259,7 @@ def run_edge(*args, env=None):
     )
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_runtime_sigkilled_and_restarted_resumes_at_the_cursor(tmp_path, broker, subscriber_factory):
     broker.start()
@@ -398,6 +399,7 @@ def test_a_second_forwarder_on_the_same_log_is_refused(tmp_path, broker):
         first.cursor.unlock()
 
 
+@pytest.mark.slow
 def test_run_with_mqtt_and_stdout_log_is_a_clear_cli_error():
     result = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--mqtt", "mqtt://127.0.0.1:1", "--log", "-"],
@@ -411,6 +413,7 @@ def test_settings_repr_hides_credentials():
     assert USER not in repr(settings) and PASSWORD not in repr(settings)
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_forward_command_sends_a_log_and_stops_cleanly_on_sigterm(tmp_path, broker, subscriber_factory):
     broker.start()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from conftest import ROOT
 from mqtt_broker import needs_mosquitto, wait_until
 
@@ -118,6 +119,7 @@ def test_watch_prints_the_events_of_every_device_and_a_table(tmp_path, broker):
     assert all(row.split()[3:9] == ["3", "0", "0", "1", "happy", "10.0"] for row in table[1:])
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_watch_command_runs_for_a_duration_and_fails_clearly_without_a_broker(broker):
     broker.start()

@@ -11,6 +11,9 @@ from edge import contract
 from train.fit import TrainConfig, augment_batch, fit, make_eval_dataset, make_train_dataset
 from train.model import make_mini_xception, predict_probabilities
 
+# needs TensorFlow: make check leaves these to make test
+pytestmark = pytest.mark.tf
+
 
 def test_mini_xception_has_the_papers_parameter_count():
     model = make_mini_xception()
@@ -76,6 +79,7 @@ def run_fit(csv_path, out_dir, **overrides):
     return fit(TrainConfig(**config))
 
 
+@pytest.mark.slow
 def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
     report = run_fit(small_csv, tmp_path)
     for name in ("mini_xception.keras", "history.csv", "curves.png", "train_report.json"):
@@ -88,6 +92,7 @@ def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
     assert not (tmp_path / "mini_xception.keras.partial").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
     import keras
 
@@ -118,6 +123,7 @@ def test_resume_without_a_run_is_a_clear_error(small_csv, tmp_path):
         run_fit(small_csv, tmp_path, resume=True)
 
 
+@pytest.mark.slow
 def test_training_survives_a_dataset_not_divisible_by_the_batch(small_csv, tmp_path):
     """Regression: tensorflow-cpu 2.21 with oneDNN segfaulted when the last batch was smaller.
     Run in a child process with oneDNN forced on, so a crash fails this test instead of killing pytest."""

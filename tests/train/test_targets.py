@@ -10,6 +10,9 @@ from train.config import TrainConfig
 from train.data import DatasetError, FerPlusVotes, Split
 from train.fit import fit, soften, training_targets
 
+# needs TensorFlow: make check leaves these to make test
+pytestmark = pytest.mark.tf
+
 
 def votes_for(rows: list[list[int]]) -> FerPlusVotes:
     """Votes given as 10 counts in FER+ order of the 7 canonical classes then contempt, unknown, NF."""
@@ -80,6 +83,7 @@ def test_mixing_settings_that_cannot_work_name_their_flags(overrides, message):
         config(**overrides)
 
 
+@pytest.mark.slow
 def test_distillation_and_ferplus_share_train_end_to_end(tmp_path):
     images, labels, splits = synthetic_faces(140)
     data = write_csv(tmp_path / "fer2013.csv", images, labels, splits)
