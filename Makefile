@@ -80,8 +80,10 @@ train: $(VENV)/.all
 # The int8 model, its sidecar, report and card stay in the run folder: nothing is bundled.
 # The image-folder release beside the data, when there: its JPEG-decoded faces are what `edge eval --crops` sees.
 IMAGES ?= $(wildcard $(dir $(DATA))fer2013.zip)
+# CK+48 beside the data, when there: posed faces from another lab, reported (never used to choose anything).
+CKPLUS ?= $(wildcard $(dir $(DATA))ckplus48.zip)
 CONVERT = $(PY) -m convert --data $(DATA) --keras-model $(RUN)/mini_xception.keras --out-dir $(RUN) --name $(NAME) \
-	$(if $(IMAGES),--images-data $(IMAGES)) $(LIMIT_FLAG) $(CONVERT_FLAGS)
+	$(if $(IMAGES),--images-data $(IMAGES)) $(if $(CKPLUS),--ckplus-data $(CKPLUS)) $(LIMIT_FLAG) $(CONVERT_FLAGS)
 # `make train convert` (even with -j) converts the run only once it is trained.
 convert: $(VENV)/.all $(filter train,$(MAKECMDGOALS))
 	$(CONVERT)

@@ -80,6 +80,11 @@ def balance_section(report: dict) -> list[str]:
         if row["tau"] in (0.0, 0.25, 0.5, 0.75, 1.0) or row["tau"] == balance["tau"]:
             mark = " (recorded)" if row["tau"] == balance["tau"] else ""
             lines.append(f"| {row['tau']:g}{mark} | {row['accuracy'] * 100:.2f}% | {row['balanced_accuracy'] * 100:.2f}% | {row['macro_f1']:.3f} |")
+    at_zero = balance.get("int8_at_tau_0")
+    if at_zero and balance["tau"]:
+        text = "; ".join(f"{split} accuracy {m['accuracy'] * 100:.2f}%, balanced accuracy {m['balanced_accuracy'] * 100:.2f}%, "
+                         f"macro-F1 {m['macro_f1']:.3f}" for split, m in at_zero.items())
+        lines += ["", f"With `--balance 0` (the scores as trained; int8): {text}."]
     return [*lines, ""]
 
 
