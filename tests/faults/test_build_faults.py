@@ -54,9 +54,10 @@ def test_the_gate_defaults_live_in_the_convert_settings_and_the_makefile_passes_
 
     config = ConvertConfig(data="fer2013.csv")
     assert (config.max_drop, config.min_accuracy) == (0.3, 60.0)  # README's gate: at most 0.3 points lost, at least 60 %
-    result = subprocess.run(["make", "-n", "convert", "RUN=runs/ferplus"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    (command,) = [line for line in result.stdout.replace("\\\n", " ").splitlines() if " -m convert " in line]
-    assert "--bundle" in command and "--max-drop" not in command and "--min-accuracy" not in command
+    for target, bundles in (("convert", False), ("ship", True)):  # make convert gates only; make ship also installs
+        result = subprocess.run(["make", "-n", target, "RUN=runs/ferplus", "NAME=ferplus"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        (command,) = [line for line in result.stdout.replace("\\\n", " ").splitlines() if " -m convert " in line]
+        assert ("--bundle" in command) == bundles and "--max-drop" not in command and "--min-accuracy" not in command
     assert "MAX_DROP" not in (ROOT / "Makefile").read_text() and "MIN_ACCURACY" not in (ROOT / "Makefile").read_text()
 
 
