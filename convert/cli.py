@@ -45,5 +45,6 @@ def main(
         raise typer.Exit(2) from None
     typer.echo((Path(config.out_dir) / "report.md").read_text())
     if not report["gate"]["passed"]:
-        typer.echo("accuracy gate FAILED: " + "; ".join(report["gate"]["failures"]), err=True)
+        nothing = f"; nothing installed in {config.bundle_dir}" if config.bundle_dir else ""
+        typer.echo("accuracy gate FAILED: " + "; ".join(report["gate"]["failures"]) + nothing, err=True)
         raise typer.Exit(1)

@@ -44,7 +44,7 @@ def plot_confusion(confusion: list[list[int]], title: str, out_png: str | Path, 
     return out_png
 
 
-def gate(report: dict, max_drop: float, min_accuracy: float | None) -> list[str]:
+def gate(report: dict, max_drop: float, min_accuracy: float | None, min_balanced_accuracy: float | None = None) -> list[str]:
     """Reasons the int8 model fails, empty when it passes. Points are percentage points on PrivateTest, against
     the label set the model was trained on (report["judged_by"]: FER2013 labels, or the FER+ majority)."""
     int8 = report["results"]["int8"]["PrivateTest"]["accuracy"] * 100
@@ -55,7 +55,59 @@ def gate(report: dict, max_drop: float, min_accuracy: float | None) -> list[str]
         failures.append(f"int8 PrivateTest accuracy {int8:.2f}% is {float_ - int8:.2f} points below float {float_:.2f}%{against} (--max-drop {max_drop})")
     if min_accuracy is not None and int8 < min_accuracy:
         failures.append(f"int8 PrivateTest accuracy {int8:.2f}%{against} is below --min-accuracy {min_accuracy}")
+    balanced = report["results"]["int8"]["PrivateTest"]["balanced_accuracy"] * 100
+    if min_balanced_accuracy is not None and balanced < min_balanced_accuracy:
+        failures.append(f"int8 PrivateTest balanced accuracy {balanced:.2f}%{against} is below --min-balanced-accuracy {min_balanced_accuracy}")
     return failures
+
+
+def balance_section(report: dict) -> list[str]:
+    """The class-prior correction: the tau every figure uses, how it was chosen, the PublicTest sweep."""
+    balance = report.get("balance")
+    if not balance:
+        return []
+    prior = ", ".join(f"{name} {share * 100:.1f}%" for name, share in balance["class_prior"].items())
+    lines = [
+        "## Class-prior correction",
+        "",
+        f"Every figure above uses tau {balance['tau']:g} ({balance['chosen_by']}): scores are divided by the training class "
+        f"prior to the power tau and renormalised (0 = as trained). Training prior: {prior}.",
+        "",
+        "| tau | PublicTest accuracy | balanced accuracy | macro-F1 |",
+        "|---|---|---|---|",
+    ]
+    for row in balance["sweep_publictest"]:
+        if row["tau"] in (0.0, 0.25, 0.5, 0.75, 1.0) or row["tau"] == balance["tau"]:
+            mark = " (recorded)" if row["tau"] == balance["tau"] else ""
+            lines.append(f"| {row['tau']:g}{mark} | {row['accuracy'] * 100:.2f}% | {row['balanced_accuracy'] * 100:.2f}% | {row['macro_f1']:.3f} |")
+    at_zero = balance.get("int8_at_tau_0")
+    if at_zero and balance["tau"]:
+        text = "; ".join(f"{split} accuracy {m['accuracy'] * 100:.2f}%, balanced accuracy {m['balanced_accuracy'] * 100:.2f}%, "
+                         f"macro-F1 {m['macro_f1']:.3f}" for split, m in at_zero.items())
+        lines += ["", f"With `--balance 0` (the scores as trained; int8): {text}."]
+    return [*lines, ""]
+
+
+def microsoft_section(report: dict) -> list[str]:
+    """Accuracy under the FERPlus repository's own majority rule, the one published FER+ figures use."""
+    figures = report.get("ferplus_microsoft")
+    if not figures:
+        return []
+    excluded = figures["excluded"]
+    rows = [f"| {name} | {values['PublicTest'] * 100:.2f}% | {values['PrivateTest'] * 100:.2f}% |"
+            for name, values in figures.items() if name != "excluded"]
+    return [
+        "## FER+ under Microsoft's protocol",
+        "",
+        "The FERPlus repository's `majority` mode: votes of 1 dropped, the top class must hold more than half of the rest, "
+        "unknown and not-a-face excluded, contempt an 8th class (which these 7 labels always get wrong). Excluded: "
+        f"{excluded['PublicTest']:,} PublicTest and {excluded['PrivateTest']:,} PrivateTest faces.",
+        "",
+        "| model | PublicTest | PrivateTest |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def markdown_summary(report: dict) -> str:
@@ -78,12 +130,14 @@ def markdown_summary(report: dict) -> str:
         "",
         f"## Against the {judged_by} (what the model was trained on and is gated by)",
         "",
-        "| model | split | accuracy | macro-F1 |",
-        "|---|---|---|---|",
+        "| model | split | accuracy | balanced accuracy | macro-F1 |",
+        "|---|---|---|---|---|",
     ]
     for model_name, splits in results.items():
         for split, metrics in splits.items():
-            lines.append(f"| {model_name} | {split} | {metrics['accuracy'] * 100:.2f}% | {metrics['macro_f1']:.3f} |")
+            lines.append(f"| {model_name} | {split} | {metrics['accuracy'] * 100:.2f}% | {metrics['balanced_accuracy'] * 100:.2f}% | "
+                         f"{metrics['macro_f1']:.3f} |")
+    lines += ["", *balance_section(report), *microsoft_section(report)]
     lines += ["", f"float vs int8 top-1 agreement on PrivateTest: {report['agreement_privatetest'] * 100:.2f}%", ""]
     lines += ["Per-class on PrivateTest (int8):", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for name, row in results["int8"]["PrivateTest"]["per_class"].items():

@@ -31,12 +31,15 @@ from convert.quantize import (
     write_sidecar,
 )
 from edge import contract
+from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, bundled_model
 from edge.model import EmotionModel, file_sha256, load_interpreter_api, sidecar_path
 from edge.settings import check, setting
 from train.config import LABEL_SETS
-from train.data import ferplus_path_for
+from train.data import ferplus_path_for, training_class_prior
+from train.shipped import refuse_shipped_output
 
 SPLITS = ("PublicTest", "PrivateTest")
+MIN_ACCURACY_FLOOR = 60.0  # %: the gate's default floor; the default bundled model is never installed below it
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,16 @@ class ConvertConfig:
 
     data: str
     keras_model: str = setting("models/mini_xception.keras", "the trained Keras model")
-    out_dir: str = setting("models", "where the .tflite models, sidecars and reports go")
+    out_dir: str = setting("out/convert", "where the .tflite models, sidecars and reports go (never the shipped models/ unless --allow-shipped-output)")
     name: str = setting("mini_xception", "file stem: NAME_int8.tflite, NAME_float32.tflite, ...")
     calibration_count: int = setting(300, "Training faces (class-balanced, with their mirrors) that calibrate int8", low=7, high=28_709)
     float32: bool = setting(True, "also export a float32 .tflite for comparison")
     float16: bool = setting(False, "also export a float16-weight .tflite for comparison")
-    max_drop: float = setting(1.0, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
-    min_accuracy: float | None = setting(None, "fail when int8 PrivateTest accuracy (%) is below this", low=0.0, high=100.0)
+    max_drop: float = setting(0.3, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
+    min_accuracy: float | None = setting(
+        MIN_ACCURACY_FLOOR, "fail when int8 PrivateTest accuracy (%) is below this, a floor that catches a broken model (0 = none; "
+        "--bundle needs one, the default model at least this default)", low=0.0, high=100.0
+    )
     limit: int = setting(0, "evaluate on at most this many faces per split (smoke runs)", low=1, zero_means="all")
     skip_bad: bool = setting(False, "skip and count malformed records instead of stopping")
     cache_dir: str | None = setting(None, "decoded-dataset cache (default ~/.cache/fer-edge)")
@@ -65,26 +71,69 @@ class ConvertConfig:
     )
     flip_tta: bool = setting(contract.FLIP_TTA, "the sidecar's flip averaging; the gated figures use it")
     shift_tta: int = setting(
-        contract.SHIFT_TTA, "the sidecar's shift averaging, pixels (0 = off); every figure uses it, with and without flip", low=0, high=8
+        contract.SHIFT_TTA, "the sidecar's shift averaging, pixels (0 = off); every figure uses it, with and without flip", low=0,
+        high=contract.SHIFT_TTA_MAX
     )
+    balance: float | None = setting(
+        None, "the sidecar's class-prior correction tau (0 = scores as trained, 1 = fully balanced); every figure uses it. "
+        "Default: chosen on PublicTest, the tau with the best balanced accuracy whose accuracy is at most "
+        "--balance-max-cost points below tau 0's", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
+    )
+    ckplus_data: str | None = setting(
+        None, "CK+48 (its .zip or folder): also report int8 on these posed faces from another lab, as `edge eval --crops` "
+        "does; evaluation only, it chooses nothing"
+    )
+    balance_max_cost: float = setting(
+        2.5, "when choosing tau on PublicTest: the most accuracy points it may cost against tau 0", low=0.0, high=100.0
+    )
+    min_balanced_accuracy: float | None = setting(
+        None, "fail when int8 PrivateTest balanced accuracy (%, mean per-class recall) is below this", low=0.0, high=100.0
+    )
+
+    allow_shipped_output: bool = setting(False, "let --out-dir or --bundle-dir be inside the shipped models/ or edge/assets/")
 
     def __post_init__(self):
         check(self, "convert")
+        refuse_shipped_output(self.out_dir, "--out-dir (convert.out_dir)", self.allow_shipped_output)
+        if self.bundle_dir:
+            check_bundle(self)
+
+
+def check_bundle(config: ConvertConfig) -> None:
+    """A bundle is gated on the whole test splits; installing a bundled model (edge/assets/NAME, what
+    --bundle does) needs the accuracy floor, and the default model at least the default floor."""
+    if config.limit:
+        raise ValueError(
+            f"--limit (convert.limit) {config.limit} gates on a sample of the test faces; a model gated so is never bundled: "
+            "drop --limit, or --bundle / --bundle-dir"
+        )
+    installs = config.name in BUNDLED_MODELS and Path(config.bundle_dir).resolve() == bundled_model(config.name).parent.resolve()
+    if not installs:
+        refuse_shipped_output(config.bundle_dir, "--bundle-dir (convert.bundle_dir)", config.allow_shipped_output)
+    elif config.name == DEFAULT_MODEL and (config.min_accuracy or 0) < MIN_ACCURACY_FLOOR:
+        raise ValueError(
+            f"--bundle --name {config.name}: the default model {DEFAULT_MODEL!r} (what `edge run` uses without --model) needs "
+            f"--min-accuracy of at least {MIN_ACCURACY_FLOOR:g}, got {config.min_accuracy}"
+        )
+    elif not config.min_accuracy:
+        raise ValueError(
+            f"--bundle --name {config.name}: --bundle installs only a gated model: give --min-accuracy (convert.min_accuracy), "
+            f"the accuracy floor (default {MIN_ACCURACY_FLOOR:g}), not {config.min_accuracy}"
+        )
 
 
 def convert_and_evaluate(config: ConvertConfig) -> dict:
-    import keras
-
     from train.data import default_cache_dir, load_fer2013, take_splits
+    from train.model import load_keras_model
 
     started = time.time()
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     keras_path = Path(config.keras_model)
     if not keras_path.is_file():
         raise FileNotFoundError(f"{keras_path}: Keras model not found; train one first (make train)")
-    model = keras.models.load_model(keras_path)
+    model = load_keras_model(keras_path, "--keras-model")  # before the data: a corrupt file fails fast, named
     check_student(model, keras_path)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     label_set, label_source = trained_on(keras_path, config.labels)
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=config.cache_dir or default_cache_dir())
     votes, no_votes = find_votes(dataset, config.data, config.ferplus)  # before converting: bad votes fail fast
@@ -93,10 +142,25 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     splits = take_splits(dataset, config.limit, config.seed, votes)
 
     paths = export_variants(model, splits["Training"], keras_path, out_dir, config)
-    scores = score_variants(model, paths, splits, config.shift_tta)
-    results, by_label_set = {}, {}
+    raw_scores = score_variants(model, paths, splits, config.shift_tta)
+    prior = np.round(training_class_prior(splits["Training"], label_set), 6)  # as the sidecar records it
+    balance = choose_balance(raw_scores["int8"], splits, label_set, prior, config)
+    scores = {
+        name: {split: {flip: contract.balance_scores(p, prior, balance["tau"]) for flip, p in by_flip.items()}
+               for split, by_flip in by_split.items()}
+        for name, by_split in raw_scores.items()
+    }
+    balance["int8_at_tau_0"] = {  # what `--balance 0` gives (reported, never a choice)
+        split: {key: value for key, value in metrics_of(raw_scores["int8"][split][config.flip_tta], splits[split], label_set).items()
+                if key in ("accuracy", "balanced_accuracy", "macro_f1")}
+        for split in SPLITS
+    }
+    results, by_label_set, balanced_by_label_set = {}, {}, {}
     for name, by_split in scores.items():
         by_label_set[name] = accuracy_by_label_set(by_split, splits)
+        balanced_by_label_set[name] = {
+            "balanced_accuracy": by_label_set[name].pop("balanced_accuracy"), "macro_f1": by_label_set[name].pop("macro_f1")
+        }
         for split, by_flip in by_split.items():
             truth, counted = judged_truth(splits[split], label_set)
             predicted = by_flip[config.flip_tta].argmax(axis=1)
@@ -123,30 +187,42 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "sizes_bytes": {"keras": keras_path.stat().st_size, **{v: p.stat().st_size for v, p in paths.items()}},
         "results": results,
         "accuracy_by_label_set": by_label_set,
+        "balanced_by_label_set": balanced_by_label_set,
+        "balance": balance,
+        "ferplus_microsoft": microsoft_protocol(scores, splits, config.flip_tta) if votes else None,
         "ferplus": {"votes": str(config.ferplus or ferplus_path_for(config.data)) if votes else None,
                     "note": no_votes, "excluded": excluded},
         "agreement_privatetest": round(float(np.mean(private["keras"] == private["int8"])), 4),
         "config": asdict(config),
     }
-    if config.images_data:
-        report["image_folder_release"] = image_folder_accuracy(paths["int8"], config)
-    failures = gate(report, config.max_drop, config.min_accuracy)
-    report["gate"] = {"max_drop": config.max_drop, "min_accuracy": config.min_accuracy, "passed": not failures, "failures": failures}
-    report["seconds"] = round(time.time() - started, 1)
 
     for name in paths:
         update_sidecar(
             paths[name],
-            contract={**contract.describe(), "flip_tta": config.flip_tta, "shift_tta": config.shift_tta},
+            contract={**contract.describe(), "flip_tta": config.flip_tta, "shift_tta": config.shift_tta,
+                      "balance": balance["tau"], "class_prior": [float(v) for v in prior]},
             trained_on=label_set,
             accuracy={split: results[name][split]["accuracy"] for split in SPLITS},
+            balanced_accuracy={split: results[name][split]["balanced_accuracy"] for split in SPLITS},
+            macro_f1={split: results[name][split]["macro_f1"] for split in SPLITS},
             accuracy_judged_by=JUDGED_BY[label_set],
             macro_f1_privatetest=results[name]["PrivateTest"]["macro_f1"],
+            balance_in_accuracy=balance["tau"],
+            accuracy_ferplus_microsoft=(report["ferplus_microsoft"] or {}).get(name),
             flip_tta_in_accuracy=config.flip_tta,
             shift_tta_in_accuracy=config.shift_tta,
             accuracy_by_label_set=by_label_set[name],
             ferplus_excluded=excluded,
         )
+    # measured through the sidecar just written: its flip, shift and class-prior settings, as the runtime runs it
+    if config.images_data:
+        report["image_folder_release"] = image_folder_accuracy(paths["int8"], config)
+    if config.ckplus_data:
+        report["ckplus48"] = ckplus_accuracy(paths["int8"], config.ckplus_data)
+    failures = gate(report, config.max_drop, config.min_accuracy, config.min_balanced_accuracy)
+    report["gate"] = {"max_drop": config.max_drop, "min_accuracy": config.min_accuracy,
+                      "min_balanced_accuracy": config.min_balanced_accuracy, "passed": not failures, "failures": failures}
+    report["seconds"] = round(time.time() - started, 1)
     write_reports(report, keras_path, out_dir)
     if config.bundle_dir and not failures:
         bundle(out_dir, paths["int8"], Path(config.bundle_dir))
@@ -166,13 +242,83 @@ def check_student(model, keras_path: Path) -> None:
         )
 
 
+def metrics_of(scores: np.ndarray, split, label_set: str) -> dict:
+    """classification_metrics of these scores against the label set the model is judged by."""
+    truth, counted = judged_truth(split, label_set)
+    return classification_metrics(truth[counted], scores.argmax(axis=1)[counted])
+
+
+BALANCE_GRID = tuple(round(0.05 * step, 2) for step in range(21))  # the taus measured on PublicTest
+
+
+def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.ndarray, config: ConvertConfig) -> dict:
+    """The class-prior correction tau and how it was chosen. Every tau of BALANCE_GRID is measured on the int8
+    model's PublicTest scores (with the sidecar's flip setting) against the label set it is judged by; unless
+    --balance names one, the tau kept is the one with the best balanced accuracy whose accuracy is at most
+    --balance-max-cost points below tau 0's. PrivateTest plays no part."""
+    truth, counted = judged_truth(splits["PublicTest"], label_set)
+    scores = int8_scores["PublicTest"][config.flip_tta]
+    sweep = []
+    for tau in BALANCE_GRID:
+        metrics = classification_metrics(truth[counted], contract.balance_scores(scores, prior, tau).argmax(axis=1)[counted])
+        sweep.append({"tau": tau, **{key: metrics[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}})
+    if config.balance is not None:
+        tau, how = config.balance, "--balance"
+    else:
+        floor = sweep[0]["accuracy"] - config.balance_max_cost / 100 - 1e-9
+        best = max((row for row in sweep if row["accuracy"] >= floor), key=lambda row: (row["balanced_accuracy"], -row["tau"]))
+        tau, how = best["tau"], f"PublicTest: best balanced accuracy within {config.balance_max_cost:g} accuracy points of tau 0"
+    return {"tau": float(tau), "chosen_by": how, "class_prior": dict(zip(contract.LABELS, (round(float(v), 6) for v in prior), strict=True)),
+            "sweep_publictest": sweep}
+
+
+def microsoft_protocol(scores: dict, splits: dict, flip_tta: bool) -> dict:
+    """{model: {split: accuracy}, "excluded": {split: faces}} under the FERPlus repository's `majority` mode
+    (8 classes with contempt; see FerPlusVotes.microsoft_majority), with the sidecar's flip setting."""
+    result, excluded = {}, {}
+    for name, by_split in scores.items():
+        for split, by_flip in by_split.items():
+            truth = splits[split].votes.microsoft_majority()
+            counted = truth >= 0
+            predicted = by_flip[flip_tta].argmax(axis=1)
+            result.setdefault(name, {})[split] = round(float((predicted[counted] == truth[counted]).mean()), 4)
+            excluded[split] = int((~counted).sum())
+    return {**result, "excluded": excluded}
+
+
+def ckplus_accuracy(int8: Path, data: str) -> dict:
+    """`edge eval --crops` on CK+48 (a folder per class; contempt, which the 7 labels lack, skipped): accuracy,
+    balanced accuracy, macro-F1 over the classes present (it has no neutral) and per-class recall."""
+    import tempfile
+    import zipfile
+
+    from edge.evaluate import evaluate, labelled_images
+    from edge.stills import StillAnalyzer
+
+    model = EmotionModel(int8)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(data)
+        if root.is_file():
+            with zipfile.ZipFile(root) as archive:
+                archive.extractall(scratch)
+            folders = [p for p in Path(scratch).rglob("*") if p.is_dir() and any(c.is_dir() and c.name == "happy" for c in p.iterdir())]
+            if not folders:
+                raise ValueError(f"--ckplus-data {data}: no folder of class folders (anger, happy, ...) inside")
+            root = folders[0]
+        report = evaluate(labelled_images(root), StillAnalyzer(None, model), crops=True)
+    keys = ("images", "accuracy", "balanced_accuracy", "macro_f1", "classes_averaged", "skipped_folders", "balance", "flip_tta")
+    return {"data": str(data), **{key: report[key] for key in keys},
+            "recall": {name: row["recall"] for name, row in report["per_class"].items() if row["support"]},
+            "note": "evaluation only: never trained on, never used to choose a checkpoint, recipe or setting"}
+
+
 def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:
     """int8 accuracy against FER2013 labels on the image-folder release: its JPEG-decoded pixels differ by
     a few grey levels from the CSV's, so this is the figure `edge eval --crops` reproduces on its folders."""
     from train.data import default_cache_dir, load_fer2013, take_splits
 
     images = take_splits(load_fer2013(config.images_data, cache_dir=config.cache_dir or default_cache_dir()), config.limit, config.seed)
-    runtime_model = EmotionModel(int8, flip_tta=config.flip_tta, shift_tta=config.shift_tta)
+    runtime_model = EmotionModel(int8, flip_tta=config.flip_tta, shift_tta=config.shift_tta)  # the sidecar's balance
     accuracy = {
         split: round(float((predict_in_batches(runtime_model.classify, images[split].images).argmax(axis=1) == images[split].labels).mean()), 4)
         for split in SPLITS
@@ -206,7 +352,8 @@ def score_variants(model, paths: dict[str, Path], splits: dict, shift_tta: int =
 
     classifiers = {"keras": lambda faces: predict_probabilities(model, faces, flip_tta=False)}
     for variant, path in paths.items():
-        runtime_model = EmotionModel(path, flip_tta=False, shift_tta=0)  # mirrors and shifts scored here, then averaged
+        # mirrors, shifts and the class-prior correction applied here, as the runtime does
+        runtime_model = EmotionModel(path, flip_tta=False, shift_tta=0, balance=0.0)
         classifiers[variant] = lambda faces, m=runtime_model: predict_in_batches(m.classify, faces)
 
     def shifted(classify):

@@ -7,9 +7,14 @@ PI_SIM_DIR ?= build/pi-sim
 
 .PHONY: deploy pi-sim
 
+# PI, DRY_RUN and PY reach deploy.sh through the environment, never through the recipe's shell parsing:
+# `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host.
+deploy: export DEPLOY_PI := $(PI)
+deploy: export DEPLOY_DRY_RUN := $(DRY_RUN)
+deploy: export DEPLOY_PYTHON := $(PY)
 deploy:
-	@if [ -z "$(PI)" ]; then echo "usage: make deploy PI=user@host [DRY_RUN=1]" >&2; exit 2; fi
-	DRY_RUN=$(DRY_RUN) PYTHON=$(PY) bash deploy/deploy.sh $(PI)
+	@if [ -z "$$DEPLOY_PI" ]; then echo "usage: make deploy PI=user@host [DRY_RUN=1]" >&2; exit 2; fi
+	DRY_RUN="$$DEPLOY_DRY_RUN" PYTHON="$$DEPLOY_PYTHON" bash deploy/deploy.sh "$$DEPLOY_PI"
 
 pi-sim:
 	PYTHON=$(PY) bash deploy/pi_sim.sh $(PI_SIM_DIR)

@@ -26,11 +26,20 @@ elif [ $# -lt 1 ] || [ -z "$1" ] || [[ "$1" == -* ]]; then
     exit 2
 else
     PI=$1
+    # [user@]host, or an IPv6 address in brackets: ssh and rsync must never see an option or shell text here.
+    if ! [[ "$PI" =~ ^([A-Za-z0-9_][A-Za-z0-9._-]*@)?([A-Za-z0-9][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\])$ ]]; then
+        echo "deploy.sh: PI '$PI' is not user@host (letters, digits, '.', '_', '-'; an IPv6 address in [ ])" >&2
+        exit 2
+    fi
 fi
 shift
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3}
 DRY_RUN=${DRY_RUN:-0}
+if [ "$DRY_RUN" != 0 ] && [ "$DRY_RUN" != 1 ]; then
+    echo "deploy.sh: DRY_RUN must be 0 or 1, got '$DRY_RUN'" >&2
+    exit 2
+fi
 BUNDLE=build/bundle
 REMOTE_DIR=fer-edge-bundle # relative to the remote home
 MODEL=${MODEL:-edge/assets/ferplus/ferplus_int8.tflite}  # the default bundled model (edge/config.py DEFAULT_MODEL); installed only when its gate passed
@@ -45,10 +54,12 @@ run() { # run a command; with DRY_RUN=1 only print it
 }
 
 cd "$ROOT"
-# A broker login never travels in the bundle: it lives only in ~/fer-edge/mqtt.env on the Pi.
-if grep -nE '^[^#]*(mqtts?://[^"/ ]*@|(username|password)[[:space:]]*=|FER_MQTT_PASSWORD[[:space:]]*=)' deploy/edge.toml >&2; then
-    echo "deploy.sh: deploy/edge.toml holds a broker login (above); remove it and set FER_MQTT_USERNAME and" \
-        "FER_MQTT_PASSWORD when running install.sh on the Pi (they go to ~/fer-edge/mqtt.env, mode 600)" >&2
+# A broker login never travels in the bundle: it lives only in ~/fer-edge/mqtt.env on the Pi; the live
+# view's token only in ~/fer-edge/web.env.
+if grep -nE '^[^#]*(mqtts?://[^"/ ]*@|(username|password)[[:space:]]*=|FER_MQTT_PASSWORD[[:space:]]*=|FER_WEB_TOKEN[[:space:]]*=)' deploy/edge.toml >&2; then
+    echo "deploy.sh: deploy/edge.toml holds a broker login or the live view's token (above); remove it and set" \
+        "FER_MQTT_USERNAME and FER_MQTT_PASSWORD (or FER_WEB_TOKEN) when running install.sh on the Pi (they go" \
+        "to ~/fer-edge/mqtt.env and web.env, mode 600)" >&2
     exit 1
 fi
 if [ "$DRY_RUN" != 1 ]; then

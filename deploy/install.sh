@@ -5,8 +5,10 @@
 # or tflite-runtime where LiteRT has no wheel), nothing heavier.
 #
 #   bash ~/fer-edge-bundle/install.sh [--no-systemd] [--dir DIR] [--user USER] [--network] [--allow-root]
-#       [--mqtt URL] [--device-id NAME]
+#       [--mqtt URL] [--device-id NAME] [--web HOST:PORT]
 #   FER_MQTT_USERNAME=... FER_MQTT_PASSWORD=... bash install.sh --mqtt mqtts://broker:8883   # a broker login
+#   bash install.sh --web 127.0.0.1:8080      # the live view, reached with ssh -L 8080:127.0.0.1:8080 pi@HOST
+#   FER_WEB_TOKEN=... bash install.sh --web 0.0.0.0:8080   # on the network: a token (made for you if not given)
 #   bash install.sh --print-unit [--dir DIR] [--user USER]   # print the rendered systemd unit
 #   DRY_RUN=1 bash install.sh                                 # print each command, run none
 set -euo pipefail
@@ -22,11 +24,16 @@ usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--network] [--allow-
   --mqtt URL     send events to this MQTT broker (mqtt://host[:port] or mqtts://host[:port]); sets mqtt
                  in a new edge.toml and lets the service use the network
   --device-id N  this Pi's name in event ids and MQTT topics (default: its host name)
+  --web HOST:PORT  serve the live view there (sets web in a new edge.toml); the service may then listen on
+                 loopback only, or on the network when HOST is not loopback (which needs a token)
   --print-unit   print the rendered systemd unit and exit
   --print-network-conf   print the drop-in that --network installs and exit
+  --print-web-conf       print the drop-in that --web HOST:PORT installs and exit
   DRY_RUN=1      print each command instead of running it
   FER_MQTT_USERNAME, FER_MQTT_PASSWORD   a broker login: written to DIR/mqtt.env (mode 600) for the
                  service, never to edge.toml or the bundle
+  FER_WEB_TOKEN  the live view's token for a --web address other than loopback: written to DIR/web.env
+                 (mode 600); when not given and there is no web.env yet, one is made there
 EOF
 }
 
@@ -36,6 +43,8 @@ SERVICE_USER=$(id -un)
 SYSTEMD=1
 PRINT_UNIT=0
 PRINT_NETWORK=0
+PRINT_WEB=0
+WEB=
 NETWORK=0
 ALLOW_ROOT=0
 MQTT_URL=
@@ -48,6 +57,8 @@ while [ $# -gt 0 ]; do
         --user) SERVICE_USER=${2:?--user needs a name}; shift ;;
         --print-unit) PRINT_UNIT=1 ;;
         --print-network-conf) PRINT_NETWORK=1 ;;
+        --print-web-conf) PRINT_WEB=1 ;;
+        --web) WEB=${2:?--web needs HOST:PORT}; shift ;;
         --network) NETWORK=1 ;;
         --allow-root) ALLOW_ROOT=1 ;;
         --mqtt) MQTT_URL=${2:?--mqtt needs a broker URL}; NETWORK=1; shift ;;
@@ -63,6 +74,10 @@ if [ -n "$MQTT_URL" ] && ! [[ "$MQTT_URL" =~ ^mqtts?://[A-Za-z0-9._-]+(:[0-9]{1,
 fi
 if [ -n "$DEVICE_ID" ] && ! [[ "$DEVICE_ID" =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
     echo "install.sh: --device-id $DEVICE_ID: use 1-64 letters, digits, '.', '_' or '-'" >&2
+    exit 2
+fi
+if [ -n "$WEB" ] && ! [[ "$WEB" =~ ^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$ ]]; then
+    echo "install.sh: --web $WEB: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080" >&2
     exit 2
 fi
 VENV="$APP_DIR/venv"
@@ -107,8 +122,26 @@ backoff_conf() { # systemd >= 254: restart delays grow from 15 s towards 5 min, 
     printf '%s\n' '# installed by install.sh where systemd >= 254 knows RestartSteps=' \
         '[Service]' 'RestartSteps=5' 'RestartMaxDelaySec=300'
 }
+web_is_loopback() { # the live view's address, HOST:PORT, is loopback (127.x, ::1, localhost)
+    local host=${1%:*}
+    [[ "$host" =~ ^(127\.[0-9.]+|localhost|\[::1\])$ ]]
+}
+web_conf() { # the drop-in that lets the service listen for the live view: loopback only unless asked
+    local address=$1
+    printf '%s\n' "# installed by install.sh --web $address (or because edge.toml sets web)" '[Service]' \
+        'RestrictAddressFamilies=AF_INET AF_INET6'
+    if web_is_loopback "$address"; then
+        printf '%s\n' '# loopback only: IPAddressDeny=any stays, localhost is let through' 'IPAddressAllow=localhost'
+    else
+        printf '%s\n' '# an address other than loopback: viewers on the network (the runtime demands a token)' 'IPAddressDeny='
+    fi
+}
 if [ "$PRINT_NETWORK" = 1 ]; then
     network_conf
+    exit 0
+fi
+if [ "$PRINT_WEB" = 1 ]; then
+    web_conf "${WEB:?--print-web-conf needs --web HOST:PORT}"
     exit 0
 fi
 
@@ -194,6 +227,9 @@ fi
 if [ -n "$DEVICE_ID" ]; then
     config_sed+=(-e "s|^device_id = \"\"|device_id = \"$DEVICE_ID\"|")
 fi
+if [ -n "$WEB" ]; then
+    config_sed+=(-e "s|^web = \"\"|web = \"$WEB\"|")
+fi
 if [ -n "${FER_MQTT_USERNAME:-}" ]; then
     # The login goes to a file only the service user can read; the unit loads it as environment.
     # Printed under DRY_RUN without the values.
@@ -201,6 +237,21 @@ if [ -n "${FER_MQTT_USERNAME:-}" ]; then
         echo "+ (umask 077; write FER_MQTT_USERNAME and FER_MQTT_PASSWORD) > $APP_DIR/mqtt.env"
     else
         (umask 077 && printf 'FER_MQTT_USERNAME=%s\nFER_MQTT_PASSWORD=%s\n' "$FER_MQTT_USERNAME" "${FER_MQTT_PASSWORD:-}" >"$APP_DIR/mqtt.env")
+    fi
+fi
+# The live view: --web, else what an edge.toml already there sets.
+SERVE_WEB=$WEB
+if [ -z "$SERVE_WEB" ] && [ -f "$APP_DIR/edge.toml" ]; then
+    SERVE_WEB=$(sed -nE 's/^[[:space:]]*web[[:space:]]*=[[:space:]]*"([^"]+)".*/\1/p' "$APP_DIR/edge.toml" | head -n 1)
+fi
+if [ -n "${FER_WEB_TOKEN:-}" ] || { [ -n "$SERVE_WEB" ] && ! web_is_loopback "$SERVE_WEB" && [ ! -f "$APP_DIR/web.env" ]; }; then
+    # The live view's token, like the broker login: a file only the service user reads, loaded as environment.
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "+ (umask 077; write FER_WEB_TOKEN, given or made with python3 secrets) > $APP_DIR/web.env"
+    else
+        web_token_value=${FER_WEB_TOKEN:-$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')}
+        (umask 077 && printf 'FER_WEB_TOKEN=%s\n' "$web_token_value" >"$APP_DIR/web.env")
+        [ -n "${FER_WEB_TOKEN:-}" ] || say "made a live-view token, kept in $APP_DIR/web.env (docs/live-view.md says how a browser uses it)"
     fi
 fi
 if [ -f "$BUNDLE/MODEL_CARD.md" ]; then
@@ -243,6 +294,18 @@ if [ "$NETWORK" = 1 ]; then
 else
     say "no network for the service (no mqtt in $CONFIG; --network allows it)"
     run "${SUDO[@]}" rm -f "$DROP_IN"
+fi
+WEB_DROP_IN="/etc/systemd/system/$UNIT.d/web.conf"
+if [ -n "$SERVE_WEB" ]; then
+    write_to "$APP_DIR/web.conf" web_conf "$SERVE_WEB"
+    run "${SUDO[@]}" install -D -m 644 "$APP_DIR/web.conf" "$WEB_DROP_IN"
+    if web_is_loopback "$SERVE_WEB"; then
+        say "live view on $SERVE_WEB: from your computer, ssh -L ${SERVE_WEB##*:}:$SERVE_WEB $SERVICE_USER@THIS-PI, then open http://localhost:${SERVE_WEB##*:}/"
+    else
+        say "live view on $SERVE_WEB: open http://THIS-PI:${SERVE_WEB##*:}/ with the token kept in $APP_DIR/web.env (docs/live-view.md)"
+    fi
+else
+    run "${SUDO[@]}" rm -f "$WEB_DROP_IN"
 fi
 systemd_version=$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
 if [ "$DRY_RUN" = 1 ] || [ "${systemd_version:-0}" -ge 254 ] 2>/dev/null; then

@@ -12,6 +12,7 @@ import numpy as np
 from edge.config import check_setting
 from edge.detect import ASSETS_DIR, Box, _check_gray, _position, region_crop
 from edge.model import load_interpreter_api
+from edge.quiet import notices_filtered
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,9 @@ class BlazeFaceModel:
             raise FileNotFoundError(f"BlazeFace model {self.path} not found (it ships in edge/assets)")
         interpreter_class, _, self.interpreter_name = load_interpreter_api()
         try:
-            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with notices_filtered():
+                self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"{self.path}: not a loadable TFLite model ({error})") from None
         self._input = self.interpreter.get_input_details()[0]

@@ -39,11 +39,12 @@ def run(
             fail("give either --source or --camera-id, not both")
         settings["source"] = f"usb:{camera_id}"
     try:
-        result = run_pipeline(build_config(config, settings))
+        run_config = build_config(config, settings)
+        result = run_pipeline(run_config)
     except (ValueError, RuntimeError, OSError, ImportError) as error:
         fail(str(error))
     if summary:
-        typer.echo(format_summary(result), err=True)
+        typer.echo(format_summary(result) + format_outputs(run_config), err=True)
 
 
 def format_summary(result: dict) -> str:
@@ -60,15 +61,22 @@ def format_summary(result: dict) -> str:
     )
 
 
+def format_outputs(config: RunConfig) -> str:
+    """Where the run's files went, one line each (nothing for what it did not write)."""
+    written = {"events": "" if config.log == "-" else config.log, "video": config.save_video,
+               "images": config.save_images, "csv": config.csv}
+    return "".join(f"\n{what:<7}{path}" for what, path in written.items() if path)
+
+
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
 MODEL_AND_DETECTOR = (
-    "model", "num_threads", "flip_tta", "shift_tta", "scale_factor", "min_neighbors", "min_face", "cascade",
+    "model", "num_threads", "flip_tta", "shift_tta", "balance", "scale_factor", "min_neighbors", "min_face", "cascade",
     "detector", "blazeface_score", "blazeface_tiles",
 )
 
 
 @app.command("eval")
-@cli_options(RunConfig, only=MODEL_AND_DETECTOR)
+@cli_options(RunConfig, only=(*MODEL_AND_DETECTOR, "max_image_pixels"))
 def eval_folder(
     folder: Path = typer.Argument(..., help="one sub-folder per emotion (angry or anger, happy or happiness, ...)"),
     crops: bool = typer.Option(False, "--crops", help="every image is an already-cropped face (e.g. FER2013's test folders): no detection"),
@@ -89,7 +97,10 @@ def eval_folder(
         model = load_model(run_config)
         analyzer = StillAnalyzer(make_detector(run_config, stills=True), model)
         folder_images = labelled_images(folder, pattern)
-        report = evaluate(folder_images, analyzer, crops, progress=lambda items: track(items, description="evaluating", transient=True))
+        report = evaluate(
+            folder_images, analyzer, crops, progress=lambda items: track(items, description="evaluating", transient=True),
+            max_pixels=run_config.max_image_pixels,
+        )
         written = write_report(report, out_dir, model.labels)
     except (ValueError, OSError, ImportError) as error:
         fail(str(error))
@@ -129,8 +140,7 @@ def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
         f"trained on   {LABEL_SET_NAMES.get(sidecar.get('trained_on'), 'not recorded')}",
         "contract     " + json.dumps(sidecar["contract"]),
         *accuracy_lines(sidecar),
-        "sidecar      " + ("digest verified: labels, contract and accuracy are as convert wrote them" if loaded.sidecar_verified
-                           else "no digest (written before digests): accuracy unverified; labels checked against the runtime's"),
+        "sidecar      " + loaded.sidecar_status,
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"
@@ -161,6 +171,26 @@ def accuracy_lines(sidecar: dict) -> list[str]:
         lines.append(" " * 13 + "against the FER+ majority: not measured (converted without FER+ votes)")
     if sidecar.get("shift_tta_in_accuracy"):
         lines.append(" " * 13 + f"every figure averages each face over {sidecar['shift_tta_in_accuracy']}-pixel shifts (shift TTA)")
+    return lines + balance_lines(sidecar)
+
+
+def balance_lines(sidecar: dict) -> list[str]:
+    """Balanced accuracy and macro-F1 beside accuracy, the class-prior correction they were measured with, and the
+    figure under Microsoft's FER+ protocol, where the sidecar records them."""
+    lines = []
+    judged = ACCURACY_TITLES.get(sidecar.get("accuracy_judged_by"), "its own labels")
+    for key, title in (("balanced_accuracy", "balanced acc"), ("macro_f1", "macro-F1")):
+        values = sidecar.get(key)
+        if isinstance(values, dict):
+            text = ", ".join(f"{split} {v * 100:.2f}%" if key == "balanced_accuracy" else f"{split} {v:.3f}" for split, v in values.items())
+            lines.append(f"{title:13}{text} (against {judged}; mean over the classes present)")
+    microsoft = sidecar.get("accuracy_ferplus_microsoft")
+    if isinstance(microsoft, dict):
+        text = ", ".join(f"{split} {v * 100:.2f}%" for split, v in microsoft.items())
+        lines.append(f"{'FER+ (MS)':13}{text} (the FERPlus repository's majority rule, 8 classes with contempt)")
+    tau = sidecar.get("contract", {}).get("balance", 0)
+    lines.append(f"{'balance':13}tau {tau:g}" + (
+        ": scores divided by the training class prior to this power (--balance 0: as trained)" if tau else ": scores as trained"))
     return lines
 
 

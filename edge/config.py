@@ -6,11 +6,12 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from edge import contract
 from edge.settings import check, flag, setting
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 # Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
-# report and model card, installed there by `make convert RUN=... NAME=<name>` when the accuracy gate passes.
+# report and model card, installed there by `make ship RUN=... NAME=<name>` when the accuracy gate passes.
 BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
 DEFAULT_MODEL = "ferplus"  # what runs when no --model is given: FER+ votes are the cleaner labels (README)
 SAMPLE_CLIP = ASSETS / "sample.mp4"
@@ -33,7 +34,7 @@ def resolve_model(model: str | Path | None) -> Path:
         if not path.is_file():
             raise ValueError(
                 f"bundled model {value!r} is not installed ({path} is missing); "
-                f"convert one with `make convert RUN=runs/{value} NAME={value}`"
+                f"train and install one with `make train LABELS={value}` and `make ship RUN=runs/{value} NAME={value}`"
             )
         return path
     if "/" not in value and "." not in value:
@@ -78,11 +79,19 @@ class RunConfig:
     stats_interval: float = setting(10.0, "seconds between stats records", above=0.0, high=86_400)
     display: bool = setting(False, "show an annotated preview window (needs a desktop session)")
     save_video: str = setting("", 'write the annotated video to this file; "" = none')
+    # 12 MP: a phone photo (4032x3024) is read whole; an 8000x8000 scan is decoded at 1/2 scale by the JPEG
+    # library and resized, so it takes ~100 MB instead of ~2 GB, which would kill a 1-2 GB Pi.
+    max_image_pixels: int = setting(12_000_000, "images: one with more pixels is scaled down to this many when read (memory stays bounded; the record keeps its original size)", low=10_000, high=1_000_000_000, zero_means="never scale down")
     save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none')
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
     flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured)")
-    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=8)
+    balance: float | None = setting(
+        None, "class-prior correction tau: 0 = the scores as trained (right for scenes with the training mix, mostly "
+        "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
+        "which is how its accuracy was measured)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
+    )
+    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX)
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
     # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). A broker login never lives here: it comes from
@@ -94,6 +103,14 @@ class RunConfig:
     mqtt_credentials_file: str = setting("", 'file of FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600); "" = those environment variables')
     mqtt_discovery: bool = setting(True, "publish Home Assistant MQTT discovery configs")
     mqtt_discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
+    # Live view (edge/web.py): off unless an address is given. Any address but loopback needs an access token,
+    # which never lives here: it comes from FER_WEB_TOKEN or the file web_token_file names.
+    web: str = setting("", 'serve the live view (annotated stream, faces, expression timeline, health) at HOST:PORT, e.g. 127.0.0.1:8080; an address other than loopback needs a token; "" = none')
+    web_max_fps: float = setting(5.0, "live view: stream frames per second at most (each encoded once, however many watch)", low=0.5, high=30)
+    web_max_width: int = setting(640, "live view: stream frames are shrunk to this width at most", low=64, high=8192, zero_means="the frame's own width")
+    web_token_file: str = setting("", 'file holding the live view\'s access token (FER_WEB_TOKEN=... or the token alone; chmod 600); "" = the FER_WEB_TOKEN environment variable')
+    loop: bool = setting(False, "video files: start again at the end, until --duration, --max-frames or a stop (a demo that keeps going)")
+    realtime: bool = setting(False, "video files: deliver frames no faster than the file's own frame rate, as a camera would (to watch the live view)")
 
     def __post_init__(self):
         check(self, "run")
@@ -106,6 +123,10 @@ class RunConfig:
                 f"--frame-width/--frame-height {self.frame_width}x{self.frame_height}"
             )
         self._check_fleet()
+        if self.web:
+            from edge.web import parse_web_address
+
+            parse_web_address(self.web)
 
     def _check_fleet(self) -> None:
         from edge.fleet import check_topic_prefix, check_topic_word
@@ -177,7 +198,8 @@ install.sh copies this to ~/fer-edge/edge.toml with the home paths rewritten; it
 edge.toml you have edited (it writes edge.toml.new next to it instead).
 Unknown keys are rejected; command-line options override these values.
 An MQTT broker login never goes here: install.sh writes FER_MQTT_USERNAME and FER_MQTT_PASSWORD to
-~/fer-edge/mqtt.env (mode 600), which the service reads."""
+~/fer-edge/mqtt.env (mode 600), which the service reads. Nor does the live view's access token, which goes to
+~/fer-edge/web.env (FER_WEB_TOKEN, mode 600)."""
 
 
 def pi_toml() -> str:
@@ -190,7 +212,8 @@ def settings_markdown() -> str:
     from edge.settings import markdown_table
 
     return (
-        "# Runtime settings\n\nGenerated from `edge/config.py` by `python -m edge settings > docs/configuration.md`; a test keeps it "
+        "# Runtime settings\n\nUse this page to look up any setting of the runtime: its flag, its config-file key, its default "
+        "and the values it accepts.\n\nGenerated from `edge/config.py` by `python -m edge settings > docs/configuration.md`; a test keeps it "
         "current. Each setting is a flag of `python -m edge run` and a key of the `[run]` table of a config file "
         "(`--config`, e.g. [`deploy/edge.toml`](../deploy/edge.toml)); flags override the file.\n\n"
         + markdown_table(RunConfig, "run")

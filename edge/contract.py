@@ -21,6 +21,11 @@ FLIP_TTA = True
 # Also average over the face shifted this many pixels left, right, up and down, borders mirrored (0 = off);
 # with the mirrors, the classic ten views. Off unless a model's sidecar says its accuracy was measured so.
 SHIFT_TTA = 0
+SHIFT_TTA_MAX = 8  # pixels: the bound of every shift_tta (flags, settings, sidecars)
+# Class-prior correction strength tau: 0 = the scores as trained (the training set's class mix is built in),
+# 1 = fully balanced (each score divided by its class's training share). A model's sidecar records its own.
+BALANCE = 0.0
+BALANCE_RANGE = (0.0, 1.0)
 
 
 def label_index(name: str) -> int:
@@ -97,6 +102,16 @@ def average_shifts(probabilities: np.ndarray, pixels: int) -> np.ndarray:
     return probabilities.reshape(views, -1, probabilities.shape[-1]).mean(axis=0)
 
 
+def balance_scores(probabilities: np.ndarray, prior, tau: float) -> np.ndarray:
+    """Class-prior correction: softmax(log p - tau * log prior), i.e. p / prior^tau renormalised, so a class
+    that was rare in training is not out-voted by its rarity alone. Rows still sum to 1; tau 0 changes nothing."""
+    if not tau:
+        return probabilities
+    weights = np.power(np.asarray(prior, np.float64), -float(tau))
+    scaled = np.asarray(probabilities, np.float64) * weights
+    return (scaled / np.maximum(scaled.sum(axis=-1, keepdims=True), 1e-30)).astype(np.float32)
+
+
 def describe() -> dict:
     """The contract as plain data, written into every model's sidecar JSON."""
     return {
@@ -108,4 +123,5 @@ def describe() -> dict:
         "resize": "cv2.INTER_AREA when shrinking, else cv2.INTER_LINEAR",
         "flip_tta": FLIP_TTA,
         "shift_tta": SHIFT_TTA,
+        "balance": BALANCE,
     }

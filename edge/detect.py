@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edge.config import check_setting
+from edge.paths import opencv_name
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 # Distribution packages (apt's opencv-data) put the cascades here when cv2.data is absent.
@@ -129,7 +130,7 @@ class FaceDetector:
         self.detect_width = detect_width
         self.cascade_path = find_cascade(explicit=cascade_path)
         try:
-            self._cascade = cv2.CascadeClassifier(str(self.cascade_path))
+            self._cascade = cv2.CascadeClassifier(opencv_name(self.cascade_path, "--cascade"))
             empty = self._cascade.empty()
         except (cv2.error, SystemError):  # a non-XML file makes the constructor raise, not return empty
             empty = True

@@ -16,7 +16,8 @@ import numpy as np
 
 from edge import contract
 from edge.metrics import NO_FACE, classification_metrics, draw_confusion
-from edge.stills import STILL_SUFFIXES, StillAnalyzer, largest, read_still
+from edge.paths import printable
+from edge.stills import DEFAULT_MAX_IMAGE_PIXELS, STILL_SUFFIXES, StillAnalyzer, largest, read_still, still_name
 
 # Folder names people use for the seven classes (FER2013, FER+, CK+, JAFFE/KDEF codes, RAF-DB words).
 SYNONYMS = {
@@ -57,15 +58,15 @@ def labelled_images(root: str | Path, pattern: str = "*") -> LabelledFolder:
     return LabelledFolder(root, images, skipped)
 
 
-def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progress=None) -> dict:
+def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progress=None, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """The report: accuracy on all images (no face = wrong), on images with a face, detection rate,
     per-class precision/recall/F1, macro-F1, confusion matrix, unreadable and misclassified images."""
     labels = analyzer.model.labels
     truth, predicted, unreadable, wrong = [], [], [], []
     for path, label in progress(folder.images) if progress else folder.images:
-        name = path.relative_to(folder.root).as_posix()
+        name = still_name(path, folder.root)
         try:
-            gray, _ = read_still(path, grey_only=True)
+            gray = read_still(path, max_pixels).gray
         except ValueError as error:
             unreadable.append({"image": name, "error": str(error)})
             continue
@@ -80,16 +81,20 @@ def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progr
     with_face = predicted_array != NO_FACE
     metrics = classification_metrics(truth_array, predicted_array, labels)
     return {
-        "folder": str(folder.root),
+        "folder": printable(folder.root),
         "mode": "crops (every image is one face)" if crops else "stills (largest face of each image)",
         "model": str(analyzer.model.path),
         "flip_tta": analyzer.model.flip_tta,
+        "shift_tta": analyzer.model.shift_tta,
+        "balance": analyzer.model.balance,
         "images": len(truth),
         "images_with_face": int(with_face.sum()),
         "detection_rate": round(float(with_face.mean()), 4) if truth else 0.0,
         "accuracy": metrics["accuracy"],
         "accuracy_with_face": round(float((truth_array[with_face] == predicted_array[with_face]).mean()), 4) if with_face.any() else 0.0,
+        "balanced_accuracy": metrics["balanced_accuracy"],
         "macro_f1": metrics["macro_f1"],
+        "classes_averaged": metrics["classes_averaged"],
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"],
         "skipped_folders": folder.skipped_folders,
@@ -107,13 +112,23 @@ def write_report(report: dict, out_dir: str | Path, labels: tuple[str, ...]) -> 
     return [report_path, draw_confusion(report["confusion_matrix"], labels, title, out_dir / "confusion.png")]
 
 
+def averaged_over(report: dict) -> str:
+    """Which classes balanced accuracy and macro-F1 average: the ones with images."""
+    absent = [name for name in report["per_class"] if name not in report["classes_averaged"]]
+    listed = f"{len(report['classes_averaged'])} classes with images"
+    return listed + (f" ({', '.join(absent)}: no images, left out)" if absent else "")
+
+
 def format_report(report: dict) -> str:
     lines = [
         f"{report['images']} images in {report['folder']} ({report['mode']}), model {report['model']}",
         f"accuracy           {report['accuracy'] * 100:.2f}% (an image without a face counts as wrong)",
         f"with a face        {report['accuracy_with_face'] * 100:.2f}% of {report['images_with_face']} images",
         f"detection rate     {report['detection_rate'] * 100:.2f}%",
+        f"balanced accuracy  {report['balanced_accuracy'] * 100:.2f}% (mean per-class recall)",
         f"macro-F1           {report['macro_f1']:.3f}",
+        f"averaged over      {averaged_over(report)}",
+        f"class-prior correction tau {report['balance']:g}" + (" (scores as trained)" if not report["balance"] else ""),
         "",
         f"{'class':10} {'precision':>9} {'recall':>7} {'F1':>6} {'images':>7}",
     ]

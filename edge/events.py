@@ -145,7 +145,8 @@ class StatsWindow:
 def start_record(source: str, model, config: dict) -> dict:
     return {
         "event": "start", "time": utc_now(), "source": source, "model": str(model.path), "sha256": model.sidecar["sha256"],
-        "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta, "config": config,
+        "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta,
+        "sidecar_verified": model.sidecar_verified, "sidecar": model.sidecar_status, "config": config,
     }
 
 
@@ -185,9 +186,14 @@ def face_record(box, scores: Sequence[float], labels: Sequence[str]) -> dict:
     }
 
 
-def image_record(image: str, size: tuple[int, int], faces: list[dict]) -> dict:
-    """One still image's result: every face found in it, nothing carried over from other images."""
-    return {"event": "image", "time": utc_now(), "image": image, "size": list(size), "faces": faces}
+def image_record(image: str, size: tuple[int, int], faces: list[dict], original_size: tuple[int, int] | None = None) -> dict:
+    """One still image's result: every face found in it, nothing carried over from other images. Boxes
+    are in `size`, the image as analysed; an image scaled down on reading (--max-image-pixels) also
+    says its `original_size`."""
+    record = {"event": "image", "time": utc_now(), "image": image, "size": list(size), "faces": faces}
+    if original_size is not None and tuple(original_size) != tuple(size):
+        record["original_size"] = list(original_size)
+    return record
 
 
 def image_error_record(image: str, error: str) -> dict:

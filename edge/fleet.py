@@ -5,6 +5,7 @@ Plain values and functions only (no MQTT client here), so the forwarder, `watch`
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import socket
@@ -51,27 +52,32 @@ def record_key(record: dict) -> tuple[str, str, int] | None:
 
 class SequencedLog:
     """Wraps an EventLog: each record gets device, run and seq (1, 2, ... per run) before it is written,
-    so the log and everything forwarded from it carry the same ids. The record dict is updated in place."""
+    so the log and everything forwarded from it carry the same ids. The record dict is updated in place.
+    The log's own records (log_repaired, log_reopened) get their ids the same way, through its `stamp`."""
 
     def __init__(self, log, device: str, run: str | None = None, on_close=None):
         self.log, self.device, self.run = log, device, run or new_run_id()
         self.on_close = on_close  # called after the log is closed (the forwarder's stop)
         self.seq = 0
         self._lock = threading.Lock()  # source callbacks may write from another thread: keep seq == file order
+        log.stamp = self._stamp
 
     @property
     def path(self):
         return self.log.path
 
+    def _stamp(self, record: dict) -> None:
+        self.seq += 1
+        record.update(device=self.device, run=self.run, seq=self.seq)
+
     def write(self, record: dict) -> None:
-        with self._lock:
-            self.seq += 1
-            record.update(device=self.device, run=self.run, seq=self.seq)
+        with self._lock:  # the log stamps the record (and any record of its own before it) as it writes
             self.log.write(record)
 
     def close(self) -> None:
         try:
-            self.log.close()
+            with self._lock:
+                self.log.close()
         finally:
             if self.on_close is not None:
                 on_close, self.on_close = self.on_close, None
@@ -124,20 +130,23 @@ class DeviceState:
         self.fps: float | None = None
 
     def apply(self, record: dict) -> bool:
-        """Update from one record; True when faces, dominant expression or FPS may have changed."""
+        """Update from one record; True when faces, dominant expression or FPS may have changed.
+        A record whose fields are not what the runtime writes is a ValueError, and changes nothing."""
         event = record.get("event")
         if event in ("start", "stop"):  # a new run has no faces yet; a stopped one none left
             self.tracks.clear()
             self.fps = 0.0 if event == "stop" else self.fps
         elif event in ("new", "update") and "track" in record:
-            self.tracks[record["track"]] = (str(record.get("label")), float(record.get("score") or 0.0))
+            self.tracks[_track_id(record.get("track"))] = (str(record.get("label")), _number(record, "score"))
         elif event == "end":
-            self.tracks.pop(record.get("track"), None)
+            self.tracks.pop(_track_id(record.get("track")), None)
         elif event == "image":  # a still: its faces are the ones in view
             faces = record.get("faces") or []
-            self.tracks = {n: (str(f.get("label")), float(f.get("score") or 0.0)) for n, f in enumerate(faces)}
+            if not isinstance(faces, list) or not all(isinstance(face, dict) for face in faces):
+                raise ValueError(f"faces must be a list of objects, got {_short(faces)}")
+            self.tracks = {n: (str(f.get("label")), _number(f, "score")) for n, f in enumerate(faces)}
         elif event == "stats" and "processing_fps" in record:
-            self.fps = float(record["processing_fps"])
+            self.fps = _number(record, "processing_fps")
         else:
             return False
         return True
@@ -154,6 +163,27 @@ class DeviceState:
 
     def summary(self) -> dict:
         return {"faces": len(self.tracks), "dominant": self.dominant(), "fps": self.fps}
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(record: dict, name: str) -> float:
+    """A finite number field (absent or null = 0)."""
+    value = record.get(name)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number, got {_short(value)}")
+    return float(value)
+
+
+def _track_id(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"track must be a whole number, got {_short(value)}")
+    return value
 
 
 def discovery_configs(topics: Topics, discovery_prefix: str, version: str = "") -> dict[str, dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import stat as stat_module
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,22 @@ class Position:
         return {"inode": self.inode, "offset": self.offset, "key": list(self.key) if self.key else None}
 
     @classmethod
-    def from_json(cls, data: dict) -> Position:
-        key = data.get("key")
-        return cls(int(data["inode"]), int(data["offset"]), tuple(key) if key else None)
+    def from_json(cls, data) -> Position:
+        """Checked as data (a cursor file can hold anything): ValueError says what is wrong."""
+        if not isinstance(data, dict) or set(data) - {"inode", "offset", "key"}:
+            raise ValueError("expected an object with inode, offset and key")
+        inode, offset, key = data.get("inode"), data.get("offset"), data.get("key")
+        for name, value in (("inode", inode), ("offset", offset)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r:.40}")
+        if key is not None:
+            valid = (
+                isinstance(key, list) and len(key) == 3 and isinstance(key[0], str) and isinstance(key[1], str)
+                and isinstance(key[2], int) and not isinstance(key[2], bool) and key[2] >= 1
+            )
+            if not valid:
+                raise ValueError(f"key must be null or [device, run, seq >= 1], got {key!r:.80}")
+        return cls(inode, offset, tuple(key) if key is not None else None)
 
 
 def log_files(path: Path) -> list[Path]:
@@ -110,6 +124,10 @@ class LogTail:
                 if inode == position.inode and self._open(file, position.offset, position.key, inode):
                     self.resumed = "cursor"
                     return
+                if inode == position.inode and position.key is None:  # no id to look for it by
+                    self.resumed = f"cursor offset {position.offset} is not the end of a line in {file}: from the oldest file"
+                    self._open(files[0][0], 0, None, files[0][1])
+                    return
             if position.key is not None:  # the file was copied or its inode changed: look for the line
                 for file, inode in files:
                     offset = _find_line(file, position.key)
@@ -129,8 +147,11 @@ class LogTail:
             fd = os.open(file, os.O_RDONLY)
         except FileNotFoundError:
             return False
-        stat = os.fstat(fd)
-        if stat.st_ino != inode or offset > stat.st_size or (key is not None and _key_before(fd, offset) != key):
+        info = os.fstat(fd)
+        if (
+            info.st_ino != inode or not stat_module.S_ISREG(info.st_mode) or offset > info.st_size
+            or (key is not None and _key_before(fd, offset) != key) or (key is None and not _line_ends_at(fd, offset))
+        ):
             os.close(fd)
             return False
         self.close()
@@ -186,6 +207,8 @@ class LogTail:
                 return None  # the new live file is not there yet
         elif os.fstat(self._fd).st_nlink:
             return None  # still on disk under some name the listing missed: look again next time
+        elif not files:
+            return None  # the log is gone (its folder deleted, say): wait for the writer to reopen it
         else:
             index = 0  # ours was rotated out (deleted) while we read it: the oldest left comes next
         torn = self._buffer[self._pos:]
@@ -223,6 +246,11 @@ def _key_before(fd: int, offset: int) -> tuple | None:
     if not data.endswith(b"\n"):
         return None
     return line_key(data[:-1].rsplit(b"\n", 1)[-1])
+
+
+def _line_ends_at(fd: int, offset: int) -> bool:
+    """A position without an id is only trusted where a line ends (or at the start)."""
+    return offset == 0 or os.pread(fd, 1, offset - 1) == b"\n"
 
 
 def _find_line(file: Path, key: tuple) -> int | None:

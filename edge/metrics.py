@@ -13,16 +13,29 @@ from edge import contract
 NO_FACE = -1  # `predicted` value of an image in which no face was found: wrong, whatever the label
 
 
-def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: Sequence[str] = contract.LABELS) -> dict:
-    """Accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix (rows = truth).
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, classes: int = contract.NUM_CLASSES) -> float:
+    """Mean per-class recall over the classes that have faces (a class with none is left out, not 0)."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    support = np.bincount(labels, minlength=classes)
+    hits = np.bincount(labels[predicted == labels], minlength=classes)
+    present = support > 0
+    return float((hits[present] / support[present]).mean()) if present.any() else 0.0
 
-    A prediction of NO_FACE counts against its class's recall and the accuracy, and in no column."""
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: Sequence[str] = contract.LABELS) -> dict:
+    """Accuracy, balanced accuracy, per-class precision/recall/F1, macro-F1 and the confusion matrix (rows = truth).
+
+    Balanced accuracy (mean recall) and macro-F1 average over the classes with faces in `labels`, named in
+    "classes_averaged": a class the data lacks (CK+48 has no neutral) says nothing about the model, so it
+    neither counts as 0 nor as 1. A prediction of NO_FACE counts against its class's recall and the
+    accuracy, and in no column."""
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     classes = len(names)
     confusion = np.zeros((classes, classes), np.int64)
     found = predicted != NO_FACE
     np.add.at(confusion, (labels[found], predicted[found]), 1)
     support = np.bincount(labels, minlength=classes)
+    present = support > 0
     true_positive = np.diag(confusion).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.nan_to_num(true_positive / confusion.sum(axis=0))
@@ -30,7 +43,9 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: Seq
         f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
     return {
         "accuracy": round(float(true_positive.sum() / max(len(labels), 1)), 4),
-        "macro_f1": round(float(f1.mean()), 4),
+        "balanced_accuracy": round(float(recall[present].mean()) if present.any() else 0.0, 4),
+        "macro_f1": round(float(f1[present].mean()) if present.any() else 0.0, 4),
+        "classes_averaged": [name for name, has_faces in zip(names, present, strict=True) if has_faces],
         "per_class": {
             name: {
                 "precision": round(float(precision[i]), 4),

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import contract
+from edge.quiet import notices_filtered
 
 
 class ModelError(ValueError):
@@ -141,6 +142,37 @@ def check_contract(sidecar: dict, where: str) -> None:
             raise ModelError(f"{where}: contract.{key} is {theirs!r}, this runtime preprocesses with {expected[key]!r}")
     if list(sidecar["input_shape"])[-3:] != list(contract.INPUT_SHAPE):
         raise ModelError(f"{where}: input_shape {sidecar['input_shape']} does not match {list(contract.INPUT_SHAPE)}")
+    check_averaging(sidecar["contract"].get("flip_tta", contract.FLIP_TTA), sidecar["contract"].get("shift_tta", contract.SHIFT_TTA),
+                    f"{where}: contract.")
+
+
+def check_averaging(flip_tta, shift_tta, where: str) -> None:
+    """flip_tta a bool, shift_tta an int within the flag's bounds (contract.SHIFT_TTA_MAX): a sidecar holding
+    99 would make the runtime classify 4 x 99 shifted copies of every face."""
+    if not isinstance(flip_tta, bool):
+        raise ModelError(f"{where}flip_tta must be true or false, got {flip_tta!r}")
+    if isinstance(shift_tta, bool) or not isinstance(shift_tta, int) or not 0 <= shift_tta <= contract.SHIFT_TTA_MAX:
+        raise ModelError(f"{where}shift_tta must be an integer between 0 and {contract.SHIFT_TTA_MAX}, got {shift_tta!r}")
+
+
+def check_balance(sidecar: dict, where: str) -> tuple[float, list[float] | None]:
+    """(tau, training class prior) from the sidecar's contract; refuses values no conversion writes."""
+    tau = sidecar["contract"].get("balance", contract.BALANCE)
+    prior = sidecar["contract"].get("class_prior")
+    low, high = contract.BALANCE_RANGE
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not low <= tau <= high:
+        raise ModelError(f"{where}: contract.balance must be a number from {low} to {high}, got {tau!r}")
+    if prior is not None:
+        valid = (
+            isinstance(prior, list) and len(prior) == contract.NUM_CLASSES
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1 for v in prior)
+            and abs(sum(prior) - 1.0) < 1e-3
+        )
+        if not valid:
+            raise ModelError(f"{where}: contract.class_prior must be {contract.NUM_CLASSES} positive shares adding up to 1, got {prior!r}")
+    if tau and prior is None:
+        raise ModelError(f"{where}: contract.balance is {tau} but the sidecar records no contract.class_prior to correct by")
+    return float(tau), prior
 
 
 class EmotionModel:
@@ -153,6 +185,7 @@ class EmotionModel:
         use_xnnpack: bool = True,
         flip_tta: bool | None = None,
         shift_tta: int | None = None,
+        balance: float | None = None,
     ):
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -168,13 +201,19 @@ class EmotionModel:
         self.sidecar_verified = check_digest(self.sidecar, where)  # labels and accuracy as convert wrote them
         self.labels: tuple[str, ...] = tuple(self.sidecar["labels"])
         self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
-        self.shift_tta = int(self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta)
+        self.shift_tta = self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta
+        check_averaging(self.flip_tta, self.shift_tta, "--")  # an override given here, not by a checked config
+        recorded_balance, self.class_prior = check_balance(self.sidecar, where)
+        self.balance = recorded_balance if balance is None else float(balance)
+        if self.balance and self.class_prior is None:
+            raise ModelError(f"--balance {self.balance}: {where} records no training class prior (contract.class_prior); convert the model again")
 
         interpreter_class, resolver, self.interpreter_name = load_interpreter_api()
         options = {} if use_xnnpack else {"experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
         try:
-            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads, **options)
-            self.interpreter.allocate_tensors()
+            with notices_filtered():
+                self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads, **options)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{self.path}: not a loadable TFLite model ({error})") from None
         input_details = self.interpreter.get_input_details()[0]
@@ -190,6 +229,14 @@ class EmotionModel:
         if output_details["shape"][-1] != len(self.labels):
             raise ModelError(f"{self.path}: {output_details['shape'][-1]} outputs but {len(self.labels)} labels in {where}")
         self._batch = int(input_details["shape"][0])
+
+    @property
+    def sidecar_status(self) -> str:
+        """One line on how far the sidecar can be trusted: the start record and `edge info` both say it."""
+        if self.sidecar_verified:
+            return "digest verified: labels, contract and accuracy are as convert wrote them"
+        return ("no digest (an older sidecar, or its digest removed): accuracy unverified; "
+                "labels and contract checked against the runtime's")
 
     def prepare(self, faces: np.ndarray) -> np.ndarray:
         """uint8 faces (N, 48, 48[, 1]) -> the input tensor: shifted copies appended when shift_tta is
@@ -218,4 +265,5 @@ class EmotionModel:
         raw = self.invoke(self.prepare(faces))
         scores = dequantize(raw, self.output_quantization) if self.output_quantization else raw.astype(np.float32)
         scores = contract.average_mirrors(scores) if self.flip_tta else scores
-        return contract.average_shifts(scores, self.shift_tta)
+        scores = contract.average_shifts(scores, self.shift_tta)
+        return contract.balance_scores(scores, self.class_prior, self.balance)

@@ -40,6 +40,7 @@ WINDOW = 64  # publishes awaiting the broker's acknowledgement at once
 CURSOR_EVERY_S = 0.5  # the cursor is written at most this often (and when caught up, and at stop)
 STATUS_EVERY_S = 2.0
 BACKOFF_S = (0.5, 30.0)  # reconnect delay: first, then doubling up to the last
+REPEAT_EVERY_S = 60.0  # the same problem is said at most this often, with a count of the repeats
 
 
 @dataclass(frozen=True)
@@ -56,21 +57,23 @@ class BrokerSettings:
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    """mqtt://host[:port] (1883) or mqtts://host[:port] (8883, TLS) -> (host, port, tls)."""
+    """mqtt://host[:port] (1883) or mqtts://host[:port] (8883, TLS) -> (host, port, tls).
+    Errors never repeat the URL past its host: a password typed where the port goes must not reach a log."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"mqtt = {url!r}: the broker URL must start with mqtt:// or mqtts://")
+        raise ValueError("mqtt: the broker URL must start with mqtt:// or mqtts://")
     if "@" in parts.netloc:
         raise ValueError(
             "mqtt: the broker URL must not hold credentials (they would land in the config and the log); "
             f"set {USERNAME_ENV} and {PASSWORD_ENV} or give mqtt_credentials_file"
         )
+    shown = f"{parts.scheme}://{parts.hostname or ''}"  # what an error may show of the URL
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"mqtt = {url!r}: the port must be a number from 1 to 65535") from None
+        raise ValueError(f"mqtt = {shown}:...: the port must be a number from 1 to 65535 (the rest of the URL is not shown)") from None
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"mqtt = {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+        raise ValueError(f"mqtt = {shown}...: expected mqtt://host[:port] or mqtts://host[:port]")
     tls = parts.scheme == "mqtts"
     return parts.hostname, port or (8883 if tls else 1883), tls
 
@@ -79,9 +82,13 @@ def read_credentials(path: str | Path) -> dict[str, str]:
     """NAME=VALUE lines (the systemd EnvironmentFile format): FER_MQTT_USERNAME, FER_MQTT_PASSWORD."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ValueError(f"mqtt_credentials_file {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"mqtt_credentials_file {path}: not a text file (byte {error.start} is not UTF-8)") from None
+    if "\0" in text:
+        raise ValueError(f"mqtt_credentials_file {path}: not a text file (it holds NUL bytes)")
     values = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -103,6 +110,8 @@ def broker_settings(url: str, ca_file: str = "", credentials_file: str = "", env
         raise ValueError(f"mqtt_ca_file {ca_file}: a CA file needs an mqtts:// broker URL")
     if ca_file and not Path(ca_file).is_file():
         raise ValueError(f"mqtt_ca_file {ca_file}: no such file")
+    if ca_file:
+        check_ca_file(ca_file)
     environ = os.environ if environ is None else environ
     secrets = {name: environ[name] for name in (USERNAME_ENV, PASSWORD_ENV) if environ.get(name)}
     if not secrets and credentials_file:
@@ -110,6 +119,17 @@ def broker_settings(url: str, ca_file: str = "", credentials_file: str = "", env
     if secrets.get(PASSWORD_ENV) and not secrets.get(USERNAME_ENV):
         raise ValueError(f"{PASSWORD_ENV} is set but {USERNAME_ENV} is not")
     return BrokerSettings(host, port, tls, ca_file, secrets.get(USERNAME_ENV, ""), secrets.get(PASSWORD_ENV, ""))
+
+
+def check_ca_file(ca_file: str) -> None:
+    """Load it the way the TLS connection will: a file that holds no PEM certificate is an error naming it."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except (ssl.SSLError, OSError, ValueError) as error:
+        why = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+        raise ValueError(f"mqtt_ca_file {ca_file}: not a CA certificate file (PEM) OpenSSL can load ({why})") from None
 
 
 def new_client(settings: BrokerSettings, client_id: str, will_topic: str | None = None):
@@ -132,6 +152,33 @@ def new_client(settings: BrokerSettings, client_id: str, will_topic: str | None 
 
 def reason_text(reason_code) -> str:
     return str(getattr(reason_code, "getName", lambda: reason_code)())
+
+
+class RepeatLimiter:
+    """Says each kind of problem at most once a minute, with how often it happened in between: a full
+    disk would otherwise print one line per attempt (hundreds a second) and flood the journal."""
+
+    def __init__(self, report: Callable[[str], None], every_s: float = REPEAT_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.report, self.every_s, self.clock = report, every_s, clock
+        self._said: dict[str, float] = {}  # kind -> when it was last said
+        self._unsaid: dict[str, tuple[int, str]] = {}  # kind -> (repeats since, the latest message)
+
+    def __call__(self, kind: str, message: str) -> None:
+        now = self.clock()
+        said = self._said.get(kind)
+        if said is not None and now - said < self.every_s:
+            repeats, _ = self._unsaid.get(kind, (0, message))
+            self._unsaid[kind] = (repeats + 1, message)
+            return
+        repeats, _ = self._unsaid.pop(kind, (0, message))
+        self._said[kind] = now
+        self.report(message + (f" (and {repeats} more times in the last {now - said:.0f} s)" if repeats else ""))
+
+    def flush(self) -> None:
+        """What was not said yet (at stop): the latest message of each kind, with its count."""
+        for kind, (repeats, message) in list(self._unsaid.items()):
+            self.report(f"{message} ({repeats} more times since it was last said)")
+            del self._unsaid[kind]
 
 
 class Cursor:
@@ -162,7 +209,7 @@ class Cursor:
             return Position.from_json(json.loads(self.path.read_text())), ""
         except FileNotFoundError:
             return None, ""
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # not JSON, or JSON that is not a position
             return None, f"cursor {self.path} unreadable ({error}): sending the log again from its oldest file"
 
     def save(self, position: Position) -> None:
@@ -189,6 +236,7 @@ class Forwarder:
         self.log_path, self.settings, self.topics = Path(log_path), settings, topics
         self.discovery_prefix, self.version = discovery_prefix, version
         self.report = report or (lambda message: sys.stderr.write(f"mqtt: {message}\n"))
+        self.repeated = RepeatLimiter(self.report)
         self.cursor = Cursor(cursor_path(self.log_path))
         self.tail = LogTail(self.log_path)
         self.state = DeviceState()
@@ -224,6 +272,8 @@ class Forwarder:
         self._acked = self._saved = position
         self._last_key = position.key if position else None
         self.tail.start(position)
+        if position is not None and self.tail.resumed not in ("cursor", "cursor (found by id)"):
+            self.report(f"cursor {self.cursor.path}: {self.tail.resumed} (events already sent may go out again)")
         self._client.on_connect, self._client.on_disconnect = self._on_connect, self._on_disconnect
         self._client.on_publish, self._client.on_message = self._on_publish, self._on_message
 
@@ -250,7 +300,11 @@ class Forwarder:
                     (self._drained and not self._pending) or (not self._connected and self._drain_tried)
                 ):
                     break  # all sent, or the broker is out of reach: the rest waits in the log for the next start
-                self._step()
+                try:
+                    self._step()
+                except Exception as error:  # noqa: BLE001 - a thread that dies stops delivery without a word
+                    self.repeated("step", f"forwarder error, retrying in 1 s: {type(error).__name__}: {error}")
+                    self.stop_event.wait(1.0)
         finally:
             self._finish()
 
@@ -277,6 +331,7 @@ class Forwarder:
         behind = self.tail.backlog_bytes()
         self.tail.close()
         self.cursor.unlock()
+        self.repeated.flush()
         self.report(
             f"delivered {self.counts['delivered']} events, dropped {self.counts['dropped']}, unreadable "
             f"{self.counts['unreadable']}" + (f"; {behind} bytes left in the log for the next start" if behind else "")
@@ -366,8 +421,11 @@ class Forwarder:
             entry = [info.mid, position, False]
             self._pending.append(entry)
             self._by_mid[info.mid] = entry
-            if self.state.apply(record):
-                self._status_dirty = True
+            try:
+                if self.state.apply(record):
+                    self._status_dirty = True
+            except ValueError:
+                pass  # sent as it is; only the summary in the state topic skips a record it cannot read
             published = True
         return published
 
@@ -380,7 +438,7 @@ class Forwarder:
             pass
         self.counts["unreadable"] += 1
         self._status_dirty = True
-        self.report(f"skipped an unreadable line in {self.log_path} ({len(line)} bytes: {line[:60]!r})")
+        self.repeated("unreadable", f"skipped an unreadable line in {self.log_path} ({len(line)} bytes: {line[:60]!r})")
         return None
 
     def _advance_unsent(self, position: Position) -> None:
@@ -436,7 +494,7 @@ class Forwarder:
         try:
             self.cursor.save(self._acked)
         except OSError as error:  # a full disk must not stop delivery: at worst events are sent twice
-            self.report(f"cannot save the cursor {self.cursor.path}: {error}")
+            self.repeated("cursor", f"cannot save the cursor {self.cursor.path}: {error}")
             return
         self._saved = self._acked
         self._times["cursor"] = time.monotonic()

@@ -17,6 +17,7 @@ import numpy as np
 from edge.annotate import FaceAnnotation, draw_faces, to_bgr
 from edge.config import RunConfig
 from edge.detect import Box
+from edge.paths import opencv_name
 
 # One face to draw: its box in the analysed grey image, its scores, its track id (video) or None.
 Face = tuple[Box, Sequence[float], int | None]
@@ -44,8 +45,9 @@ def check_video_path(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"--save-video {path}: cannot create its folder ({error.strerror or error})") from None
+    opencv_name(path, "--save-video")
     probe = path.with_name(f".{path.stem}.probe{path.suffix}")
-    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    writer = cv2.VideoWriter(opencv_name(probe, "--save-video"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
     opened = writer.isOpened()
     writer.release()
     probe.unlink(missing_ok=True)
@@ -100,7 +102,8 @@ class Outputs:
 
     def _open_video(self, width: int, height: int) -> cv2.VideoWriter:
         Path(self.config.save_video).parent.mkdir(parents=True, exist_ok=True)
-        video = cv2.VideoWriter(self.config.save_video, cv2.VideoWriter_fourcc(*"mp4v"), float(self.fps), (width, height))
+        name = opencv_name(self.config.save_video, "--save-video")
+        video = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), float(self.fps), (width, height))
         if not video.isOpened():
             raise ValueError(f"--save-video {self.config.save_video}: cannot write a video there")
         return video
@@ -112,8 +115,13 @@ class Outputs:
         stem = folder / Path(name).with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
         canvas, _ = self.annotate(image, faces)
-        if not cv2.imwrite(f"{stem}_annotated.png", canvas):
-            raise ValueError(f"--save-images {folder}: cannot write {stem}_annotated.png")
+        encoded, png = cv2.imencode(".png", canvas)  # encoded here and written by Python: any file name works
+        try:
+            if not encoded:
+                raise OSError("PNG encoding failed")
+            Path(f"{stem}_annotated.png").write_bytes(png.tobytes())
+        except OSError as error:
+            raise ValueError(f"--save-images {folder}: cannot write {stem}_annotated.png ({error})") from None
         Path(f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
 
     def close(self) -> None:

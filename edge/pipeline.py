@@ -43,8 +43,8 @@ from edge.motion import MotionGate, union
 from edge.mqtt import open_fleet_log
 from edge.outputs import Outputs, check_outputs
 from edge.signals import install_stop_handlers
-from edge.sources import Frame, ReopeningSource, Source, open_source
-from edge.stills import StillAnalyzer, is_still, list_stills, read_still
+from edge.sources import Frame, Picamera2Source, PlaybackSource, ReopeningSource, Source, open_source
+from edge.stills import StillAnalyzer, is_still, list_stills, read_still, still_name
 from edge.track import Tracker, TrackEvent
 
 DUPLICATE_IOU = 0.5
@@ -182,7 +182,8 @@ class FacePipeline:
 
 
 def load_model(config: RunConfig) -> EmotionModel:
-    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta)
+    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta,
+                        balance=config.balance)
 
 
 def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector:
@@ -239,6 +240,10 @@ class FrameFeed:
             return "max frames"
         return None
 
+    def _end_of_source(self) -> str:
+        early = getattr(self.source, "ended_early", "")  # a video file shorter than its header says
+        return f"end of source: {early}" if early else "end of source"
+
     def __iter__(self) -> Iterator[Frame]:
         deadline = threading.Timer(self.duration, self._time_up) if self.duration else None
         if deadline is not None:
@@ -250,7 +255,7 @@ class FrameFeed:
                 with self.timer.stage("capture"):
                     frame = self.source.read()
                 if frame is None:
-                    reason = self._why_stop(count) or "end of source"
+                    reason = self._why_stop(count) or self._end_of_source()
                     break
                 count += 1
                 yield frame
@@ -290,7 +295,13 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
     with stop_handlers(stop_event):
         check_outputs(config)  # an unwritable --save-video or a --display without a GUI fails before any track starts
         if is_still(config.source_spec()):
+            if config.web:
+                raise ValueError("--web shows a camera or a video; images and folders run as stills (use --save-images)")
             return run_stills(config, stop_event)
+        if config.web:
+            from edge.web import web_token  # the HTTP server's modules load only for --web
+
+            web_token(config)  # refused (no token for a network address) before the model loads or the camera opens
         return run_video(config, stop_event, observer)
 
 
@@ -301,6 +312,8 @@ def video_source(config: RunConfig, stop_event: threading.Event, write: Callable
         config.source_spec(), frame_width=config.frame_width, frame_height=config.frame_height, fps=config.fps,
         lores_width=config.lores_width, lores_height=config.lores_height, want_color=bool(config.display or config.save_video),
     )
+    if not source.live and (config.realtime or config.loop):
+        source = PlaybackSource(source, realtime=config.realtime, loop=config.loop, stop_event=stop_event)
     if source.live:
         source = ReopeningSource(
             source, stop_event=stop_event,
@@ -335,8 +348,9 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     source = video_source(config, stop_event, write=lambda record: log.write(record))
     log = open_log(config)
     open_or_log(source, log)
-    csv = CsvExport(config.csv, model.labels) if config.csv else None
     outputs = Outputs(config, model.labels, source.fps, source.scale_to_main)
+    csv = CsvExport(config.csv, model.labels) if config.csv else None
+    live, log = start_live_view(config, model, outputs, log, csv, source)
     feed = FrameFeed(source, config.max_frames, config.duration, stop_event, timer)
     stats = StatsWindow(config.stats_interval, counters, timer)
     previous: Frame | None = None
@@ -367,6 +381,8 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)
+            if live is not None:  # grey only where boxes fit it (picamera2's lores image is smaller than its colour one)
+                live.frame(frame.color if frame.color is not None or source.scale_to_main != 1 else frame.gray, faces, time.monotonic())
             if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
                 feed.stop("preview closed")
             if stats.due(now := time.monotonic()):
@@ -384,8 +400,31 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
                 log.write(summary)
             finally:
                 log.close()
-                close_all(outputs, csv, source)
+                close_all(live, outputs, csv, source)
     return summary
+
+
+def open_live_view(config: RunConfig, model: EmotionModel, annotate):
+    from edge.web import open_live_view as open_it  # the HTTP server's modules load only for --web
+
+    return open_it(config, model, annotate)
+
+
+def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, *opened):
+    """--web: the live view, listening, and the log (the first of `opened`) tapped for it; the log as it was
+    without --web. A failure to listen closes what was opened (log, CSV, source)."""
+    log = opened[0]
+    if not config.web:
+        return None, log
+    try:
+        live = open_live_view(config, model, outputs.annotate)
+    except BaseException:
+        close_all(*opened)
+        raise
+    camera = getattr(opened[-1], "inner", opened[-1])
+    if isinstance(camera, Picamera2Source) and not camera.want_color:
+        camera.color_wanted = lambda: live.hub.viewers > 0  # the main stream only while someone watches
+    return live, live.tap(log)
 
 
 def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
@@ -406,16 +445,16 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
             if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
                 reason = "signal" if stop_event.is_set() else "max frames"
                 break
-            name = path.relative_to(root).as_posix()
+            name = still_name(path, root)
             with timer.stage("capture"):
                 try:
-                    gray, color = read_still(path, grey_only=not config.save_images)
+                    still = read_still(path, config.max_image_pixels)
                 except ValueError as error:
                     log.write(image_error_record(name, str(error)))
                     counters.errors += 1
                     continue
-            faces = analyzer.faces(gray)
-            record = image_record(name, (gray.shape[1], gray.shape[0]), [face_record(f.box, f.scores, model.labels) for f in faces])
+            faces = analyzer.faces(still.gray)
+            record = image_record(name, still.size, [face_record(f.box, f.scores, model.labels) for f in faces], still.original_size)
             with timer.stage("log"):
                 log.write(record)
                 if csv is not None:
@@ -423,7 +462,7 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
             counters.frames += 1
             counters.faces += len(faces)
             if config.save_images:
-                outputs.save_still(name, color, [(f.box, f.scores, None) for f in faces], record)
+                outputs.save_still(name, still.color, [(f.box, f.scores, None) for f in faces], record)
     except BaseException as error:
         reason = f"error: {type(error).__name__}: {error}"
         raise

@@ -13,7 +13,8 @@ from typing import TextIO
 from edge.fleet import DeviceState, parse_topic, record_key
 from edge.mqtt import BrokerSettings, new_client, reason_text
 
-TABLE_COLUMNS = ("device", "status", "run", "events", "duplicates", "missing", "faces", "dominant", "fps", "dropped")
+LINE_MAX = 300  # characters of one printed event line
+TABLE_COLUMNS = ("device", "status", "run", "events", "duplicates", "missing", "faces", "dominant", "fps", "dropped", "bad")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class DeviceRow:
     duplicates: int = 0
     missing: int = 0  # sequence numbers never seen (not yet arrived, or dropped at the device)
     dropped: int = 0  # what the device's forwarder reports it lost to rotation
+    bad: int = 0  # messages that are not what a device sends (any client may publish under the prefix)
     state: DeviceState = field(default_factory=DeviceState)
     last_seq: dict[str, int] = field(default_factory=dict)  # per run
 
@@ -55,24 +57,36 @@ class FleetTable:
         self.changed = False
 
     def message(self, topic: str, payload: bytes) -> str | None:
-        """Take one message; returns the line to print for an event, None for status topics."""
+        """Take one message; returns the line to print for an event or a bad message, None for status
+        topics. Every message is untrusted input: one that is not what a device sends is counted and
+        shown, and changes nothing."""
         parsed = parse_topic(topic, self.prefix)
         if parsed is None:
             return None
         device, kind = parsed
         row = self.rows.setdefault(device, DeviceRow())
         self.changed = True
+        try:
+            return self._take(device, row, kind, payload)
+        except (ValueError, TypeError, AttributeError) as error:
+            row.bad += 1
+            return f"{device}: bad message on {topic} ({error}; {len(payload)} bytes: {payload[:80]!r})"
+
+    def _take(self, device: str, row: DeviceRow, kind: str, payload: bytes) -> str | None:
         if kind == "availability":
-            row.status = payload.decode(errors="replace")
+            row.status = payload.decode(errors="replace")[:16]
             return None
         try:
             record = json.loads(payload)
-        except ValueError:
-            return f"{device}: unreadable message on {topic} ({len(payload)} bytes)"
+        except (ValueError, RecursionError):
+            raise ValueError("not JSON") from None
         if not isinstance(record, dict):
-            return None
+            raise ValueError("not a JSON object")
         if kind == "forwarder":
-            row.dropped = int(record.get("dropped") or 0)
+            dropped = record.get("dropped") or 0
+            if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+                raise ValueError(f"dropped must be a whole number, got {dropped!r:.40}")
+            row.dropped = dropped
             return None
         if kind == "state":
             return None
@@ -80,22 +94,23 @@ class FleetTable:
 
     def _event(self, device: str, row: DeviceRow, record: dict) -> str:
         key = record_key(record)
+        if key is None and any(name in record for name in ("device", "run", "seq")):
+            raise ValueError("its id (device, run, seq) is not a string, a string and a whole number")
         mark = ""
-        if key is not None:
-            _, run, seq = key
-            last = row.last_seq.get(run, 0)
-            if seq <= last:
-                row.duplicates += 1
-                mark = " (duplicate)"
-            else:
-                row.missing += seq - last - 1
+        if key is not None and key[2] <= row.last_seq.get(key[1], 0):
+            row.duplicates += 1
+            mark = " (duplicate)"
+        else:
+            row.state.apply(record)  # first: a record with bad fields changes no count
+            if key is not None:
+                _, run, seq = key
+                row.missing += seq - row.last_seq.get(run, 0) - 1
                 row.last_seq[run] = seq
                 row.run = run
-        if not mark:
             row.events += 1
-            row.state.apply(record)
         when = str(record.get("time", ""))[11:23]
-        return f"{when:12} {device:16} #{record.get('seq', '?'):<6} {record.get('event', '?'):7} {describe(record)}{mark}"
+        line = f"{when:12} {device:16} #{str(record.get('seq', '?')):<6} {str(record.get('event', '?')):7} {describe(record)}"
+        return line[:LINE_MAX] + mark  # a message of any size prints as one bounded line
 
     def table(self) -> str:
         lines = [TABLE_COLUMNS]
@@ -104,7 +119,7 @@ class FleetTable:
             fps = "" if summary["fps"] is None else f"{summary['fps']:.1f}"
             lines.append((
                 device, row.status, row.run, str(row.events), str(row.duplicates), str(row.missing),
-                str(summary["faces"]), summary["dominant"], fps, str(row.dropped),
+                str(summary["faces"]), summary["dominant"], fps, str(row.dropped), str(row.bad),
             ))
         widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_COLUMNS))]
         return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines)

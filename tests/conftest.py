@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REAL_DATA = ROOT.parent / "shared" / "data" / "fer2013.zip"
 REAL_CSV = ROOT.parent / "shared" / "data" / "fer2013.tar.gz"  # the CSV form, row-aligned with FER+ votes
 REAL_FERPLUS = ROOT.parent / "shared" / "data" / "fer2013new.csv"
+REAL_CKPLUS = ROOT.parent / "shared" / "data" / "ckplus48.zip"  # CK+48: posed faces from another lab, evaluation only
 FOLDER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # canonical order
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 
@@ -158,3 +159,35 @@ def broker(tmp_path):
     server = Broker(folder)
     yield server
     server.stop()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(config, items):
+    """A test that starts a broker needs mosquitto, an outside service: make check leaves it to make test."""
+    for item in items:
+        needs_mosquitto = any("mosquitto" in str(mark.kwargs.get("reason", "")) for mark in item.iter_markers("skipif"))
+        if needs_mosquitto or "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.service)
+
+
+def pytest_unconfigure(config):
+    """Last lines of a run: what was skipped and how to get it (the reasons say what to install), and what
+    `-m` left out. After pytest's own summary, so `make test` ends with them."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput"):  # xdist workers: the controller reports
+        return
+    reasons: dict[str, int] = {}
+    for report in reporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    deselected = len(reporter.stats.get("deselected", []))
+    if not reasons and not deselected:
+        return
+    reporter.write_line("")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        reporter.write_line(f"skipped {count}: {reason}")
+    if reasons:
+        reporter.write_line("to run them all: install what the reasons name, or run .ci/run as root (it installs them)")
+    if deselected:
+        reporter.write_line(f"not selected: {deselected} tests (-m {config.getoption('markexpr')!r}); make test runs everything")

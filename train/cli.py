@@ -10,6 +10,7 @@ import typer
 
 from edge.settings import cli_options
 from train.config import TrainConfig
+from train.shipped import ALLOW_FLAG, refuse_shipped_output
 
 app = typer.Typer(help="FER2013 data and mini-Xception training.", no_args_is_help=True, add_completion=False)
 
@@ -21,16 +22,20 @@ CacheOption = typer.Option(None, "--cache-dir", help="where decoded arrays are c
 @app.command()
 def summary(
     data: Path = DataOption,
-    out: Path = typer.Option(Path("models/class_counts.png"), help="bar chart of the class counts"),
+    out: Path = typer.Option(Path("out/class_counts.png"), help="bar chart of the class counts"),
     skip_bad: bool = SkipBadOption,
     cache_dir: Path | None = CacheOption,
+    allow_shipped_output: bool = typer.Option(
+        False, ALLOW_FLAG, help="let --out be inside the shipped models/ or edge/assets/ (replaces the tracked chart)"
+    ),
 ) -> None:
     """Print class counts per split and save them as a bar chart."""
-    from train.data import DatasetError, default_cache_dir, format_summary, load_fer2013, plot_summary
+    from train.data import default_cache_dir, format_summary, load_fer2013, plot_summary
 
     try:
+        refuse_shipped_output(out, "--out", allow_shipped_output)  # before the data: nothing read, nothing written
         dataset = load_fer2013(data, skip_bad=skip_bad, cache_dir=cache_dir or default_cache_dir())
-    except DatasetError as error:
+    except ValueError as error:  # a DatasetError, or a shipped --out
         typer.echo(f"error: {error}", err=True)  # plain, unwrapped: the file and row stay on one line
         raise typer.Exit(2) from None
     typer.echo(format_summary(dataset))
@@ -42,6 +47,9 @@ def summary(
 def fit(data: Path = DataOption, settings: dict | None = None) -> None:
     """Train mini-Xception (or a teacher, --arch) on Training, select on PublicTest, report PrivateTest."""
     from train.data import DatasetError
+    from train.quiet import import_tensorflow
+
+    import_tensorflow()  # before train.fit imports it, so its start-up notices stay out of the output
     from train.fit import fit as run_fit
 
     try:

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.settings import check, setting
+from train.shipped import refuse_shipped_output
 
 LABEL_SETS = ("fer2013", "ferplus")
+SELECTION_METRICS = ("accuracy", "balanced_accuracy")
 ARCHITECTURES = ("mini_xception", "vgg13", "resnet18")  # built by train/arch.py
 STRATEGIES = ("none", "mirrored", "multi-worker")  # train/distribute.py
 
@@ -28,6 +30,18 @@ class TrainConfig:
     teacher: str = setting("", 'distil from these .keras models (comma-separated; flip-averaged predictions, averaged); "" = none')
     teacher_weight: float = setting(0.0, "share of the teacher's predictions in each target (needs --teacher)", low=0.0, high=1.0)
     teacher_temperature: float = setting(1.0, "softens the teacher's predictions: p^(1/T), renormalised", above=0.0, high=100.0)
+    logit_adjust: float = setting(
+        0.0, "logit-adjusted loss (Menon et al. 2021): the loss sees log-scores + TAU x log(training class prior), "
+        "the model predicts without it, so rare classes win more often; 0 = plain cross-entropy", low=0.0, high=3.0
+    )
+    balanced_sampling: float = setting(
+        0.0, "class-balanced sampling: each class drawn in proportion to count^(1 - POWER); 0 = the data's mix, "
+        "1 = every class equally often", low=0.0, high=1.0
+    )
+    select_on: str = setting(
+        "accuracy", "the PublicTest figure that chooses the checkpoint (and early stopping): accuracy or "
+        "balanced_accuracy (mean per-class recall)", choices=SELECTION_METRICS
+    )
     epochs: int = setting(80, "epochs to train (early stopping may end sooner)", low=1, high=10_000)
     batch_size: int = setting(64, "faces per training step on each replica (a step sees this x replicas)", low=1, high=4096)
     learning_rate: float = setting(1e-3, "Adam's peak learning rate for one replica; the schedule is multiplied by the replicas", above=0.0, high=1.0)
@@ -53,6 +67,7 @@ class TrainConfig:
     mixed_precision: bool = setting(False, "float16 compute, float32 weights and softmax (mixed_float16): for GPUs; slow on a CPU")
     resume: bool = setting(False, "continue the interrupted run in OUT_DIR/.train (same settings)")
     init_from: str = setting("", 'start from this .keras model\'s weights (fine-tuning, a warm restart); "" = from scratch')
+    allow_shipped_output: bool = setting(False, "let --out-dir be inside the shipped models/ or edge/assets/ (replaces tracked files)")
     verbose: int = field(default=1)  # Keras verbosity; 2 (one line an epoch) when the output is not a terminal
 
     def __post_init__(self):
@@ -66,6 +81,7 @@ class TrainConfig:
             raise ValueError(f"--teacher-weight (train.teacher_weight) is {self.teacher_weight} but no --teacher is given")
         if self.ferplus_weight > 0 and self.labels != "fer2013":
             raise ValueError("--ferplus-weight (train.ferplus_weight) mixes FER+ votes into FER2013 labels: use it with --labels fer2013")
+        refuse_shipped_output(self.run_dir(), "--out-dir (train.out_dir)", self.allow_shipped_output)
 
     def run_dir(self) -> Path:
         return Path(self.out_dir or Path("runs") / self.labels)

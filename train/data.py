@@ -274,13 +274,25 @@ def _progress(reader, source: str) -> Iterator:
 
 def _content_key(path: Path, skip_bad: bool) -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION} skip_bad={skip_bad}\n".encode())
+    _hash_content(digest, path)
+    return digest.hexdigest()[:24]
+
+
+def content_sha256(path: str | os.PathLike) -> str:
+    """What a dataset (or any input file) is, wherever it lies: sha256 of a file's bytes; of a folder, of every
+    file's relative name and bytes. The cache key is made the same way."""
+    digest = hashlib.sha256()
+    _hash_content(digest, Path(path))
+    return digest.hexdigest()
+
+
+def _hash_content(digest, path: Path) -> None:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
         with file.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
-    return digest.hexdigest()[:24]
 
 
 def _read_cache(cache_file: Path, source: str) -> Fer2013:
@@ -299,7 +311,7 @@ def _read_cache(cache_file: Path, source: str) -> Fer2013:
 
 def _write_cache(cache_file: Path, dataset: Fer2013) -> None:
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    # renamed into place: no half-written cache; one partial file a process (workers sharing a cache)
+    # renamed into place: no half-written cache; named by process, so parallel test workers never share one
     partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")
     np.savez(
         partial,
@@ -356,6 +368,7 @@ FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disg
 FERPLUS_EMOTIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy",
                     "sadness": "sad", "surprise": "surprise", "neutral": "neutral"}  # FER+ column -> our label
 FERPLUS_FILE = "fer2013new.csv"
+CONTEMPT = len(LABELS)  # the 8th class of Microsoft's FER+ protocol
 
 
 @dataclass(frozen=True)
@@ -387,6 +400,17 @@ class FerPlusVotes:
         """Rows that can train on soft targets: an emotion holds the most votes (ties between
         emotions allowed); rows whose majority is unknown, not-a-face or contempt are dropped."""
         return (self.emotions.sum(axis=1) > 0) & (self.emotions.max(axis=1) > self.others.max(axis=1))
+
+    def microsoft_majority(self) -> np.ndarray:
+        """The label under the FERPlus repository's own `majority` mode (what published FER+ figures use):
+        votes of 1 are dropped as outliers, the top class must then hold more than half of the remaining
+        votes, and faces whose top is unknown or not-a-face (or with no majority) are excluded (-1).
+        Eight classes: 0-6 in canonical order, CONTEMPT (7) for contempt, which a 7-label model never says."""
+        votes = np.concatenate([self.emotions, self.others], axis=1)  # 7 emotions, contempt, unknown, NF
+        kept = np.where(votes > 1.0, votes, 0.0)
+        top = kept.argmax(axis=1)
+        has_majority = kept.max(axis=1) > 0.5 * kept.sum(axis=1)
+        return np.where(has_majority & (top <= CONTEMPT), top, -1)
 
     def take(self, keep: np.ndarray) -> FerPlusVotes:
         return FerPlusVotes(self.emotions[keep], self.others[keep])
@@ -451,6 +475,18 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def training_class_prior(split: Split, labels: str) -> np.ndarray:
+    """The class mix a model trained on `split` learnt: the mean FER+ vote distribution of the faces it
+    trains on (`labels` ferplus), or the FER2013 label frequencies."""
+    if labels == "ferplus":
+        targets = split.votes.soft_targets()[split.votes.trainable()]
+        prior = targets.mean(axis=0).astype(np.float64)
+    else:
+        prior = np.bincount(split.labels, minlength=len(LABELS)).astype(np.float64)
+    prior = np.maximum(prior, 1e-6)  # a class absent from a small subset keeps a finite correction
+    return prior / prior.sum()
 
 
 def take_splits(dataset: Fer2013, limit: int, seed: int, votes: FerPlusVotes | None = None) -> dict[str, Split]:

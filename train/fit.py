@@ -10,7 +10,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import keras
@@ -18,22 +18,21 @@ import numpy as np
 import tensorflow as tf
 
 from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
+from edge.metrics import balanced_accuracy, classification_metrics
 from edge.model import file_sha256
 from train import distribute
 from train.arch import make_model, model_file
 from train.config import TrainConfig
 from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
-from train.model import predict_probabilities
+from train.model import LogitAdjustedCrossentropy, load_keras_model, predict_probabilities
 
 MODEL_FILE = "mini_xception.keras"  # the student's; other --arch runs write ARCH.keras (train.arch.model_file)
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
-# Settings that a resumed run must share with the run it continues (the schedule depends on them).
-RUN_SETTINGS = (
-    "labels", "ferplus_weight", "teacher", "teacher_weight", "teacher_temperature",
-    "epochs", "batch_size", "learning_rate", "warmup_epochs", "min_learning_rate", "label_smoothing",
-    "rotation_degrees", "shift_fraction", "zoom_fraction", "brightness", "contrast", "flip", "l2", "seed", "limit",
-    "arch", "mixed_precision",
-)
+# What does not change what is learned: where things are read from or go, the cache, verbosity, resume itself.
+# Every other setting a resumed run must share with the run it continues (a new setting is compared unless
+# named here); the data, votes, teachers and starting weights by their content (FILE_SETTINGS).
+NOT_LEARNED = ("data", "out_dir", "cache_dir", "resume", "verbose", "allow_shipped_output")
+FILE_SETTINGS = ("data", "ferplus", "teacher", "init_from")
 
 
 def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf.Tensor:
@@ -77,17 +76,45 @@ def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf
 def make_train_dataset(images: np.ndarray, targets: np.ndarray, config: TrainConfig) -> tf.data.Dataset:
     """Shuffled each epoch, augmented, and every batch full-sized (drop_remainder): oneDNN in
     TensorFlow 2.21 segfaults in a training step when the batch shape changes. Reshuffling means the
-    dropped remainder differs each epoch, so no image is left out for good."""
+    dropped remainder differs each epoch, so no image is left out for good. With class-balanced
+    sampling the stream is endless (each class repeats on its own): fit() counts steps per epoch."""
     if len(images) < config.batch_size:
         raise ValueError(f"Training split has {len(images)} images, fewer than batch size {config.batch_size}")
-    dataset = tf.data.Dataset.from_tensor_slices((images[..., np.newaxis], targets.astype(np.float32)))
-    dataset = dataset.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+    images, targets = images[..., np.newaxis], targets.astype(np.float32)
+    if config.balanced_sampling:
+        weights = class_sampling_weights(targets, config.balanced_sampling)
+        classes = targets.argmax(axis=1)
+        per_class = [
+            tf.data.Dataset.from_tensor_slices((images[classes == c], targets[classes == c]))
+            .shuffle(int((classes == c).sum()), seed=config.seed + c, reshuffle_each_iteration=True)
+            .repeat()
+            for c in range(NUM_CLASSES)
+            if weights[c] > 0
+        ]
+        dataset = tf.data.Dataset.sample_from_datasets(per_class, [float(w) for w in weights if w > 0], seed=config.seed)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((images, targets))
+        dataset = dataset.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size, drop_remainder=True)
     seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds)).map(
         lambda batch, seed: (augment_batch(batch[0], config, seed), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def class_prior(targets: np.ndarray) -> np.ndarray:
+    """The training class prior: the mean target distribution (one-hot labels or FER+ vote shares)."""
+    prior = np.asarray(targets, np.float64).mean(axis=0)
+    return prior / prior.sum()
+
+
+def class_sampling_weights(targets: np.ndarray, power: float) -> np.ndarray:
+    """How often each class (a face's class: its target's top) is drawn: count^(1 - power), normalised;
+    power 0 keeps the data's mix, 1 draws every class present equally often."""
+    counts = np.bincount(np.asarray(targets).argmax(axis=1), minlength=NUM_CLASSES).astype(np.float64)
+    weights = np.where(counts > 0, np.power(np.maximum(counts, 1), 1.0 - power), 0.0)
+    return weights / weights.sum()
 
 
 def make_eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
@@ -136,7 +163,8 @@ def teacher_predictions(config: TrainConfig, images: np.ndarray) -> np.ndarray |
         if not path.is_file():
             raise FileNotFoundError(f"--teacher (train.teacher): {path} is not a file")
     print(f"teacher predictions from {', '.join(map(str, paths))} on {len(images)} Training faces")
-    return np.mean([predict_probabilities(keras.models.load_model(path, compile=False), images, flip_tta=True) for path in paths], axis=0)
+    teachers = [load_keras_model(path, "--teacher (train.teacher)", compile=False) for path in paths]
+    return np.mean([predict_probabilities(teacher, images, flip_tta=True) for teacher in teachers], axis=0)
 
 
 def selection_labels(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
@@ -180,34 +208,126 @@ def learning_rate_at(epoch: int, config: TrainConfig) -> float:
     return config.min_learning_rate + 0.5 * (config.learning_rate - config.min_learning_rate) * (1 + math.cos(math.pi * progress))
 
 
+class PublicTestBalancedAccuracy(keras.callbacks.Callback):
+    """Adds `val_balanced_accuracy` (mean per-class recall on the selection faces) to each epoch's logs,
+    before the checkpoint, early stopping and the history read them."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        super().__init__()
+        self.images, self.labels = images, labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        predicted = predict_probabilities(self.model, self.images, flip_tta=False).argmax(axis=1)
+        value = balanced_accuracy(self.labels, predicted)
+        if logs is not None:
+            logs["val_balanced_accuracy"] = value
+        print(f"epoch {epoch + 1}: PublicTest balanced accuracy {value:.4f}", flush=True)
+
+
+def monitored(config: TrainConfig) -> str:
+    """The history column that chooses the checkpoint."""
+    return f"val_{config.select_on}"
+
+
+def run_identity(config: TrainConfig) -> tuple[dict, dict]:
+    """(what a resumed run must share with the run it continues, the files as given): every learned setting,
+    and the data, the FER+ votes trained on, the teachers and the starting weights by their sha256."""
+    from train.data import content_sha256
+
+    settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in NOT_LEARNED}
+    votes_used = config.labels == "ferplus" or config.ferplus_weight > 0
+    given = {
+        "data": [config.data],
+        "ferplus": [config.ferplus or str(ferplus_path_for(config.data))] if votes_used else [],
+        "teacher": [path.strip() for path in config.teacher.split(",") if path.strip()],
+        "init_from": [config.init_from] if config.init_from else [],
+    }
+    for name, paths in given.items():
+        settings[name] = [content_sha256(path) if Path(path).exists() else f"missing: {path}" for path in paths]
+    return settings, given
+
+
+def resume_state(state_dir: Path, settings: dict, given: dict) -> dict:
+    """The interrupted run's state when this run may continue it; else ValueError saying why: it finished,
+    or a setting, the data or another input file differs from what it started with."""
+    state_file = state_dir / "state.json"
+    if not state_file.exists():
+        raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
+    state = json.loads(state_file.read_text())
+    out_dir = state_dir.parent
+    model = model_file(state.get("settings", {}).get("arch", "mini_xception"))
+    finished = state.get("finished") or (state["next_epoch"] >= state.get("settings", {}).get("epochs", math.inf) and "all its epochs")
+    if finished:
+        raise ValueError(
+            f"{out_dir} finished ({finished}, best PublicTest {state.get('settings', {}).get('select_on', 'accuracy').replace('_', ' ')} {state['best_val_accuracy']:.4f}): nothing to resume. "
+            f"Its model is {out_dir / model}; to train on from it, start a new run with --init-from {out_dir / model} "
+            "and another --out-dir"
+        )
+    before, before_given = state.get("settings", {}), state.get("given", {})
+    changed = []
+    for name, value in settings.items():
+        if name not in before or before[name] == value:
+            continue
+        if name in FILE_SETTINGS and before[name] and value:
+            changed.append(f"{name}: other content ({', '.join(before_given.get(name, ['?']))} -> {', '.join(given[name])})")
+        elif name in FILE_SETTINGS:
+            changed.append(f"{name}: {', '.join(before_given.get(name, []))!r} -> {', '.join(given[name])!r}")
+        else:
+            changed.append(f"{name} {before[name]!r} -> {value!r}")
+    if changed:
+        raise ValueError(
+            f"--resume continues the same run; changed since it started: {'; '.join(changed)}. "
+            f"Resume with the run's own settings, or start a new run in another --out-dir"
+        )
+    unchecked = [name for name in settings if name not in before]
+    if unchecked:  # a state written before these were recorded
+        print(f"warning: {state_file} predates recording {', '.join(unchecked)}; those are not compared")
+    return state
+
+
 class SaveResumeState(keras.callbacks.Callback):
     """Each epoch (after the best checkpoint is saved), the model with its optimizer state, the best
     PublicTest accuracy so far and the run's settings, so an interrupted run can resume."""
 
-    def __init__(self, state_dir: Path, best_so_far: float, settings: dict):
+    def __init__(self, state_dir: Path, best_so_far: float, settings: dict, given: dict, monitor: str = "val_accuracy"):
         super().__init__()
-        self.state_dir, self.best, self.settings = state_dir, best_so_far, settings
+        self.state_dir, self.best, self.settings, self.given, self.monitor = state_dir, best_so_far, settings, given, monitor
 
     def on_epoch_end(self, epoch, logs=None):
-        self.best = max(self.best, float((logs or {}).get("val_accuracy", -1.0)))
+        self.best = max(self.best, float((logs or {}).get(self.monitor, -1.0)))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         partial = self.state_dir / "last.partial.keras"
         self.model.save(partial)
         partial.replace(self.state_dir / "last.keras")
-        state = {"next_epoch": epoch + 1, "best_val_accuracy": self.best, "settings": self.settings}
-        partial_state = self.state_dir / "state.partial.json"
-        partial_state.write_text(json.dumps(state))
-        partial_state.replace(self.state_dir / "state.json")
+        write_state(self.state_dir, {"next_epoch": epoch + 1, "best_val_accuracy": self.best, "settings": self.settings,
+                                     "given": self.given})
 
 
-def build_model(config: TrainConfig, synchronized: bool = False) -> keras.Model:
+def write_state(state_dir: Path, state: dict) -> None:
+    partial_state = state_dir / "state.partial.json"
+    partial_state.write_text(json.dumps(state))
+    partial_state.replace(state_dir / "state.json")
+
+
+def mark_finished(state_dir: Path, config: TrainConfig) -> None:
+    """Once the model and report are written: a later --resume says the run is done instead of training on."""
+    state = json.loads((state_dir / "state.json").read_text())
+    state["finished"] = f"all {config.epochs} epochs" if state["next_epoch"] >= config.epochs else f"early stopping, patience {config.patience}"
+    write_state(state_dir, state)
+
+
+def build_model(config: TrainConfig, prior: np.ndarray | None = None, synchronized: bool = False) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = make_model(config.arch, l2=config.l2, synchronized=synchronized)
+    if config.logit_adjust:
+        loss = LogitAdjustedCrossentropy(prior.tolist(), config.logit_adjust, label_smoothing=config.label_smoothing)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     # No weight averaging (Keras use_ema): BatchNorm's moving statistics belong to the raw weights,
     # and with averaged weights PublicTest accuracy fell from 49% to 22% at epoch 4 here.
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=loss,
         weighted_metrics=["accuracy"],
     )
     return model
@@ -228,6 +348,9 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
     out_dir = run.out_dir  # the run folder; a temporary one on a multi-worker run's other workers
     state_dir = out_dir / STATE_DIR
     resume_dir = config.run_dir() / STATE_DIR  # every worker resumes from the chief's state
+    settings, given = run_identity(config)
+    settings["replicas"] = run.replicas  # the global batch and the learning rate depend on it
+    state = resume_state(resume_dir, settings, given) if config.resume else None  # before any work: refused fast
     cache_dir = config.cache_dir or default_cache_dir()
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
     votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus" or config.ferplus_weight > 0)
@@ -235,53 +358,48 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
     teacher = teacher_predictions(config, splits["Training"].images)
     train_images, train_targets = training_targets(splits["Training"], config, teacher)
     print(f"training on {len(train_images)} of {len(splits['Training'])} Training faces ({config.labels} labels)")
+    prior = class_prior(train_targets)
+    print("training class prior: " + ", ".join(f"{name} {share:.3f}" for name, share in zip(LABELS, prior, strict=True)))
     # The shuffle's seed combines with TensorFlow's global seed: set it first, so the data order does not
     # depend on whether an earlier fit in this process set it.
     keras.utils.set_random_seed(config.seed)
     train_ds = make_train_dataset(train_images, train_targets, run.pipeline_config())
-    val_ds = make_eval_dataset(*selection_labels(splits["PublicTest"], config.labels), run.global_batch_size)
+    selection_images, selection_truth = selection_labels(splits["PublicTest"], config.labels)
+    val_ds = make_eval_dataset(selection_images, selection_truth, run.global_batch_size)
 
-    settings = {name: getattr(config, name) for name in RUN_SETTINGS} | {"replicas": run.replicas}
     initial_epoch, best_so_far = 0, -1.0
-    if config.resume:
-        state_file = resume_dir / "state.json"
-        if not state_file.exists():
-            raise FileNotFoundError(f"{state_file}: nothing to resume from; run without --resume first")
-        state = json.loads(state_file.read_text())
-        changed = [f"{k} {v!r} -> {settings[k]!r}" for k, v in state.get("settings", {}).items() if settings.get(k) != v]
-        if changed:
-            raise ValueError(f"--resume needs the interrupted run's settings; changed: {', '.join(changed)}")
+    if state is not None:
         initial_epoch, best_so_far = state["next_epoch"], state["best_val_accuracy"]
         with run.building():
-            model = keras.models.load_model(resume_dir / "last.keras")
+            model = load_keras_model(resume_dir / "last.keras", "--resume")
         print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
     else:
         with run.building():
-            model = build_model(config, synchronized=run.synchronized_batch_norm)
+            model = build_model(config, prior, synchronized=run.synchronized_batch_norm)
             if config.init_from:
-                model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
+                model.set_weights(load_keras_model(config.init_from, "--init-from (train.init_from)", compile=False).get_weights())
         if config.init_from:
             print(f"starting from the weights of {config.init_from}")
-    if initial_epoch >= config.epochs:
-        raise ValueError(f"the run already trained {initial_epoch} epochs; ask for more than that with --epochs")
 
     artifact = model_file(config.arch)
     best_checkpoint = state_dir / artifact  # copied to out_dir when training ends
     run.prepare(model)
     state_dir.mkdir(parents=True, exist_ok=True)
+    monitor = monitored(config)
     callbacks = [
+        PublicTestBalancedAccuracy(selection_images, selection_truth),
         keras.callbacks.LearningRateScheduler(lambda epoch: run.learning_rate_scale() * learning_rate_at(epoch, config)),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=config.resume),
         # after a resume, early stopping's patience counts from the resumed epoch
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=config.patience),
         keras.callbacks.ModelCheckpoint(
             str(best_checkpoint),
-            monitor="val_accuracy",
+            monitor=monitor,
             mode="max",
             save_best_only=True,
             initial_value_threshold=best_so_far if best_so_far >= 0 else None,
         ),
-        SaveResumeState(state_dir, best_so_far, settings),
+        SaveResumeState(state_dir, best_so_far, settings, given, monitor),
         run.timer,
     ]
     if config.verbose != 1:  # no progress bar: say how an epoch is going
@@ -289,10 +407,12 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
     model.fit(
         train_ds,
         validation_data=val_ds,
+        steps_per_epoch=len(train_images) // run.global_batch_size if config.balanced_sampling else None,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
         verbose=config.verbose,
+        shuffle=False,  # the tf.data pipeline reshuffles each epoch itself; Keras would warn and ignore True
     )
 
     if not run.chief:
@@ -304,8 +424,10 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
         shutil.copy2(best_checkpoint, partial)
         partial.replace(out_dir / artifact)
     best = keras.models.load_model(out_dir / artifact)
-    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images), run.describe())
+    report = evaluate_and_report(best, splits, config, out_dir, time.time() - started, len(train_images), settings["data"][0], prior,
+                                 run.describe())
     plot_history(out_dir / "history.csv", out_dir / "curves.png")
+    mark_finished(state_dir, config)
     return report
 
 
@@ -319,34 +441,45 @@ def load_votes(dataset, data: str, ferplus: str | None, required: bool):
 
 
 def accuracy_both_label_sets(probabilities: dict[str, np.ndarray], splits: dict[str, Split]) -> dict:
-    """{"fer2013": {split[_flip_tta]: accuracy}, "ferplus_majority": {...}, "ferplus_excluded": {split: n}}.
+    """{"fer2013": {split[_flip_tta]: accuracy}, "ferplus_majority": {...}, "ferplus_excluded": {split: n},
+    and "balanced_accuracy" / "macro_f1": {label set: {split[_flip_tta]: value}}}.
     `probabilities` maps "PublicTest", "PublicTest_flip_tta", ... to class probabilities."""
-    result = {"fer2013": {}}
+    result = {"fer2013": {}, "balanced_accuracy": {}, "macro_f1": {}}
+
+    def record(label_set: str, key: str, truth: np.ndarray, predicted: np.ndarray) -> None:
+        metrics = classification_metrics(truth, predicted)
+        result.setdefault(label_set, {})[key] = metrics["accuracy"]
+        result["balanced_accuracy"].setdefault(label_set, {})[key] = metrics["balanced_accuracy"]
+        result["macro_f1"].setdefault(label_set, {})[key] = metrics["macro_f1"]
+
     for key, scores in probabilities.items():
         split = splits[key.removesuffix("_flip_tta")]
         predicted = scores.argmax(axis=1)
-        result["fer2013"][key] = round(float((predicted == split.labels).mean()), 4)
+        record("fer2013", key, split.labels, predicted)
         if split.votes is not None:
             majority = split.votes.majority()
             clear = majority >= 0
-            result.setdefault("ferplus_majority", {})[key] = round(float((predicted[clear] == majority[clear]).mean()), 4)
+            record("ferplus_majority", key, majority[clear], predicted[clear])
             result.setdefault("ferplus_excluded", {})[key.removesuffix("_flip_tta")] = int((~clear).sum())
     return result
 
 
 def evaluate_and_report(
-    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int, compute: dict | None = None
+    model: keras.Model, splits: dict, config: TrainConfig, out_dir: Path, seconds: float, train_images: int, data_sha256: str = "",
+    prior: np.ndarray | None = None, compute: dict | None = None,
 ) -> dict:
     history = read_history(out_dir / "history.csv")
-    val_accuracy = [row["val_accuracy"] for row in history]
-    best_epoch = int(history[int(np.argmax(val_accuracy))]["epoch"]) + 1
+    monitor = monitored(config)
+    chosen_by = [row.get(monitor, row["val_accuracy"]) for row in history]
+    best_epoch = int(history[int(np.argmax(chosen_by))]["epoch"]) + 1
     probabilities = {
         f"{name}{'_flip_tta' if tta else ''}": predict_probabilities(model, splits[name].images, flip_tta=tta)
         for name in ("PublicTest", "PrivateTest")
         for tta in (False, True)
     }
     both = accuracy_both_label_sets(probabilities, splits)
-    own = both["fer2013" if config.labels == "fer2013" else "ferplus_majority"]
+    own_set = "fer2013" if config.labels == "fer2013" else "ferplus_majority"
+    own = both[own_set]
     report = {
         "model": model_file(config.arch),
         "model_sha256": file_sha256(out_dir / model_file(config.arch)),  # the model card trusts this report only for this file
@@ -356,13 +489,18 @@ def evaluate_and_report(
         "trained_on": config.labels,
         "epochs_run": len(history),
         "best_epoch": best_epoch,
-        "selected_on": "PublicTest (validation); PrivateTest only reported",
-        "best_val_accuracy_during_training": round(max(val_accuracy), 4),
+        "selected_on": f"PublicTest {config.select_on.replace('_', ' ')} (validation); PrivateTest only reported",
+        "best_val_accuracy_during_training": round(max(row["val_accuracy"] for row in history), 4),
+        f"best_{monitor}_during_training": round(max(chosen_by), 4),
         "float_accuracy": own,
         "float_accuracy_privatetest": own["PrivateTest_flip_tta" if FLIP_TTA else "PrivateTest"],
+        "float_balanced_accuracy": both["balanced_accuracy"][own_set],
+        "float_macro_f1": both["macro_f1"][own_set],
         "float_accuracy_by_label_set": both,
         "flip_tta_default": FLIP_TTA,
         "train_images": train_images,
+        "class_prior": None if prior is None else dict(zip(LABELS, (round(float(v), 6) for v in prior), strict=True)),
+        "data_sha256": data_sha256,  # what it trained on, wherever the file lies (--resume compares it)
         "training_seconds_this_run": round(seconds, 1),
         "compute": compute or {},  # strategy, replicas, devices, precision, seconds per epoch
         "config": asdict(config),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers
@@ -40,6 +43,27 @@ def make_mini_xception(
     return keras.Model(inputs, outputs, name="mini_xception")
 
 
+@keras.saving.register_keras_serializable(package="fer_edge")
+class LogitAdjustedCrossentropy(keras.losses.Loss):
+    """Logit-adjusted cross-entropy (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021):
+    the cross-entropy of softmax(logits + tau * log prior). The model ends in a softmax, so this is
+    p * prior^tau renormalised; at inference the model's own scores are used, which lowers common classes'
+    scores against rare ones by tau * log prior (post-hoc correction, learnt)."""
+
+    def __init__(self, prior, tau: float = 1.0, label_smoothing: float = 0.0, name: str = "logit_adjusted_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.prior, self.tau, self.label_smoothing = [float(v) for v in prior], float(tau), float(label_smoothing)
+        self._weights = np.power(np.asarray(self.prior, np.float32), self.tau)
+
+    def call(self, y_true, y_pred):
+        adjusted = y_pred * self._weights
+        adjusted = adjusted / keras.ops.sum(adjusted, axis=-1, keepdims=True)
+        return keras.losses.categorical_crossentropy(y_true, adjusted, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "prior": self.prior, "tau": self.tau, "label_smoothing": self.label_smoothing}
+
+
 def predict_probabilities(model: keras.Model, faces: np.ndarray, batch_size: int = 256, flip_tta: bool = FLIP_TTA) -> np.ndarray:
     """Class probabilities for uint8 faces (N, 48, 48[, 1]) through the shared contract.
 
@@ -54,3 +78,17 @@ def predict_probabilities(model: keras.Model, faces: np.ndarray, batch_size: int
     outputs = np.concatenate([model(padded[i : i + batch_size], training=False).numpy() for i in range(0, len(padded), batch_size)])
     probabilities = outputs[:count]
     return average_mirrors(probabilities) if flip_tta else probabilities
+
+
+def load_keras_model(path: str | Path, flag: str, compile: bool = True) -> keras.Model:
+    """A .keras file, or an error naming the flag and the file: Keras itself says "File not found" for any
+    file it cannot open, a corrupt or cut-short one too."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{flag} {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{flag} {path}: not a valid Keras model (a .keras file is a zip archive; this one is not, or is cut short)")
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as error:  # a damaged archive raises ValueError, KeyError, OSError, TypeError ... depending on the part
+        raise ValueError(f"{flag} {path}: not a valid Keras model ({type(error).__name__}: {error})") from None

@@ -141,7 +141,8 @@ def test_every_result_figure_appears_formatted(card, artifacts):
     table_rows = rows(card)
     for model, splits in report["results"].items():
         for split, metrics in splits.items():
-            assert f"| {model} | {split} | {metrics['accuracy'] * 100:.2f}% | {metrics['macro_f1']:.3f} |" in table_rows
+            assert (f"| {model} | {split} | {metrics['accuracy'] * 100:.2f}% | {metrics['balanced_accuracy'] * 100:.2f}% | "
+                    f"{metrics['macro_f1']:.3f} |") in table_rows
     private = report["results"]["int8"]["PrivateTest"]
     for label, m in private["per_class"].items():
         assert (
@@ -187,7 +188,7 @@ def test_no_stray_numbers(card, artifacts):
 def test_changing_the_report_changes_the_card(tmp_path, artifacts, card):
     report, sidecar, train_report = copy.deepcopy(artifacts)
     private = report["results"]["int8"]["PrivateTest"]
-    private["accuracy"], private["macro_f1"] = 0.4321, 0.3579
+    private["accuracy"], private["balanced_accuracy"], private["macro_f1"] = 0.4321, 0.3456, 0.3579
     private["confusion_matrix"][0][0] = 9876
     private["per_class"]["disgust"]["recall"] = 0.0123
     report["parameters"] = train_report["parameters"] = 123457
@@ -196,7 +197,7 @@ def test_changing_the_report_changes_the_card(tmp_path, artifacts, card):
     sidecar["sha256"] = "ab" * 32
     new_card = write_artifacts(tmp_path, report, sidecar, train_report)
     expected = [
-        "| int8 | PrivateTest | 43.21% | 0.358 |",
+        "| int8 | PrivateTest | 43.21% | 34.56% | 0.358 |",
         "| angry | 9876 |",
         "123,457",
         "77,777 bytes (76.0 KiB)",

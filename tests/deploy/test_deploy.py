@@ -128,8 +128,9 @@ def test_no_tensorflow_anywhere_in_the_install():
     assert "tensorflow" not in (DEPLOY / "install.sh").read_text().lower()
 
 
-def render_unit(tmp_path: Path, network: bool = False) -> Path:
-    """The unit as install.sh renders it, and with network=True the drop-in --network installs beside it."""
+def render_unit(tmp_path: Path, network: bool = False, web: str = "") -> Path:
+    """The unit as install.sh renders it, and with network=True the drop-in --network installs beside it,
+    with web=HOST:PORT the one --web installs."""
     app = tmp_path / "app"
     (app / "venv" / "bin").mkdir(parents=True)
     (app / "venv" / "bin" / "python").symlink_to(sys.executable)
@@ -142,6 +143,11 @@ def render_unit(tmp_path: Path, network: bool = False) -> Path:
         (tmp_path / "fer-edge.service.d").mkdir()
         conf = run(["bash", "deploy/install.sh", "--print-network-conf"]).stdout
         (tmp_path / "fer-edge.service.d" / "network.conf").write_text(conf)
+    if web:
+        (tmp_path / "fer-edge.service.d").mkdir(exist_ok=True)
+        conf = run(["bash", "deploy/install.sh", "--print-web-conf", "--web", web])
+        assert conf.returncode == 0, conf.stderr
+        (tmp_path / "fer-edge.service.d" / "web.conf").write_text(conf.stdout)
     return unit
 
 
@@ -352,9 +358,71 @@ def test_deploy_refuses_a_login_in_edge_toml_and_never_bundles_mqtt_env(tmp_path
     copy = tmp_path / "project"
     shutil.copytree(DEPLOY, copy / "deploy")
     toml = copy / "deploy" / "edge.toml"
-    for line in ('mqtt = "mqtt://pi:hunter2@broker"', 'password = "hunter2"'):
+    for line in ('mqtt = "mqtt://pi:hunter2@broker"', 'password = "hunter2"', 'FER_WEB_TOKEN = "hunter2-hunter2-hunter2"'):
         toml.write_text((DEPLOY / "edge.toml").read_text() + line + "\n")
         result = run(["bash", str(copy / "deploy" / "deploy.sh"), "pi@host"], DRY_RUN="1", PATH=path)
         assert result.returncode == 1 and "holds a broker login" in result.stderr
         assert "pip wheel" not in result.stdout
     assert not mark.exists()
+
+
+# -- the live view (--web): the unit may listen only when asked, on loopback unless told otherwise ----------
+@pytest.mark.skipif(systemd_version() < 250, reason="needs systemd-analyze >= 250 for security --offline (Debian: apt-get install -y systemd)")
+@pytest.mark.parametrize("web", ["127.0.0.1:8080", "0.0.0.0:8080"])
+def test_the_web_drop_in_keeps_the_unit_rated_ok(tmp_path, web):
+    unit = render_unit(tmp_path, web=web)
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and not [line for line in verify.stderr.splitlines() if unit.name in line], verify.stderr
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    match = re.search(r"Overall exposure level for fer-edge.service: (\d+\.\d+)", result.stdout)
+    assert match and float(match.group(1)) <= MAX_EXPOSURE, result.stdout
+    loopback_only = re.search(r"^. IPAddressDeny=\s+Service defines IP address allow list with only localhost entries", result.stdout, re.MULTILINE)
+    assert bool(loopback_only) is web.startswith("127."), result.stdout
+
+
+def test_web_conf_allows_loopback_only_unless_the_address_is_another(tmp_path):
+    loopback = run(["bash", "deploy/install.sh", "--print-web-conf", "--web", "127.0.0.1:8080"]).stdout
+    assert "IPAddressAllow=localhost" in loopback and "IPAddressDeny=\n" not in loopback
+    assert "RestrictAddressFamilies=AF_INET AF_INET6" in loopback
+    network = run(["bash", "deploy/install.sh", "--print-web-conf", "--web", "0.0.0.0:8080"]).stdout
+    assert "IPAddressDeny=\n" in network and "IPAddressAllow" not in network
+
+
+def test_install_with_web_sets_the_config_and_the_drop_in(tmp_path):
+    result = run(["bash", "deploy/install.sh", "--user", "nobody", "--web", "127.0.0.1:8080"], DRY_RUN="1", HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert 'web\\ =\\ \\"127.0.0.1:8080\\"' in out
+    assert "install -D -m 644 " + str(tmp_path / "fer-edge" / "web.conf") + " /etc/systemd/system/fer-edge.service.d/web.conf" in out
+    assert "web.env" not in out  # loopback needs no token
+    assert "ssh -L 8080:127.0.0.1:8080" in out
+    without = run(["bash", "deploy/install.sh", "--user", "nobody"], DRY_RUN="1", HOME=str(tmp_path)).stdout
+    assert "rm -f /etc/systemd/system/fer-edge.service.d/web.conf" in without  # no listening unless asked
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_install_with_web_on_the_network_keeps_the_token_out_of_sight(tmp_path):
+    token = "tok-Zx81-never-shown-anywhere"
+    result = run(["bash", "deploy/install.sh", "--user", "nobody", "--web", "0.0.0.0:8080"], DRY_RUN="1", HOME=str(tmp_path),
+                 FER_WEB_TOKEN=token)
+    assert result.returncode == 0, result.stderr
+    assert f"> {tmp_path}/fer-edge/web.env" in result.stdout and "umask 077" in result.stdout
+    assert token not in result.stdout + result.stderr
+    made = run(["bash", "deploy/install.sh", "--user", "nobody", "--web", "0.0.0.0:8080"], DRY_RUN="1", HOME=str(tmp_path))
+    assert "made with python3 secrets" in made.stdout  # none given: one is made, in web.env only
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("address", ["8080", "host:port", "a b:80", "http://host:80"])
+def test_install_rejects_a_bad_web_address(address, tmp_path):
+    result = run(["bash", "deploy/install.sh", "--web", address], DRY_RUN="1", HOME=str(tmp_path))
+    assert result.returncode == 2 and "install.sh: --web" in result.stderr
+
+
+def test_edge_toml_has_the_live_view_off_and_no_token():
+    run_table = tomllib.loads((DEPLOY / "edge.toml").read_text())["run"]
+    assert run_table["web"] == "" and run_table["web_token_file"] == ""
+    settings = [line for line in (DEPLOY / "edge.toml").read_text().splitlines() if not line.startswith("#")]
+    assert not [line for line in settings if "FER_WEB_TOKEN" in line or "token =" in line]

@@ -191,6 +191,7 @@ def test_make_detector_follows_the_setting():
     assert (chosen.tiles, chosen.full.score_threshold, chosen.min_size) == (3, 0.7, 40)
 
 
+@pytest.mark.slow
 def test_eval_uses_the_chosen_detector(photos, tmp_path):
     import json
     import subprocess

@@ -115,6 +115,7 @@ def test_peer_ratio_is_per_clip():
     assert [r.get("x_peer_fps") for r in out] == [10.0, 6.0, None]
 
 
+@pytest.mark.slow
 def test_peer_failure_is_reported_with_its_command():
     # this interpreter has no `fer` package, so the peer script fails; the error says what was run
     with pytest.raises(RuntimeError, match="bench_peer.py"):

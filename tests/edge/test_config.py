@@ -114,7 +114,7 @@ def test_model_resolves_a_bundled_name_or_a_path(tmp_path, monkeypatch):
     assert RunConfig(model=str(tmp_path / "mine.tflite")).model_path() == tmp_path / "mine.tflite"
     assert RunConfig(model="mine.tflite").model_path().name == "mine.tflite"
     monkeypatch.setattr(config, "ASSETS", tmp_path)  # a fresh tree: no model installed yet
-    with pytest.raises(ValueError, match=r"bundled model 'ferplus' is not installed .*make convert RUN=runs/ferplus NAME=ferplus"):
+    with pytest.raises(ValueError, match=r"bundled model 'ferplus' is not installed .*make ship RUN=runs/ferplus NAME=ferplus"):
         RunConfig(model="ferplus").model_path()
     (tmp_path / "ferplus").mkdir()
     (tmp_path / "ferplus" / "ferplus_int8.tflite").write_bytes(b"")

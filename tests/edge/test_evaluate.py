@@ -58,6 +58,10 @@ def test_eval_on_a_labelled_folder(labelled, bundled_model):
     assert len(report["unreadable"]) == 1 and "broken.jpg" in report["unreadable"][0]["error"]
     wrong = sorted((m["image"].split("/")[1], m["predicted"]) for m in report["misclassified"])
     assert wrong == [("blank.png", "no face"), ("grace.jpg", predicted)]
+    # two classes have images: balanced accuracy and macro-F1 average those two, not all seven
+    assert report["classes_averaged"] == sorted([predicted, other], key=contract.LABELS.index)
+    assert report["balanced_accuracy"] == 0.5  # recall 1 and 0
+    assert report["macro_f1"] == round((2 * 0.5 * 1.0 / 1.5 + 0.0) / 2, 4)
 
 
 def test_no_face_counts_against_recall_and_accuracy_only():

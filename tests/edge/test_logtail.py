@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from edge.eventlog import EventLog
 from edge.fleet import SequencedLog
 from edge.logtail import LogTail, Position, log_files
@@ -137,6 +139,7 @@ def test_a_line_the_writer_cut_back_is_read_again_from_its_start(tmp_path):
         assert [line for line, _ in drain(tail)] == [b'{"seq":2}']
 
 
+@pytest.mark.slow
 def test_reading_while_another_thread_rotates_fast_loses_and_repeats_nothing(tmp_path):
     import threading
 
@@ -152,3 +155,37 @@ def test_reading_while_another_thread_rotates_fast_loses_and_repeats_nothing(tmp
     got += drain(tail)
     log.close()
     assert seqs(got) == list(range(1, 1001))
+
+
+def test_the_tail_follows_a_log_whose_folder_was_deleted_and_recreated(tmp_path):
+    path = tmp_path / "logs" / "e.jsonl"
+    log = sequenced_log(path)
+    write(log, 5)
+    tail = started_tail(path)
+    assert seqs(drain(tail)) == [1, 2, 3, 4, 5]
+    import shutil
+
+    shutil.rmtree(path.parent)
+    assert drain(tail) == []  # nothing there yet: wait, do not fail
+    write(log, 4, start=5)  # the log reopens at its path (a log_reopened record first)
+    got = drain(tail)
+    assert [json.loads(line)["event"] for line, _ in got] == ["log_reopened"] + ["new"] * 4
+    assert seqs(got) == [6, 7, 8, 9, 10]
+    log.close()
+
+
+def test_the_tail_waits_while_the_log_path_is_a_folder(tmp_path):
+    path = tmp_path / "e.jsonl"
+    log = sequenced_log(path)
+    write(log, 2)
+    tail = started_tail(path)
+    assert seqs(drain(tail)) == [1, 2]
+    log.close()
+    path.unlink()
+    path.mkdir()
+    assert drain(tail) == []
+    path.rmdir()
+    log = sequenced_log(path)
+    write(log, 1)
+    assert seqs(drain(tail)) == [1]  # a new run's first line
+    log.close()

@@ -18,7 +18,15 @@ from edge.config import RunConfig, load_config
 from edge.eventlog import EventLog
 from edge.fleet import SequencedLog, Topics, record_key
 from edge.logtail import log_files
-from edge.mqtt import BrokerSettings, Forwarder, broker_settings, cursor_path, parse_broker_url, read_credentials
+from edge.mqtt import (
+    BrokerSettings,
+    Forwarder,
+    RepeatLimiter,
+    broker_settings,
+    cursor_path,
+    parse_broker_url,
+    read_credentials,
+)
 
 PASSWORD = "s3cret-Pa55word-xyzzy"
 USER = "pi-user-qwerty"
@@ -84,6 +92,36 @@ def test_credentials_come_from_the_environment_or_a_file_and_never_show(tmp_path
         read_credentials(tmp_path / "missing.env")
     with pytest.raises(ValueError, match="FER_MQTT_USERNAME is not"):
         broker_settings("mqtt://h", environ={"FER_MQTT_PASSWORD": PASSWORD})
+
+
+def test_a_malformed_broker_url_never_shows_its_secret_part():
+    for url in ("mqtt://host:S3cretPW", "mqtts://host:S3cretPW/x", "mqtt://host/S3cretPW", "mqtt://host?S3cretPW"):
+        with pytest.raises(ValueError, match="mqtt") as error:
+            parse_broker_url(url)
+        assert "S3cretPW" not in str(error.value), error.value
+        assert "host" in str(error.value)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--mqtt", "mqtt://host:S3cretPW", "--log", "e.jsonl"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "the port must be a number" in result.stderr
+    assert "S3cretPW" not in result.stderr + result.stdout
+
+
+def test_a_binary_credentials_file_or_a_garbage_ca_file_is_an_error_naming_it(tmp_path):
+    binary = tmp_path / "mqtt.env"
+    binary.write_bytes(bytes(range(256)) * 4)
+    binary.chmod(0o600)
+    with pytest.raises(ValueError, match=rf"mqtt_credentials_file {binary}: not a text file"):
+        broker_settings("mqtt://h", credentials_file=str(binary), environ={})
+    binary.write_bytes(b"FER_MQTT_USERNAME=a\0b\n")
+    with pytest.raises(ValueError, match=rf"mqtt_credentials_file {binary}: not a text file \(it holds NUL bytes\)"):
+        broker_settings("mqtt://h", credentials_file=str(binary), environ={})
+    for garbage in (b"not a certificate\n", os.urandom(2048)):
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(garbage)
+        with pytest.raises(ValueError, match=rf"mqtt_ca_file {ca}: not a CA certificate file"):
+            broker_settings("mqtts://h", ca_file=str(ca))
 
 
 def test_config_checks_mqtt_settings_up_front(tmp_path):
@@ -221,6 +259,7 @@ def run_edge(*args, env=None):
     )
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_runtime_sigkilled_and_restarted_resumes_at_the_cursor(tmp_path, broker, subscriber_factory):
     broker.start()
@@ -360,6 +399,7 @@ def test_a_second_forwarder_on_the_same_log_is_refused(tmp_path, broker):
         first.cursor.unlock()
 
 
+@pytest.mark.slow
 def test_run_with_mqtt_and_stdout_log_is_a_clear_cli_error():
     result = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--mqtt", "mqtt://127.0.0.1:1", "--log", "-"],
@@ -373,6 +413,7 @@ def test_settings_repr_hides_credentials():
     assert USER not in repr(settings) and PASSWORD not in repr(settings)
 
 
+@pytest.mark.slow
 @needs_mosquitto
 def test_forward_command_sends_a_log_and_stops_cleanly_on_sigterm(tmp_path, broker, subscriber_factory):
     broker.start()
@@ -424,3 +465,141 @@ def test_mqtts_with_a_ca_file_delivers_and_an_unknown_ca_is_refused(tmp_path):
         assert stranger.counts["delivered"] == 0 and any("CERTIFICATE_VERIFY_FAILED" in line or "certificate" in line for line in refused)
     finally:
         server.stop()
+
+
+# -- issue 22: a cursor is data, repeated problems are rate-limited ----------------------------------------
+def offline_forwarder(path, reports):
+    """A forwarder that is opened (cursor read, reader placed) but never connects."""
+    return Forwarder(path, BrokerSettings("127.0.0.1", 1), Topics("fer-edge", "pi1"), report=reports.append)
+
+
+def sequenced_events(path, count):
+    log = SequencedLog(EventLog(path), "pi1")
+    for n in range(count):
+        log.write({"event": "update", "track": n, "pad": "x" * 150})
+    log.close()
+    return log
+
+
+@pytest.mark.parametrize("cursor", [
+    {"inode": 1, "offset": 5, "key": ["a"]},  # IndexError traceback before
+    {"inode": "INODE", "offset": -500, "key": None},  # "Invalid argument" before
+    {"inode": "INODE", "offset": 30000, "key": None},  # mid-line: skipped events, blamed rotation before
+    {"inode": "INODE", "offset": 10**9, "key": None},  # past the end of the file
+    {"inode": "INODE", "offset": 7, "key": ["pi1", "r", True]},
+    [1, 2, 3],
+    {"inode": 1.5, "offset": 0, "key": None},
+])
+def test_an_invalid_cursor_is_reported_once_and_everything_is_sent_again(tmp_path, cursor):
+    path = tmp_path / "events.jsonl"
+    log = sequenced_events(path, 178)
+    if isinstance(cursor, dict) and cursor["inode"] == "INODE":
+        cursor = {**cursor, "inode": os.stat(path).st_ino}
+    cursor_path(path).write_text(json.dumps(cursor))
+    reports = []
+    sender = offline_forwarder(path, reports)
+    sender.open()
+    try:
+        first = sender.tail.read()
+    finally:
+        sender.tail.close()
+        sender.cursor.unlock()
+    assert json.loads(first[0])["seq"] == 1 and log.seq == 178  # from the oldest line: duplicates, not losses
+    said = [line for line in reports if "cursor" in line]
+    assert len(said) == 1 and str(cursor_path(path)) in said[0] and "oldest" in said[0], reports
+
+
+def test_a_cursor_past_the_end_of_its_file_but_with_a_known_line_id_resumes_after_that_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = sequenced_events(path, 50)
+    cursor_path(path).write_text(json.dumps({"inode": os.stat(path).st_ino, "offset": 10**9, "key": ["pi1", log.run, 20]}))
+    reports = []
+    sender = offline_forwarder(path, reports)
+    sender.open()
+    try:
+        assert json.loads(sender.tail.read()[0])["seq"] == 21 and sender.tail.resumed == "cursor (found by id)"
+    finally:
+        sender.tail.close()
+        sender.cursor.unlock()
+
+
+def test_a_repeated_problem_is_said_once_a_minute_with_a_count():
+    said, now = [], [0.0]
+    limiter = RepeatLimiter(said.append, every_s=60, clock=lambda: now[0])
+    for step in range(369):  # 369 failures in 10 s, as a full disk gave
+        now[0] = step * 10 / 369
+        limiter("cursor", "cannot save the cursor c: [Errno 28] No space left on device")
+    limiter("other", "another problem")
+    assert said == ["cannot save the cursor c: [Errno 28] No space left on device", "another problem"]
+    now[0] = 61.0
+    limiter("cursor", "cannot save the cursor c: [Errno 28] No space left on device")
+    assert said[-1] == "cannot save the cursor c: [Errno 28] No space left on device (and 368 more times in the last 61 s)"
+    limiter("cursor", "cannot save the cursor c: again")
+    limiter.flush()
+    assert said[-1] == "cannot save the cursor c: again (1 more times since it was last said)"
+
+
+@needs_mosquitto
+def test_a_cursor_that_cannot_be_saved_is_said_once_not_hundreds_of_times(tmp_path, broker, subscriber_factory):
+    broker.start()
+    path = tmp_path / "events.jsonl"
+    sequenced_events(path, 20)
+    cursor_path(path).mkdir()  # the cursor's path is a folder: every save fails
+    sub = subscriber_factory(broker)
+    reports = []
+    sender = forwarder(path, broker, reports=reports).start()
+    wait_until(lambda: len(sub.on("/track")) >= 20, 15, "the events")
+    time.sleep(2.0)  # idle: it tries to save the cursor on every pass (several a second)
+    sender.stop()
+    failures = [line for line in reports if line.startswith("cannot save the cursor")]
+    assert len(failures) == 2, reports  # once when it happened, once at stop with the count
+    assert "more times since it was last said" in failures[1] and int(failures[1].split("(")[-1].split()[0]) >= 5
+
+
+@needs_mosquitto
+def test_a_run_whose_log_folder_is_deleted_delivers_every_event(tmp_path, broker, subscriber_factory):
+    """Before: the forwarder thread died (IndexError) and the runtime went on writing into the unlinked
+    file; 57 of ~600 events were sent."""
+    broker.start()
+    sub = subscriber_factory(broker, "fer-edge/pi1/#")
+    path = tmp_path / "logs" / "events.jsonl"
+    seen = []
+
+    def delete_the_folder_once(result):
+        seen.append(result.frame.index)
+        if len(seen) == 30:
+            shutil.rmtree(path.parent)
+
+    summary = pipeline.run(
+        RunConfig(source="sample", log=str(path), mqtt=broker.url, device_id="pi1", stats_interval=0.1, mqtt_discovery=False),
+        observer=delete_the_folder_once,
+    )
+    written = [json.loads(line) for line in path.read_text().splitlines()]  # what the reopened log holds
+    assert written[0]["event"] == "log_reopened" and written[-1]["event"] == "stop" and summary["frames"] == 150
+    last = written[-1]["seq"]
+    arrived = lambda: {k[2] for k in keys(sub.on("/track") + sub.on("/stats") + sub.on("/run"))}  # noqa: E731
+    wait_until(lambda: arrived() >= set(range(1, last + 1)), 20, "every event, before and after the folder went")
+
+
+@needs_mosquitto
+def test_an_unexpected_error_in_the_forwarder_is_said_and_delivery_goes_on(tmp_path, broker, subscriber_factory):
+    broker.start()
+    path = tmp_path / "events.jsonl"
+    sequenced_events(path, 10)
+    sub = subscriber_factory(broker)
+    reports = []
+    sender = forwarder(path, broker, reports=reports)
+    real_read, failures = sender.tail.read, []
+
+    def read_failing_once():
+        if not failures:
+            failures.append(True)
+            raise OSError(5, "Input/output error")
+        return real_read()
+
+    sender.tail.read = read_failing_once
+    sender.start()
+    wait_until(lambda: len(sub.on("/track")) >= 10, 15, "the events after the error")
+    sender.stop()
+    assert any("forwarder error, retrying in 1 s: OSError: [Errno 5] Input/output error" in line for line in reports)
+    assert keys(sub.on("/track")) == keys(log_lines(path))

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+import pytest
 from conftest import ROOT
 
 from edge import pipeline
@@ -54,6 +55,7 @@ def test_sample_clip_end_to_end(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # privacy: no frames or faces written
 
 
+@pytest.mark.slow
 def test_the_motion_gate_searches_the_whole_frame_far_less_and_finds_as_many_faces(tmp_path):
     truth = load_truth(SAMPLE_TRUTH)
     expected = sum(len(boxes) for boxes in truth.values())

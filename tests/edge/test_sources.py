@@ -253,6 +253,18 @@ def test_picamera2_colour_from_the_same_request(fake_picamera2):
     assert frame.color.shape == (480, 640, 3)
 
 
+def test_picamera2_colour_only_while_asked(fake_picamera2):
+    """The live view's way: the main stream is fetched only for frames a viewer will see."""
+    watching = [False]
+    with Picamera2Source(640, 480, 320, 240) as source:
+        source.color_wanted = lambda: watching[0]
+        assert source.read().color is None
+        watching[0] = True
+        assert source.read().color.shape == (480, 640, 3)
+        watching[0] = False
+        assert source.read().color is None
+
+
 def test_picamera2_missing_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` raise ImportError
     with pytest.raises(SourceError, match="sudo apt install python3-picamera2") as error:

@@ -40,9 +40,13 @@ def test_a_corrupt_image_is_an_error_naming_it(tmp_path):
     with pytest.raises(ValueError, match="b.jpg"):
         read_still(tmp_path / "b.jpg")
     _write_image(tmp_path / "a.png", 90)
-    gray, color = read_still(tmp_path / "a.png")
-    assert gray.shape == (30, 40) and gray.dtype == np.uint8 and color.shape == (30, 40, 3)
-    assert read_still(tmp_path / "a.png", grey_only=True)[1] is None
+    still = read_still(tmp_path / "a.png")
+    assert still.gray.shape == (30, 40) and still.gray.dtype == np.uint8 and still.color.shape == (30, 40, 3)
+    assert np.array_equal(still.gray, cv2.cvtColor(still.color, cv2.COLOR_BGR2GRAY))  # one decode, grey from colour
+    assert still.original_size == still.size == (40, 30) and not still.scaled
+    (tmp_path / "missing.png").mkdir()
+    with pytest.raises(ValueError, match="missing.png: cannot read it"):
+        read_still(tmp_path / "missing.png")
 
 
 def test_crop_mode_equals_the_model_on_the_resized_image(bundled_model, grace_hopper_gray):

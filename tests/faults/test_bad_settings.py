@@ -11,6 +11,7 @@ def edge_run(*args):
     return subprocess.run([sys.executable, "-m", "edge", "run", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -24,6 +24,7 @@ def same(a, b):
     return all(np.array_equal(x, y) for split in splits for x, y in zip(a.split(split), b.split(split), strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["csv", "zip", "tar.gz"])
 def test_a_byte_order_mark_is_accepted(tmp_path, csv_bytes, form):
     data = b"\xef\xbb\xbf" + csv_bytes

@@ -51,6 +51,7 @@ STARTUP_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["model", "camera"])
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_signal_during_start_up_stops_cleanly(tmp_path, step, signame):
@@ -101,6 +102,7 @@ def test_a_second_ctrl_c_during_rotation_loses_no_line(tmp_path, monkeypatch):
     assert [r["i"] for r in lines if "i" in r] == written and lines[-1]["event"] == "stop"
 
 
+@pytest.mark.slow
 def test_sigterm_while_the_log_rotates_leaves_whole_lines_in_every_file(tmp_path):
     log = tmp_path / "e.jsonl"
     process = subprocess.Popen(

@@ -38,11 +38,13 @@ def rendered():
     return script, frames, script.to_json(script.truth_document(truth, provenance, script.SEED))
 
 
+@pytest.mark.slow
 def test_truth_regenerates_byte_for_byte(rendered):
     _, _, text = rendered
     assert text == TRUTH.read_text()
 
 
+@pytest.mark.slow
 def test_video_decodes_to_the_rendered_frames(rendered, truth):
     _, frames, _ = rendered
     assert VIDEO.stat().st_size < 4_000_000

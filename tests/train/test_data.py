@@ -162,6 +162,7 @@ def test_summary_table_and_chart(tmp_path, small_csv):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_real_fer2013_zip_has_the_published_counts(real_data, tmp_path):
     dataset = load_fer2013(real_data, cache_dir=tmp_path)
     counts = dataset.class_counts()

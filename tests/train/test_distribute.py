@@ -16,6 +16,8 @@ from train.arch import PARAMETERS, make_model, model_file
 from train.distribute import cluster_from_environment
 from train.fit import TrainConfig, fit
 
+pytestmark = pytest.mark.tf  # needs TensorFlow: make check leaves these to make test
+
 CHILD_ENV = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TF_CPP_MIN_LOG_LEVEL": "2",
              "HOME": os.environ.get("HOME", "/tmp")}
 
@@ -61,6 +63,7 @@ def test_a_missing_or_malformed_tf_config_is_a_clear_error(monkeypatch, tf_confi
         cluster_from_environment()
 
 
+@pytest.mark.slow
 def test_a_teacher_arch_trains_and_writes_its_own_model_file(small_csv, tmp_path):
     report = fit(TrainConfig(data=str(small_csv), out_dir=str(tmp_path), arch="vgg13", epochs=1, batch_size=16, verbose=0,
                              cache_dir=str(tmp_path / "cache")))
@@ -73,6 +76,7 @@ def test_a_teacher_arch_trains_and_writes_its_own_model_file(small_csv, tmp_path
     assert compute["replica_devices"] and all("CPU" in device for device in compute["replica_devices"])
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_resumes_and_ships_a_float32_model(small_csv, tmp_path):
     settings = dict(data=str(small_csv), out_dir=str(tmp_path), mixed_precision=True, epochs=2, batch_size=16, verbose=0,
                     cache_dir=str(tmp_path / "cache"))
@@ -88,6 +92,7 @@ def test_mixed_precision_trains_resumes_and_ships_a_float32_model(small_csv, tmp
 
     state = json.loads((tmp_path / ".train" / "state.json").read_text())  # stopped after the first epoch
     state["next_epoch"] = 1
+    state.pop("finished", None)
     (tmp_path / ".train" / "state.json").write_text(json.dumps(state))
     (tmp_path / "history.csv").write_text("\n".join((tmp_path / "history.csv").read_text().splitlines()[:2]) + "\n")
     with warnings.catch_warnings():
@@ -124,6 +129,7 @@ histories = [np.genfromtxt(folder + f"/{name}/history.csv", delimiter=",", names
 state = json.load(open(folder + "/two/.train/state.json"))  # stop the mirrored run after its second epoch
 steps_before = int(models[1].optimizer.iterations.numpy())
 state["next_epoch"] = 2
+state.pop("finished", None)
 json.dump(state, open(folder + "/two/.train/state.json", "w"))
 lines = open(folder + "/two/history.csv").read().splitlines()
 open(folder + "/two/history.csv", "w").write("\\n".join(lines[:3]) + "\\n")
@@ -147,6 +153,7 @@ print("RESULT " + json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpus_trains_as_one_device_and_resumes(tmp_path):
     """MirroredStrategy over two logical CPUs, 42 faces each, against one device on 84 with the same (scaled)
     learning rate. Tolerances: PublicTest probabilities within 1e-3, the same class for every face, losses
@@ -180,6 +187,7 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model_converts(tmp_path):
     from convert.run import ConvertConfig, convert_and_evaluate
 

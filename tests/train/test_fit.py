@@ -11,6 +11,9 @@ from edge import contract
 from train.fit import TrainConfig, augment_batch, fit, make_eval_dataset, make_train_dataset
 from train.model import make_mini_xception, predict_probabilities
 
+# needs TensorFlow: make check leaves these to make test
+pytestmark = pytest.mark.tf
+
 
 def test_mini_xception_has_the_papers_parameter_count():
     model = make_mini_xception()
@@ -76,6 +79,7 @@ def run_fit(csv_path, out_dir, **overrides):
     return fit(TrainConfig(**config))
 
 
+@pytest.mark.slow
 def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
     report = run_fit(small_csv, tmp_path)
     for name in ("mini_xception.keras", "history.csv", "curves.png", "train_report.json"):
@@ -88,6 +92,7 @@ def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
     assert not (tmp_path / "mini_xception.keras.partial").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
     import keras
 
@@ -99,6 +104,7 @@ def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
 
     state = json_module.loads((tmp_path / ".train" / "state.json").read_text())
     state["next_epoch"] = 1
+    del state["finished"]  # an interrupted run never got that far
     (tmp_path / ".train" / "state.json").write_text(json_module.dumps(state))
     history = (tmp_path / "history.csv").read_text().splitlines()
     (tmp_path / "history.csv").write_text("\n".join(history[:2]) + "\n")
@@ -107,10 +113,9 @@ def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 5 * steps_per_epoch  # 3 + 2 more: the optimizer state went on
     epochs = [line.split(",")[0] for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2"] and report["epochs_run"] == 3
-    with pytest.raises(ValueError, match="already trained 3 epochs"):
-        run_fit(small_csv, tmp_path, epochs=3, resume=True)
-    with pytest.raises(ValueError, match="changed: epochs 3 -> 4"):
-        run_fit(small_csv, tmp_path, epochs=4, resume=True)
+    for epochs in (3, 4):  # finished: one answer, whatever --epochs says (issue 22: it used to advise more epochs, then refuse them)
+        with pytest.raises(ValueError, match="finished \\(all 3 epochs.*nothing to resume"):
+            run_fit(small_csv, tmp_path, epochs=epochs, resume=True)
 
 
 def test_resume_without_a_run_is_a_clear_error(small_csv, tmp_path):
@@ -118,6 +123,7 @@ def test_resume_without_a_run_is_a_clear_error(small_csv, tmp_path):
         run_fit(small_csv, tmp_path, resume=True)
 
 
+@pytest.mark.slow
 def test_training_survives_a_dataset_not_divisible_by_the_batch(small_csv, tmp_path):
     """Regression: tensorflow-cpu 2.21 with oneDNN segfaulted when the last batch was smaller.
     Run in a child process with oneDNN forced on, so a crash fails this test instead of killing pytest."""

@@ -24,6 +24,7 @@ def venv_of_this_python(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.tf
 def test_the_training_notebook_runs_top_to_bottom_on_a_cpu(tmp_path, monkeypatch):
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -13,6 +13,9 @@ from train.data import DatasetError, FerPlusVotes, Split, load_fer2013, load_fer
 from train.fit import fit, make_train_dataset, soften, training_targets
 from train.model import predict_probabilities
 
+# needs TensorFlow: make check leaves these to make test
+pytestmark = pytest.mark.tf
+
 
 def votes_for(rows: list[list[int]]) -> FerPlusVotes:
     """Votes given as 10 counts in FER+ order of the 7 canonical classes then contempt, unknown, NF."""
@@ -83,6 +86,7 @@ def test_mixing_settings_that_cannot_work_name_their_flags(overrides, message):
         config(**overrides)
 
 
+@pytest.mark.slow
 def test_distillation_and_ferplus_share_train_end_to_end(tmp_path, monkeypatch):
     images, labels, splits = synthetic_faces(140)
     data = write_csv(tmp_path / "fer2013.csv", images, labels, splits)
