@@ -55,7 +55,7 @@ def gate(report: dict, max_drop: float, min_accuracy: float | None, min_balanced
         failures.append(f"int8 PrivateTest accuracy {int8:.2f}% is {float_ - int8:.2f} points below float {float_:.2f}%{against} (--max-drop {max_drop})")
     if min_accuracy is not None and int8 < min_accuracy:
         failures.append(f"int8 PrivateTest accuracy {int8:.2f}%{against} is below --min-accuracy {min_accuracy}")
-    balanced = report["results"]["int8"]["PrivateTest"]["balanced_accuracy"] * 100
+    balanced = report["results"]["int8"]["PrivateTest"].get("balanced_accuracy", 0.0) * 100
     if min_balanced_accuracy is not None and balanced < min_balanced_accuracy:
         failures.append(f"int8 PrivateTest balanced accuracy {balanced:.2f}%{against} is below --min-balanced-accuracy {min_balanced_accuracy}")
     return failures

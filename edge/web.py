@@ -146,6 +146,7 @@ def model_summary(model) -> dict:
         "name": model.path.stem, "sha256": sidecar.get("sha256"), "interpreter": model.interpreter_name,
         "trained_on": sidecar.get("trained_on"), "accuracy": sidecar.get("accuracy") or {},
         "accuracy_judged_by": sidecar.get("accuracy_judged_by") or sidecar.get("trained_on"),
+        "balanced_accuracy": sidecar.get("balanced_accuracy") or {}, "balance": model.balance,
         "verified": bool(model.sidecar_verified),
     }
 

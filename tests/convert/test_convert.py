@@ -90,6 +90,11 @@ def test_gate_fails_a_degraded_model():
     failures = gate(report(0.66, 0.64), max_drop=1.0, min_accuracy=None)
     assert len(failures) == 1 and "2.00 points below float" in failures[0]
     assert "below --min-accuracy 66" in gate(report(0.66, 0.659), max_drop=1.0, min_accuracy=66.0)[0]
+    balanced = report(0.66, 0.66)
+    balanced["results"]["int8"]["PrivateTest"]["balanced_accuracy"] = 0.55
+    assert gate(balanced, max_drop=1.0, min_accuracy=None, min_balanced_accuracy=55.0) == []
+    (failure,) = gate(balanced, max_drop=1.0, min_accuracy=None, min_balanced_accuracy=60.0)
+    assert "balanced accuracy 55.00%" in failure and "below --min-balanced-accuracy 60" in failure
 
 
 def test_convert_cli_exits_non_zero_when_the_gate_fails(converted, tmp_path):

@@ -122,6 +122,7 @@ def test_state_agrees_with_the_log(runtime):
     last_stats = [record for record in records if record["event"] == "stats"][-1]
     assert state["stats"] == last_stats and state["processing_fps"] > 0
     assert state["model"]["verified"] and state["model"]["accuracy"]["PrivateTest"] > 0.5
+    assert state["model"]["balanced_accuracy"]["PrivateTest"] > 0.5 and state["model"]["balance"] == 0.5  # the default's sidecar
     assert sum(sum(minute["counts"].values()) for minute in state["timeline"]) > 0 and len(state["timeline"]) == 30
     assert state["healthy"] and runtime.get("/healthz")[0] == 200
 

@@ -78,6 +78,12 @@ function accuracy(model) {
   return entries.join(", ") + " against " + (model.accuracy_judged_by || "its labels") + (model.verified ? " (verified: sidecar digest matches)" : " (unverified sidecar)");
 }
 
+function balanced(model) {
+  const entries = Object.entries(model.balanced_accuracy || {}).map(([split, value]) => split + " " + (value * 100).toFixed(1) + "%");
+  const tau = "class-prior correction tau " + (model.balance || 0);
+  return (entries.length ? entries.join(", ") + " (mean per-class recall); " : "not recorded; ") + tau;
+}
+
 function renderHealth(state) {
   const stats = state.stats || {};
   const stages = Object.entries(stats.stage_ms || {}).map(([name, ms]) => name + " " + ms.toFixed(1)).join(", ");
@@ -92,6 +98,7 @@ function renderHealth(state) {
     ["uptime", duration(state.uptime_s)],
     ["model", state.model.name + " (trained on " + (state.model.trained_on || "?") + ", " + state.model.interpreter + ")"],
     ["accuracy", accuracy(state.model)],
+    ["balanced accuracy", balanced(state.model)],
     ["stream", "at most " + state.stream.max_fps + " FPS, " + (state.stream.max_width || "full") + " px wide; " + state.viewers + " watching"],
   ];
   const list = $("health");
