@@ -133,13 +133,13 @@ state.pop("finished", None)
 json.dump(state, open(folder + "/two/.train/state.json", "w"))
 lines = open(folder + "/two/history.csv").read().splitlines()
 open(folder + "/two/history.csv", "w").write("\\n".join(lines[:3]) + "\\n")
-resumed = fit(TrainConfig(out_dir=folder + "/two", distribute="mirrored", batch_size=42, learning_rate=1e-3, min_learning_rate=1e-5,
-                          resume=True, **common))
 refused = ""
-try:
+try:  # on one device: another global batch and learning rate
     fit(TrainConfig(out_dir=folder + "/two", batch_size=42, learning_rate=1e-3, min_learning_rate=1e-5, resume=True, **common))
 except ValueError as error:
     refused = str(error)
+resumed = fit(TrainConfig(out_dir=folder + "/two", distribute="mirrored", batch_size=42, learning_rate=1e-3, min_learning_rate=1e-5,
+                          resume=True, **common))
 print("RESULT " + json.dumps({
     "compute": two["compute"], "weights_p99": float(np.percentile(differences, 99)), "weights_median": float(np.median(differences)),
     "probabilities": float(np.abs(probabilities[0] - probabilities[1]).max()),
@@ -221,7 +221,8 @@ def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model
     converted = convert_and_evaluate(ConvertConfig(data=str(data), keras_model=str(run_dir / "mini_xception.keras"),
                                                    out_dir=str(tmp_path / "converted"), calibration_count=70, max_drop=100.0,
                                                    cache_dir=str(tmp_path / "cache")))
-    assert (tmp_path / "converted" / "mini_xception_int8.tflite").is_file() and converted["gate"]["passed"]
+    assert (tmp_path / "converted" / "mini_xception_int8.tflite").is_file() and converted["parameters"] == 58_423
+    assert set(converted["results"]) >= {"keras", "int8"}  # scored as the runtime runs it (a 1-epoch model: no gate to pass)
 
 
 def test_convert_refuses_a_teacher_before_reading_any_data(tmp_path):
