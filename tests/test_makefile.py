@@ -34,7 +34,8 @@ def make(venv: Path, *args: str, dry_run: bool = True, timeout: int = 60) -> sub
 
 def commands(result: subprocess.CompletedProcess) -> list[list[str]]:
     assert result.returncode == 0, result.stderr
-    return [shlex.split(line) for line in result.stdout.splitlines() if line.strip()]
+    joined = result.stdout.replace("\\\n", " ")  # a recipe continued over lines is one command
+    return [shlex.split(line) for line in joined.splitlines() if line.strip()]
 
 
 def flag(command: list[str], name: str) -> str:

@@ -12,6 +12,7 @@ from conftest import ROOT
 from convert.evaluate import classification_metrics, gate
 from convert.quantize import QuantizationError, check_full_int8, representative_faces, to_float_tflite, write_sidecar
 from convert.run import ConvertConfig, convert_and_evaluate
+from edge import contract
 from edge.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
 from train.model import make_mini_xception, predict_probabilities
 
@@ -62,8 +63,10 @@ def test_runtime_float_model_matches_keras_through_the_shared_contract(converted
     folder, _, _ = converted
     keras_model = keras.models.load_model(folder / "mini_xception.keras")
     faces = small_dataset[0][:20]
-    expected = predict_probabilities(keras_model, faces)
-    runtime = EmotionModel(folder / "mini_xception_float32.tflite").classify(faces)
+    runtime_model = EmotionModel(folder / "mini_xception_float32.tflite")
+    # then the class-prior correction convert chose and recorded, as the runtime applies it
+    expected = contract.balance_scores(predict_probabilities(keras_model, faces), runtime_model.class_prior, runtime_model.balance)
+    runtime = runtime_model.classify(faces)
     np.testing.assert_allclose(runtime, expected, atol=1e-4)
     int8 = EmotionModel(folder / "mini_xception_int8.tflite").classify(faces)
     assert np.abs(int8 - expected).max() < 0.1  # quantization error, not a preprocessing mismatch

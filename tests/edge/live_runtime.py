@@ -15,18 +15,10 @@ import threading
 import time
 from pathlib import Path
 
+from mqtt_broker import wait_until  # noqa: F401  (the suite's one polling helper; the live-view tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[2]
 URL_LINE = re.compile(r"live view: (http://\S+/)")
-
-
-def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class LiveRuntime:
