@@ -151,9 +151,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         for name, by_split in raw_scores.items()
     }
     balance["int8_at_tau_0"] = {  # what `--balance 0` gives (reported, never a choice)
-        split: {key: value for key, value in metrics_of(raw_scores["int8"][split][config.flip_tta], splits[split], label_set).items()
-                if key in ("accuracy", "balanced_accuracy", "macro_f1")}
-        for split in SPLITS
+        split: headline(metrics_of(raw_scores["int8"][split][config.flip_tta], splits[split], label_set)) for split in SPLITS
     }
     results, by_label_set, balanced_by_label_set = {}, {}, {}
     for name, by_split in scores.items():
@@ -162,9 +160,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
             "balanced_accuracy": by_label_set[name].pop("balanced_accuracy"), "macro_f1": by_label_set[name].pop("macro_f1")
         }
         for split, by_flip in by_split.items():
-            truth, counted = judged_truth(splits[split], label_set)
-            predicted = by_flip[config.flip_tta].argmax(axis=1)
-            results.setdefault(name, {})[split] = classification_metrics(truth[counted], predicted[counted])
+            results.setdefault(name, {})[split] = metrics_of(by_flip[config.flip_tta], splits[split], label_set)
     excluded = by_label_set["keras"].get("ferplus_excluded")
     for accuracies in by_label_set.values():
         accuracies.pop("ferplus_excluded", None)
@@ -249,6 +245,11 @@ def metrics_of(scores: np.ndarray, split, label_set: str) -> dict:
     return classification_metrics(truth[counted], scores.argmax(axis=1)[counted])
 
 
+def headline(metrics: dict) -> dict:
+    """The three figures every report gives side by side."""
+    return {key: metrics[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}
+
+
 BALANCE_GRID = tuple(round(0.05 * step, 2) for step in range(21))  # the taus measured on PublicTest
 
 
@@ -257,12 +258,9 @@ def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.nd
     model's PublicTest scores (with the sidecar's flip setting) against the label set it is judged by; unless
     --balance names one, the tau kept is the one with the best balanced accuracy whose accuracy is at most
     --balance-max-cost points below tau 0's. PrivateTest plays no part."""
-    truth, counted = judged_truth(splits["PublicTest"], label_set)
     scores = int8_scores["PublicTest"][config.flip_tta]
-    sweep = []
-    for tau in BALANCE_GRID:
-        metrics = classification_metrics(truth[counted], contract.balance_scores(scores, prior, tau).argmax(axis=1)[counted])
-        sweep.append({"tau": tau, **{key: metrics[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}})
+    sweep = [{"tau": tau, **headline(metrics_of(contract.balance_scores(scores, prior, tau), splits["PublicTest"], label_set))}
+             for tau in BALANCE_GRID]
     if config.balance is not None:
         tau, how = config.balance, "--balance"
     else:
