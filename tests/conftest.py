@@ -23,6 +23,23 @@ FOLDER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 
 
+def delete_folder(folder: Path) -> None:
+    """`rm -rf folder`, as a user does to a running log: repeated when another thread (the forwarder saving its
+    cursor) writes a file into it mid-delete, which makes one rmtree fail with "Directory not empty"."""
+    import shutil
+    import time
+
+    for _ in range(200):
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.005)
+    raise AssertionError(f"could not delete {folder}")
+
+
 def synthetic_faces(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images whose brightness pattern depends on the label, so a model can learn a little."""
     rng = np.random.default_rng(seed)

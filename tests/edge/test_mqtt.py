@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, delete_folder
 from mqtt_broker import Broker, Subscriber, make_certificates, needs_mosquitto, wait_until
 
 from edge import pipeline
@@ -568,7 +568,7 @@ def test_a_run_whose_log_folder_is_deleted_delivers_every_event(tmp_path, broker
     def delete_the_folder_once(result):
         seen.append(result.frame.index)
         if len(seen) == 30:
-            shutil.rmtree(path.parent)
+            delete_folder(path.parent)
 
     summary = pipeline.run(
         RunConfig(source="sample", log=str(path), mqtt=broker.url, device_id="pi1", stats_interval=0.1, mqtt_discovery=False),

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, delete_folder
 
 from edge import pipeline
 from edge.config import RunConfig
@@ -88,7 +88,7 @@ def test_a_run_whose_log_folder_is_deleted_keeps_every_record_after_it(tmp_path)
     def delete_once(result):
         frames.append(result.frame.index)
         if len(frames) == 20:
-            shutil.rmtree(path.parent)
+            delete_folder(path.parent)
 
     summary = pipeline.run(RunConfig(source="sample", log=str(path), stats_interval=0.2), observer=delete_once)
     got = records(path)
