@@ -86,6 +86,10 @@ class ConvertConfig:
     balance_max_cost: float = setting(
         2.5, "when choosing tau on PublicTest: the most accuracy points it may cost against tau 0", low=0.0, high=100.0
     )
+    balance_min_accuracy: float | None = setting(
+        None, "when choosing tau on PublicTest: the lowest PublicTest accuracy (%) it may leave, a fixed floor used "
+        "instead of --balance-max-cost", low=0.0, high=100.0
+    )
     min_balanced_accuracy: float | None = setting(
         None, "fail when int8 PrivateTest balanced accuracy (%, mean per-class recall) is below this", low=0.0, high=100.0
     )
@@ -257,16 +261,24 @@ def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.nd
     """The class-prior correction tau and how it was chosen. Every tau of BALANCE_GRID is measured on the int8
     model's PublicTest scores (with the sidecar's flip setting) against the label set it is judged by; unless
     --balance names one, the tau kept is the one with the best balanced accuracy whose accuracy is at most
-    --balance-max-cost points below tau 0's. PrivateTest plays no part."""
+    --balance-max-cost points below tau 0's (or, with --balance-min-accuracy, at least that). PrivateTest plays no part."""
     scores = int8_scores["PublicTest"][config.flip_tta]
     sweep = [{"tau": tau, **headline(metrics_of(contract.balance_scores(scores, prior, tau), splits["PublicTest"], label_set))}
              for tau in BALANCE_GRID]
     if config.balance is not None:
         tau, how = config.balance, "--balance"
     else:
-        floor = sweep[0]["accuracy"] - config.balance_max_cost / 100 - 1e-9
-        best = max((row for row in sweep if row["accuracy"] >= floor), key=lambda row: (row["balanced_accuracy"], -row["tau"]))
-        tau, how = best["tau"], f"PublicTest: best balanced accuracy within {config.balance_max_cost:g} accuracy points of tau 0"
+        if config.balance_min_accuracy is not None:
+            floor = config.balance_min_accuracy / 100
+            how = f"PublicTest: best balanced accuracy with accuracy of at least {config.balance_min_accuracy:g}%"
+        else:
+            floor = sweep[0]["accuracy"] - config.balance_max_cost / 100
+            how = f"PublicTest: best balanced accuracy within {config.balance_max_cost:g} accuracy points of tau 0"
+        allowed = [row for row in sweep if row["accuracy"] >= floor - 1e-9] or sweep[:1]  # tau 0 when none reaches the floor
+        best = max(allowed, key=lambda row: (row["balanced_accuracy"], -row["tau"]))
+        tau = best["tau"]
+        if best["accuracy"] < floor - 1e-9:
+            how += f" (none reached it: tau 0, {best['accuracy']:.2%})"
     return {"tau": float(tau), "chosen_by": how, "class_prior": dict(zip(contract.LABELS, (round(float(v), 6) for v in prior), strict=True)),
             "sweep_publictest": sweep}
 

@@ -62,3 +62,33 @@ def fit(data: Path = DataOption, settings: dict | None = None) -> None:
         typer.echo(f"worker {report['task']} trained {report['epochs_run']} epochs; the chief wrote the run folder")
         return
     typer.echo(json.dumps({k: report[k] for k in ("arch", "parameters", "epochs_run", "best_epoch", "float_accuracy")}, indent=2))
+
+
+@app.command()
+def soup(
+    models: list[Path] = typer.Argument(..., help="two or more .keras runs fine-tuned from the same starting network"),
+    data: Path = DataOption,
+    out: Path = typer.Option(..., "--out", help="the averaged .keras model (train_report.json and soup.json go beside it)"),
+    faces: int = typer.Option(8000, "--faces", min=100, max=100_000, help="Training faces that measure the BatchNorm statistics"),
+    seed: int = typer.Option(0, "--seed", min=0, help="which Training faces measure them"),
+    cache_dir: Path | None = CacheOption,
+    allow_shipped_output: bool = typer.Option(False, ALLOW_FLAG, help="let --out be inside the shipped models/ or edge/assets/"),
+) -> None:
+    """Average the weights of several runs into one network of the same size (a uniform model soup)."""
+    from train.data import DatasetError, default_cache_dir, load_fer2013, take_splits
+    from train.quiet import import_tensorflow
+
+    try:
+        refuse_shipped_output(out, "--out", allow_shipped_output)
+        if out.resolve() in {path.resolve() for path in models}:
+            raise ValueError(f"--out {out} is one of the models being averaged: write the soup elsewhere")
+        import_tensorflow()
+        from train.soup import make_soup
+
+        training = take_splits(load_fer2013(data, cache_dir=cache_dir or default_cache_dir()), 0, 0)["Training"]
+        record = make_soup(models, training, out, faces=faces, seed=seed)
+    except (DatasetError, ValueError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{out}: the mean of {len(record['ingredients'])} models, {record['batch_norm_layers']} BatchNorm layers "
+               f"measured on {record['batch_norm_faces']:,} Training faces")
