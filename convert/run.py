@@ -24,6 +24,7 @@ from convert.labelsets import (
 )
 from convert.quantize import (
     check_full_int8,
+    equalize_separable,
     representative_faces,
     to_float_tflite,
     to_int8_tflite,
@@ -51,6 +52,10 @@ class ConvertConfig:
     out_dir: str = setting("out/convert", "where the .tflite models, sidecars and reports go (never the shipped models/ unless --allow-shipped-output)")
     name: str = setting("mini_xception", "file stem: NAME_int8.tflite, NAME_float32.tflite, ...")
     calibration_count: int = setting(300, "Training faces (class-balanced, with their mirrors) that calibrate int8", low=7, high=28_709)
+    equalize: float = setting(
+        0.5, "cross-layer equalization before int8: evens out the channel ranges between each separable convolution's "
+        "two halves (the same function in float); 0 = off, 1 = fully even", low=0.0, high=1.0
+    )
     float32: bool = setting(True, "also export a float32 .tflite for comparison")
     float16: bool = setting(False, "also export a float16-weight .tflite for comparison")
     max_drop: float = setting(0.3, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
@@ -341,7 +346,7 @@ def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:
 def export_variants(model, training, keras_path: Path, out_dir: Path, config: ConvertConfig) -> dict[str, Path]:
     """int8 (checked full-int8) and the comparison exports, each with its sidecar; {variant: path}."""
     calibration = representative_faces(training.images, training.labels, count=config.calibration_count, seed=config.seed)
-    variants = {"int8": to_int8_tflite(model, calibration)}
+    variants = {"int8": to_int8_tflite(equalize_separable(model, calibration, config.equalize), calibration)}
     if config.float32:
         variants["float32"] = to_float_tflite(model)
     if config.float16:
@@ -352,7 +357,8 @@ def export_variants(model, training, keras_path: Path, out_dir: Path, config: Co
         paths[variant].write_bytes(content)
         if variant == "int8":
             check_full_int8(paths[variant])
-        write_sidecar(paths[variant], int(model.count_params()), keras_path.name, {"quantization": variant})
+        extra = {"quantization": variant, **({"equalize": config.equalize} if variant == "int8" else {})}
+        write_sidecar(paths[variant], int(model.count_params()), keras_path.name, extra)
     return paths
 
 

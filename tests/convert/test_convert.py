@@ -103,6 +103,38 @@ def test_gate_fails_a_degraded_model():
     assert "balanced accuracy 55.00%" in failure and "below --min-balanced-accuracy 60" in failure
 
 
+def test_equalization_keeps_the_function_and_evens_the_ranges_between_the_separable_halves():
+    from convert.quantize import equalize_separable
+
+    keras_model = make_mini_xception()
+    rng = np.random.default_rng(3)
+    for layer in keras_model.layers:  # uneven channels, as training leaves them
+        if isinstance(layer, tf.keras.layers.SeparableConv2D):
+            depthwise, pointwise = layer.get_weights()
+            layer.set_weights([depthwise * rng.uniform(0.01, 3.0, depthwise.shape[2])[None, None, :, None], pointwise])
+    faces = rng.integers(0, 256, (40, 48, 48), np.uint8)
+    inputs = contract.with_mirrors(contract.scale_pixels(faces))
+
+    def channel_ranges(model, layer_name):
+        layer = model.get_layer(layer_name)
+        depthwise = layer.get_weights()[0]
+        between = tf.nn.depthwise_conv2d(tf.keras.Model(model.input, layer.input)(inputs), depthwise, [1, 1, 1, 1], "SAME").numpy()
+        return np.abs(between).reshape(-1, between.shape[-1]).max(axis=0)
+
+    name = next(layer.name for layer in keras_model.layers if isinstance(layer, tf.keras.layers.SeparableConv2D))
+    before = channel_ranges(keras_model, name)
+    original = [w.copy() for w in keras_model.get_weights()]
+    for strength, spread in ((1.0, 1.0), (0.5, np.sqrt(before.max() / before.min()))):
+        equalized = equalize_separable(keras_model, faces, strength)
+        np.testing.assert_allclose(predict_probabilities(equalized, faces), predict_probabilities(keras_model, faces), atol=1e-5)
+        after = channel_ranges(equalized, name)
+        assert after.max() / after.min() == pytest.approx(spread, rel=1e-3)  # from before.max() / before.min() > 10
+    assert before.max() / before.min() > 10
+    assert all(np.array_equal(a, b) for a, b in zip(keras_model.get_weights(), original, strict=True))  # a copy is changed
+    assert all(np.array_equal(a, b) for a, b in zip(equalize_separable(keras_model, faces, 0.0).get_weights(), original, strict=True))
+    assert keras_model.get_layer(name).get_weights()[0].shape == equalized.get_layer(name).get_weights()[0].shape
+
+
 def test_tau_is_chosen_on_publictest_within_a_cost_or_above_a_fixed_floor():
     """Sixteen faces of class 0 (common in training) and four of class 1 (rare): a larger tau says class 1 more
     often, which gains rare faces and loses common ones; the expected tau is worked out from the same definitions."""
