@@ -23,10 +23,11 @@ MAX_PARAMETERS = 100_000
 # PrivateTest accuracy and balanced accuracy of the int8 model against the label set it was trained on, with the
 # sidecar's own test-time averaging and class-prior correction. fer2013: issue 14's target (67%). ferplus: since
 # issue 18 the default is chosen for balanced accuracy on PublicTest, which traded accuracy (80.63% before) for
-# every expression (balanced 64.7% before); its PrivateTest figures, 76.87% / 73.36%, miss that issue's targets
-# (78% / 74%, still open), so these are floors just under what is shipped: a re-shipped default must not fall below.
-TARGET_ACCURACY = {"fer2013": 0.67, "ferplus": 0.765}
-TARGET_BALANCED_ACCURACY = {"fer2013": 0.65, "ferplus": 0.73}
+# every expression (balanced 64.7% before). Its PrivateTest figures, 78.57% / 73.95% (a soup of four runs), meet
+# that issue's accuracy target (78%) and miss its balanced one (74%, still open) by 0.05 points, so the balanced
+# floor is just under what is shipped: a re-shipped default must not fall below either.
+TARGET_ACCURACY = {"fer2013": 0.67, "ferplus": 0.78}
+TARGET_BALANCED_ACCURACY = {"fer2013": 0.65, "ferplus": 0.735}
 
 
 def report_of(name: str) -> dict:
