@@ -86,7 +86,7 @@ def soup(
         from train.soup import make_soup
 
         training = take_splits(load_fer2013(data, cache_dir=cache_dir or default_cache_dir()), 0, 0)["Training"]
-        record = make_soup(models, training, out, faces=faces, seed=seed)
+        record = make_soup(models, training, out, faces=faces, seed=seed, progress=lambda line: typer.echo(line, err=True))
     except (DatasetError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

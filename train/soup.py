@@ -39,7 +39,12 @@ def read_ingredients(paths: list[Path]) -> list[Ingredient]:
             raise ValueError(f"{path} is the same model as {seen[digest]} (sha256 {digest[:12]}): each run counts once")
         seen[digest] = path
         report_path = path.parent / "train_report.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else None
+        try:
+            report = json.loads(report_path.read_text()) if report_path.is_file() else None
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{report_path}: not a valid training report ({error})") from None
+        if report is not None and not isinstance(report, dict):
+            raise ValueError(f"{report_path}: not a valid training report (a JSON object was expected)")
         ingredients.append(Ingredient(path, digest, report))
     labels = {(i.train_report or {}).get("trained_on") for i in ingredients} - {None}
     if len(labels) > 1:
@@ -59,7 +64,7 @@ def average_weights(models: list) -> None:
         variable.assign(np.mean([model.weights[index].numpy() for model in models], axis=0))
 
 
-def measure_batch_norm(model, faces: np.ndarray, batch_size: int = 500) -> int:
+def measure_batch_norm(model, faces: np.ndarray, batch_size: int = 500, progress=None) -> int:
     """Set every BatchNorm's moving mean and variance to those of its input on `faces`, first layer first (each
     layer's input depends on the statistics before it); returns how many layers were set."""
     import keras
@@ -69,7 +74,9 @@ def measure_batch_norm(model, faces: np.ndarray, batch_size: int = 500) -> int:
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     inputs = scale_pixels(faces)
     usable = len(inputs) - len(inputs) % batch_size or len(inputs)  # one batch shape throughout (oneDNN)
-    for layer in norms:
+    for done, layer in enumerate(norms, 1):
+        if progress:
+            progress(f"BatchNorm {done}/{len(norms)}: {layer.name}")
         probe = keras.Model(model.input, layer.input)
         activations = np.concatenate([probe(inputs[i : i + batch_size], training=False).numpy() for i in range(0, usable, batch_size)])
         activations = activations.reshape(-1, activations.shape[-1])
@@ -78,7 +85,7 @@ def measure_batch_norm(model, faces: np.ndarray, batch_size: int = 500) -> int:
     return len(norms)
 
 
-def make_soup(paths: list[Path], training: Split, out: Path, faces: int = 8000, seed: int = 0) -> dict:
+def make_soup(paths: list[Path], training: Split, out: Path, faces: int = 8000, seed: int = 0, progress=None) -> dict:
     """Average the models at `paths`, measure BatchNorm on `faces` Training faces, save to `out` with a
     train_report.json (the first run's, marked as a soup) and soup.json beside it. Returns the soup record."""
     from edge.model import file_sha256
@@ -88,7 +95,7 @@ def make_soup(paths: list[Path], training: Split, out: Path, faces: int = 8000, 
     average_weights(models)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(training), min(faces, len(training)), replace=False))
-    layers = measure_batch_norm(models[0], training.images[chosen])
+    layers = measure_batch_norm(models[0], training.images[chosen], progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     models[0].save(out)
     record = {

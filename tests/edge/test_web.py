@@ -21,7 +21,8 @@ from live_runtime import LiveRuntime, read_events, read_mjpeg_parts, stalled_cli
 
 from edge import pipeline, web
 from edge.annotate import PALETTE
-from edge.config import SAMPLE_CLIP, RunConfig
+from edge.config import DEFAULT_MODEL, SAMPLE_CLIP, RunConfig, bundled_model
+from edge.model import sidecar_path
 from edge.sources import Frame, PlaybackSource, SourceError, VideoSource
 
 PLAYING = ["--source", "sample", "--loop", "--realtime", "--stats-interval", "1", "--duration", "300"]
@@ -122,7 +123,8 @@ def test_state_agrees_with_the_log(runtime):
     last_stats = [record for record in records if record["event"] == "stats"][-1]
     assert state["stats"] == last_stats and state["processing_fps"] > 0
     assert state["model"]["verified"] and state["model"]["accuracy"]["PrivateTest"] > 0.5
-    assert state["model"]["balanced_accuracy"]["PrivateTest"] > 0.5 and state["model"]["balance"] == 0.5  # the default's sidecar
+    sidecar = json.loads(sidecar_path(bundled_model(DEFAULT_MODEL)).read_text())  # the default model's own figures
+    assert state["model"]["balanced_accuracy"] == sidecar["balanced_accuracy"] and state["model"]["balance"] == sidecar["contract"]["balance"] > 0
     assert sum(sum(minute["counts"].values()) for minute in state["timeline"]) > 0 and len(state["timeline"]) == 30
     assert state["healthy"] and runtime.get("/healthz")[0] == 200
 

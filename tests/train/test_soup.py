@@ -45,7 +45,9 @@ def souped(tmp_path_factory, training):
     root = tmp_path_factory.mktemp("soup")
     paths = [saved_model(root / f"run{seed}", seed) for seed in (1, 2, 3)]
     out = root / "soup" / "mini_xception.keras"
-    record = make_soup(paths, training, out, faces=1000, seed=0)
+    progress = []
+    record = make_soup(paths, training, out, faces=1000, seed=0, progress=progress.append)
+    assert progress[0].startswith("BatchNorm 1/14: ") and progress[-1].startswith("BatchNorm 14/14: ")
     return paths, out, record
 
 
@@ -101,6 +103,10 @@ def test_a_soup_needs_two_distinct_runs_of_one_architecture_and_label_set(tmp_pa
     other_labels = saved_model(tmp_path / "fer", 2, trained_on="fer2013")
     with pytest.raises(ValueError, match="different labels"):
         make_soup([one, other_labels], training, tmp_path / "out.keras")
+    broken = saved_model(tmp_path / "broken", 4)
+    (tmp_path / "broken" / "train_report.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken/train_report.json: not a valid training report"):
+        make_soup([one, broken], training, tmp_path / "out.keras")
     small = make_mini_xception(num_classes=3)
     small.save(tmp_path / "small.keras")
     with pytest.raises(ValueError, match="does not have the layout"):
