@@ -62,7 +62,9 @@ def model_details(report: dict, sidecar: dict) -> list[str]:
         f"- **sha256 (int8 file):** `{sidecar['sha256']}`.",
         "- **int8 scheme:** post-training full-integer quantization (int8 weights and activations, int8 input "
         f"and output tensors, no float ops), calibrated on {report['config']['calibration_count']:,} class-balanced "
-        "Training faces" + (" and their mirror images" if contract["flip_tta"] else "") + ".",
+        "Training faces" + (" and their mirror images" if contract["flip_tta"] else "")
+        + (f"; each separable convolution equalized first (strength {sidecar['equalize']:g}, the same function in float)"
+           if sidecar.get("equalize") else "") + ".",
         f"  Input: {quant_text['input']}. Output: {quant_text['output']}.",
         f"- **Interpreter:** figures measured with {report['evaluated_with']}, through the runtime's own "
         "`EmotionModel`. The runtime uses ai-edge-litert, else tflite-runtime, else TensorFlow.",
@@ -132,9 +134,11 @@ def training_data(report: dict, train_report: dict | None) -> list[str]:
         lines += ["", "Per-class counts of Training are not in the report; its size is above."]
     if train_report is not None:
         config = train_report["config"]
+        soup = train_report.get("soup")
+        runs = f"Training (each of the {len(soup['ingredients'])} runs averaged, as the first): " if soup else "Training: "
         lines += [
             "",
-            f"Training: {train_report['epochs_run']} epochs run, best at epoch {train_report['best_epoch']} "
+            f"{runs}{train_report['epochs_run']} epochs run, best at epoch {train_report['best_epoch']} "
             f"(selection: {train_report['selected_on']}); batch {config['batch_size']}, learning rate "
             f"{config['learning_rate']:g}, L2 {config['l2']:g}, label smoothing {config['label_smoothing']:g}, seed "
             f"{config['seed']}. Augmentation: rotation up to {config['rotation_degrees']:g} degrees, shift up to "

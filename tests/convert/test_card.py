@@ -270,6 +270,18 @@ def test_training_details_and_optional_class_counts(tmp_path, artifacts):
     assert "training details are left out" in card
 
 
+def test_a_soup_says_its_training_details_are_each_runs(tmp_path, artifacts):
+    report, sidecar, train_report = copy.deepcopy(artifacts)
+    train_report["soup"] = {"ingredients": [{"model": f"runs/s{i}/mini_xception.keras", "seed": i} for i in range(4)]}
+    train_report["stages"] = "a uniform weight soup of 4 runs of these settings"
+    card = write_artifacts(tmp_path, report, sidecar, train_report)
+    assert "Training (each of the 4 runs averaged, as the first): 87 epochs run" in card
+    assert "Stages: a uniform weight soup of 4 runs of these settings." in card
+    assert "equalized first" not in card  # a model converted before equalization
+    sidecar["equalize"] = 0.5
+    assert "each separable convolution equalized first (strength 0.5" in write_artifacts(tmp_path, report, sidecar, train_report)
+
+
 def test_train_report_of_another_model_is_left_out(tmp_path, artifacts):
     """Every mini-Xception has 58,423 parameters: the report is tied to the Keras file by its sha256."""
     report, sidecar, train_report = copy.deepcopy(artifacts)
