@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def fit(data: Path = DataOption, settings: dict | None = None) -> None:
     from train.data import DatasetError
     from train.quiet import import_tensorflow
 
+    if settings.get("batch_size", 2) % 2 and "TF_ENABLE_ONEDNN_OPTS" not in os.environ:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # read once, when TensorFlow is imported (train.fit.check_batch_parity)
+        typer.echo(f"--batch-size {settings['batch_size']} is odd: oneDNN turned off for this run (it crashes on odd batches "
+                   "in TensorFlow 2.21); training is slower", err=True)
     import_tensorflow()  # before train.fit imports it, so its start-up notices stay out of the output
     from train.fit import fit as run_fit
 

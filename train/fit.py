@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, fields
@@ -333,11 +334,30 @@ def build_model(config: TrainConfig, prior: np.ndarray | None = None, synchroniz
     return model
 
 
+ONEDNN_ODD_BATCH = (
+    "TensorFlow 2.21's oneDNN CPU kernels crash (segfault or heap corruption) in a mini-Xception training step on "
+    "an odd batch"
+)
+
+
+def check_batch_parity(config: TrainConfig) -> None:
+    """Refuse, before any training step, an odd per-replica batch on a CPU with oneDNN on: measured, every odd
+    batch from 1 to 65 crashed and every even one trained. `python -m train fit` turns oneDNN off itself for an
+    odd batch (before TensorFlow is imported); called as a library, the caller must."""
+    if config.batch_size % 2 == 0 or os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" or tf.config.list_logical_devices("GPU"):
+        return
+    raise ValueError(
+        f"--batch-size (train.batch_size) {config.batch_size} is odd: {ONEDNN_ODD_BATCH}. Use an even batch size, "
+        "or set TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow is imported (python -m train fit does so itself)"
+    )
+
+
 def fit(config: TrainConfig) -> dict:
     """Train, keep the best PublicTest checkpoint, evaluate it, write the artifacts; returns the report
     (on a multi-worker run's other workers, which write nothing, a line saying so)."""
     run = distribute.start(config)  # before any other TensorFlow work
     try:
+        check_batch_parity(config)
         return train_and_report(config, run)
     finally:
         run.finish()

@@ -177,6 +177,35 @@ def test_mirrored_over_two_cpus_trains_as_one_device_and_resumes(tmp_path):
     assert "replicas 2 -> 1" in found["refused"]
 
 
+BALANCED_MIRRORED_SCRIPT = """
+import json, sys
+import tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from train.fit import TrainConfig, fit
+
+data, folder = sys.argv[1], sys.argv[2]
+report = fit(TrainConfig(data=data, out_dir=folder + "/run", distribute="mirrored", batch_size=14, balanced_sampling=1.0,
+                         epochs=2, warmup_epochs=0, patience=5, verbose=0, cache_dir=folder + "/cache"))
+steps = int(keras.models.load_model(folder + "/run/.train/last.keras").optimizer.iterations.numpy())
+print("RESULT " + json.dumps({"compute": report["compute"], "steps": steps, "epochs": report["epochs_run"],
+                              "train_images": report["train_images"]}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_with_class_balanced_sampling_counts_epochs_in_global_batches(tmp_path):
+    """Balanced sampling makes an endless stream, so fit() is told the steps of an epoch: under a strategy they are
+    Training faces over the global batch (both replicas' faces), not over one replica's."""
+    data = write_csv(tmp_path / "fer2013.csv", *synthetic_faces(140))
+    result = subprocess.run([sys.executable, "-c", BALANCED_MIRRORED_SCRIPT, str(data), str(tmp_path)], env=CHILD_ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert found["compute"]["strategy"] == "mirrored" and found["compute"]["global_batch_size"] == 28
+    assert found["epochs"] == 2 and found["steps"] == 2 * (found["train_images"] // 28) == 6  # 84 // 28 = 3 steps an epoch (6 over one replica's 14)
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

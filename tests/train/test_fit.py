@@ -136,6 +136,28 @@ def test_training_survives_a_dataset_not_divisible_by_the_batch(small_csv, tmp_p
     assert result.returncode == 0, f"training crashed (exit {result.returncode}):\n{result.stderr[-2000:]}"
 
 
+def test_an_odd_batch_is_refused_before_training_while_onednn_is_on(small_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    with pytest.raises(ValueError, match=r"--batch-size \(train.batch_size\) 21 is odd: .*oneDNN.*TF_ENABLE_ONEDNN_OPTS=0"):
+        run_fit(small_csv, tmp_path, batch_size=21)
+    assert not (tmp_path / "mini_xception.keras").exists() and not (tmp_path / "history.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_train_cli_trains_on_an_odd_batch_with_onednn_off(small_csv, tmp_path):
+    """Regression: with oneDNN on, every odd batch (1, 3, 7, 9, 15, 21, 33, 63, 65 tried) crashed the first
+    training step (exit -11 or -6); the CLI turns oneDNN off for the run and says so."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no TF_ENABLE_ONEDNN_OPTS
+    result = subprocess.run(
+        [sys.executable, "-m", "train", "fit", "--data", str(small_csv), "--out-dir", str(tmp_path / "run"), "--epochs", "1",
+         "--batch-size", "21", "--cache-dir", str(tmp_path / "cache")],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stderr[-2000:]}"
+    assert "--batch-size 21 is odd: oneDNN turned off for this run" in result.stderr
+    assert json.loads((tmp_path / "run" / "train_report.json").read_text())["config"]["batch_size"] == 21
+
+
 def test_train_cli_reports_bad_data_without_a_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("emotion,pixels,Usage\n0,1 2,Training\n")
