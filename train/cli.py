@@ -88,8 +88,9 @@ def soup(
         if out.resolve() in {path.resolve() for path in models}:
             raise ValueError(f"--out {out} is one of the models being averaged: write the soup elsewhere")
         import_tensorflow()
-        from train.soup import make_soup
+        from train.soup import make_soup, read_ingredients
 
+        read_ingredients(models)  # before the data: a missing or mismatched model fails fast, named
         training = take_splits(load_fer2013(data, cache_dir=cache_dir or default_cache_dir()), 0, 0)["Training"]
         record = make_soup(models, training, out, faces=faces, seed=seed, progress=lambda line: typer.echo(line, err=True))
     except (DatasetError, ValueError, FileNotFoundError) as error:

@@ -124,3 +124,9 @@ def test_the_command_refuses_to_overwrite_a_run_it_averages(tmp_path):
     assert result.returncode == 2
     assert f"--out {one} is one of the models being averaged" in result.stderr
     assert file_sha256(one) == before
+    missing = subprocess.run(  # named before the (here absent) data is read
+        [sys.executable, "-m", "train", "soup", str(one), str(tmp_path / "gone.keras"), "--data", str(tmp_path / "none.csv"),
+         "--out", str(tmp_path / "soup.keras")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert missing.returncode == 2 and "gone.keras: no such model file" in missing.stderr and "none.csv" not in missing.stderr
