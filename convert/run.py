@@ -171,9 +171,10 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         for split, by_flip in by_split.items():
             results.setdefault(name, {})[split] = metrics_of(by_flip[config.flip_tta], splits[split], label_set)
     excluded = by_label_set["keras"].get("ferplus_excluded")
-    for accuracies in by_label_set.values():
+    microsoft = {}  # reported on its own (microsoft_protocol), not as a label set
+    for name, accuracies in by_label_set.items():
         accuracies.pop("ferplus_excluded", None)
-        accuracies.pop("ferplus_microsoft", None)  # reported on its own (microsoft_protocol), not as a label set
+        microsoft[name] = accuracies.pop("ferplus_microsoft", None)
 
     private = {name: scores[name]["PrivateTest"][config.flip_tta].argmax(axis=1) for name in ("keras", "int8")}
     report = {
@@ -195,7 +196,7 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         "accuracy_by_label_set": by_label_set,
         "balanced_by_label_set": balanced_by_label_set,
         "balance": balance,
-        "ferplus_microsoft": microsoft_protocol(scores, splits, config.flip_tta) if votes else None,
+        "ferplus_microsoft": microsoft_protocol(microsoft, splits, config.flip_tta) if votes else None,
         "ferplus": {"votes": str(config.ferplus or ferplus_path_for(config.data)) if votes else None,
                     "note": no_votes, "excluded": excluded},
         "agreement_privatetest": round(float(np.mean(private["keras"] == private["int8"])), 4),
@@ -288,17 +289,13 @@ def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.nd
             "sweep_publictest": sweep}
 
 
-def microsoft_protocol(scores: dict, splits: dict, flip_tta: bool) -> dict:
+def microsoft_protocol(accuracies: dict, splits: dict, flip_tta: bool) -> dict:
     """{model: {split: accuracy}, "excluded": {split: faces}} under the FERPlus repository's `majority` mode
-    (8 classes with contempt; see FerPlusVotes.microsoft_majority), with the sidecar's flip setting."""
-    result, excluded = {}, {}
-    for name, by_split in scores.items():
-        for split, by_flip in by_split.items():
-            truth = splits[split].votes.microsoft_majority()
-            counted = truth >= 0
-            predicted = by_flip[flip_tta].argmax(axis=1)
-            result.setdefault(name, {})[split] = round(float((predicted[counted] == truth[counted]).mean()), 4)
-            excluded[split] = int((~counted).sum())
+    (8 classes with contempt; see FerPlusVotes.microsoft_majority), with the sidecar's flip setting. `accuracies`
+    is each model's "ferplus_microsoft" from accuracy_by_label_set, measured there with the other label sets."""
+    suffix = "_flip_tta" if flip_tta else ""
+    result = {name: {split: by_key[split + suffix] for split in SPLITS} for name, by_key in accuracies.items()}
+    excluded = {split: int((splits[split].votes.microsoft_majority() < 0).sum()) for split in SPLITS}
     return {**result, "excluded": excluded}
 
 
