@@ -37,6 +37,12 @@ def representative_faces(images: np.ndarray, labels: np.ndarray, count: int = 30
     return images[np.sort(chosen)]
 
 
+def calibration_inputs(faces: np.ndarray) -> np.ndarray:
+    """The calibration faces as the model sees them, with their mirrors (the runtime feeds both)."""
+    inputs = contract.scale_pixels(faces)
+    return contract.with_mirrors(inputs) if contract.FLIP_TTA else inputs
+
+
 def equalize_separable(model: tf.keras.Model, calibration_faces: np.ndarray, strength: float) -> tf.keras.Model:
     """A copy of `model` that computes the same function with int8-friendlier ranges (cross-layer equalization,
     Nagel et al. 2019, data-driven). TFLite splits each SeparableConv2D into a depthwise and a 1x1 convolution with
@@ -48,9 +54,7 @@ def equalize_separable(model: tf.keras.Model, calibration_faces: np.ndarray, str
     copy.set_weights(model.get_weights())
     if not strength:
         return copy
-    inputs = contract.scale_pixels(calibration_faces)
-    if contract.FLIP_TTA:
-        inputs = contract.with_mirrors(inputs)
+    inputs = calibration_inputs(calibration_faces)
     for layer in copy.layers:
         if not isinstance(layer, tf.keras.layers.SeparableConv2D) or layer.use_bias:
             continue
@@ -67,9 +71,7 @@ def equalize_separable(model: tf.keras.Model, calibration_faces: np.ndarray, str
 def to_int8_tflite(model: tf.keras.Model, calibration_faces: np.ndarray) -> bytes:
     """Post-training full-integer quantization, calibrated on real faces through the shared contract.
     Both the original and the mirrored faces calibrate, since the runtime feeds both."""
-    inputs = contract.scale_pixels(calibration_faces)
-    if contract.FLIP_TTA:
-        inputs = contract.with_mirrors(inputs)
+    inputs = calibration_inputs(calibration_faces)
 
     def representative_dataset() -> Iterator[list[np.ndarray]]:
         for face in inputs:
