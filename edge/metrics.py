@@ -43,7 +43,7 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray, names: Seq
         f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
     return {
         "accuracy": round(float(true_positive.sum() / max(len(labels), 1)), 4),
-        "balanced_accuracy": round(float(recall[present].mean()) if present.any() else 0.0, 4),
+        "balanced_accuracy": round(balanced_accuracy(labels, predicted, classes), 4),
         "macro_f1": round(float(f1[present].mean()) if present.any() else 0.0, 4),
         "classes_averaged": [name for name, has_faces in zip(names, present, strict=True) if has_faces],
         "per_class": {
