@@ -34,6 +34,7 @@ from edge.fleet import (
     record_key,
 )
 from edge.logtail import LogTail, Position
+from edge.paths import read_secret_file, warn_if_others_can_read
 
 USERNAME_ENV, PASSWORD_ENV = "FER_MQTT_USERNAME", "FER_MQTT_PASSWORD"
 WINDOW = 64  # publishes awaiting the broker's acknowledgement at once
@@ -81,14 +82,7 @@ def parse_broker_url(url: str) -> tuple[str, int, bool]:
 def read_credentials(path: str | Path) -> dict[str, str]:
     """NAME=VALUE lines (the systemd EnvironmentFile format): FER_MQTT_USERNAME, FER_MQTT_PASSWORD."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValueError(f"mqtt_credentials_file {path}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"mqtt_credentials_file {path}: not a text file (byte {error.start} is not UTF-8)") from None
-    if "\0" in text:
-        raise ValueError(f"mqtt_credentials_file {path}: not a text file (it holds NUL bytes)")
+    text = read_secret_file(path, "mqtt_credentials_file")
     values = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -98,8 +92,7 @@ def read_credentials(path: str | Path) -> dict[str, str]:
         if not sep or name.strip() not in (USERNAME_ENV, PASSWORD_ENV):
             raise ValueError(f"{path}, line {number}: expected {USERNAME_ENV}=... or {PASSWORD_ENV}=...")
         values[name.strip()] = value.strip().strip("'\"")
-    if path.stat().st_mode & 0o077:
-        sys.stderr.write(f"warning: {path} can be read by other users; chmod 600 it\n")
+    warn_if_others_can_read(path)
     return values
 
 

@@ -8,6 +8,7 @@ hands over surrogate-escaped) crashes it with SIGSEGV. Images are therefore read
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -29,3 +30,23 @@ def opencv_name(path: str | Path, what: str) -> str:
     if not is_utf8(path):
         raise ValueError(f"{what} {printable(path)}: OpenCV cannot take a file name that is not UTF-8; rename it")
     return str(path)
+
+
+def read_secret_file(path: str | Path, setting: str) -> str:
+    """A credentials or token file's text, or an error naming `setting` and the file: unreadable, not UTF-8,
+    NUL bytes (a binary file given by mistake)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"{setting} {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{setting} {path}: not a text file (byte {error.start} is not UTF-8)") from None
+    if "\0" in text:
+        raise ValueError(f"{setting} {path}: not a text file (it holds NUL bytes)")
+    return text
+
+
+def warn_if_others_can_read(path: str | Path) -> None:
+    if Path(path).stat().st_mode & 0o077:
+        sys.stderr.write(f"warning: {path} can be read by other users; chmod 600 it\n")

@@ -39,6 +39,7 @@ import numpy as np
 from edge.annotate import PALETTE
 from edge.eventlog import _json_default
 from edge.events import utc_now
+from edge.paths import read_secret_file, warn_if_others_can_read
 
 TOKEN_ENV = "FER_WEB_TOKEN"
 MIN_TOKEN_LENGTH = 16
@@ -98,10 +99,7 @@ def is_loopback(host: str) -> bool:
 def read_token_file(path: str | Path) -> str:
     """The token alone, or a FER_WEB_TOKEN=... line (the systemd EnvironmentFile format)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ValueError(f"web_token_file {path}: cannot read it ({error.strerror or error})") from None
+    text = read_secret_file(path, "web_token_file")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     named = [line.partition("=")[2].strip().strip("'\"") for line in lines if line.partition("=")[0].strip() == TOKEN_ENV]
     if named:
@@ -110,8 +108,7 @@ def read_token_file(path: str | Path) -> str:
         token = lines[0]
     else:
         raise ValueError(f"web_token_file {path}: expected the token alone on one line, or a {TOKEN_ENV}=... line")
-    if path.stat().st_mode & 0o077:
-        sys.stderr.write(f"warning: {path} can be read by other users; chmod 600 it\n")
+    warn_if_others_can_read(path)
     return token
 
 
@@ -292,8 +289,8 @@ class FrameHub:
     `offer`s a frame only while someone watches and one is due; the encoder thread annotates, shrinks and
     encodes it once. Viewers wait in `next_jpeg` for a newer one than they sent last: a slow one skips."""
 
-    def __init__(self, annotate: Annotate, max_fps: float, max_width: int, clock: Callable[[], float] = time.monotonic):
-        self.annotate, self.interval, self.max_width, self._clock = annotate, 1.0 / max_fps, max_width, clock
+    def __init__(self, annotate: Annotate, max_fps: float, max_width: int):
+        self.annotate, self.interval, self.max_width = annotate, 1.0 / max_fps, max_width
         self._changed = threading.Condition()
         self._pending: tuple[np.ndarray, Sequence] | None = None
         self._jpeg: bytes | None = None
@@ -303,7 +300,6 @@ class FrameHub:
         self.closed = False
         self.encoded = 0
         self.last_frame_at: float | None = None
-        self.frames = 0
         self._fps_window: collections.deque[float] = collections.deque(maxlen=64)
         self._encoder = threading.Thread(target=self._encode_loop, name="fer-edge-live-view-encoder", daemon=True)
         self._encoder.start()
