@@ -90,9 +90,10 @@ def soup(
         import_tensorflow()
         from train.soup import make_soup, read_ingredients
 
-        read_ingredients(models)  # before the data: a missing or mismatched model fails fast, named
+        ingredients = read_ingredients(models)  # before the data: a missing or mismatched model fails fast, named
         training = take_splits(load_fer2013(data, cache_dir=cache_dir or default_cache_dir()), 0, 0)["Training"]
-        record = make_soup(models, training, out, faces=faces, seed=seed, progress=lambda line: typer.echo(line, err=True))
+        record = make_soup(models, training, out, faces=faces, seed=seed, progress=lambda line: typer.echo(line, err=True),
+                           ingredients=ingredients)
     except (DatasetError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -27,7 +27,6 @@ from train.config import TrainConfig
 from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
 from train.model import LogitAdjustedCrossentropy, load_keras_model, predict_probabilities
 
-MODEL_FILE = "mini_xception.keras"  # the student's; other --arch runs write ARCH.keras (train.arch.model_file)
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
 # What does not change what is learned: where things are read from or go, the cache, verbosity, resume itself.
 # Every other setting a resumed run must share with the run it continues (a new setting is compared unless

@@ -73,11 +73,17 @@ def predict_probabilities(model: keras.Model, faces: np.ndarray, batch_size: int
     inputs = scale_pixels(faces)
     if flip_tta:
         inputs = with_mirrors(inputs)
+    probabilities = predict_padded(model, inputs, batch_size)
+    return average_mirrors(probabilities) if flip_tta else probabilities
+
+
+def predict_padded(model: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """`model`'s outputs for already-scaled inputs, in batches of one shape (the last padded with zeros, whose
+    outputs are dropped)."""
     count = len(inputs)
     padded = np.concatenate([inputs, np.zeros((-count % batch_size, *inputs.shape[1:]), inputs.dtype)])
     outputs = np.concatenate([model(padded[i : i + batch_size], training=False).numpy() for i in range(0, len(padded), batch_size)])
-    probabilities = outputs[:count]
-    return average_mirrors(probabilities) if flip_tta else probabilities
+    return outputs[:count]
 
 
 def load_keras_model(path: str | Path, flag: str, compile: bool = True) -> keras.Model:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from train.data import Split
-from train.model import load_keras_model
+from train.model import load_keras_model, predict_padded
 
 SOUP_FILE = "soup.json"
 
@@ -73,24 +73,23 @@ def measure_batch_norm(model, faces: np.ndarray, batch_size: int = 500, progress
 
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     inputs = scale_pixels(faces)
-    usable = len(inputs) - len(inputs) % batch_size or len(inputs)  # one batch shape throughout (oneDNN)
     for done, layer in enumerate(norms, 1):
         if progress:
             progress(f"BatchNorm {done}/{len(norms)}: {layer.name}")
-        probe = keras.Model(model.input, layer.input)
-        activations = np.concatenate([probe(inputs[i : i + batch_size], training=False).numpy() for i in range(0, usable, batch_size)])
+        activations = predict_padded(keras.Model(model.input, layer.input), inputs, batch_size)
         activations = activations.reshape(-1, activations.shape[-1])
         gamma, beta, _, _ = layer.get_weights()
         layer.set_weights([gamma, beta, activations.mean(axis=0), activations.var(axis=0)])
     return len(norms)
 
 
-def make_soup(paths: list[Path], training: Split, out: Path, faces: int = 8000, seed: int = 0, progress=None) -> dict:
+def make_soup(paths: list[Path], training: Split, out: Path, faces: int = 8000, seed: int = 0, progress=None,
+              ingredients: list[Ingredient] | None = None) -> dict:
     """Average the models at `paths`, measure BatchNorm on `faces` Training faces, save to `out` with a
     train_report.json (the first run's, marked as a soup) and soup.json beside it. Returns the soup record."""
     from edge.model import file_sha256
 
-    ingredients = read_ingredients(paths)
+    ingredients = ingredients or read_ingredients(paths)  # read_ingredients(paths) already, where the caller checked first
     models = [load_keras_model(i.path, "soup", compile=False) for i in ingredients]
     average_weights(models)
     rng = np.random.default_rng(seed)
