@@ -298,11 +298,12 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
             if config.web:
                 raise ValueError("--web shows a camera or a video; images and folders run as stills (use --save-images)")
             return run_stills(config, stop_event)
+        token = ""
         if config.web:
             from edge.web import web_token  # the HTTP server's modules load only for --web
 
-            web_token(config)  # refused (no token for a network address) before the model loads or the camera opens
-        return run_video(config, stop_event, observer)
+            token = web_token(config)  # refused (no token for a network address) before the model loads or the camera opens
+        return run_video(config, stop_event, observer, web_token=token)
 
 
 def video_source(config: RunConfig, stop_event: threading.Event, write: Callable[[dict], None]) -> Source:
@@ -341,7 +342,8 @@ def close_all(*closables) -> None:
             closable.close()
 
 
-def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None) -> dict:
+def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None,
+              web_token: str = "") -> dict:
     timer, counters = StageTimer(), Counters()
     pipeline = build_pipeline(config, timer)
     model = pipeline.model
@@ -350,7 +352,7 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     open_or_log(source, log)
     outputs = Outputs(config, model.labels, source.fps, source.scale_to_main)
     csv = CsvExport(config.csv, model.labels) if config.csv else None
-    live, log = start_live_view(config, model, outputs, log, csv, source)
+    live, log = start_live_view(config, model, outputs, web_token, log, csv, source)
     feed = FrameFeed(source, config.max_frames, config.duration, stop_event, timer)
     stats = StatsWindow(config.stats_interval, counters, timer)
     previous: Frame | None = None
@@ -404,20 +406,20 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     return summary
 
 
-def open_live_view(config: RunConfig, model: EmotionModel, annotate):
+def open_live_view(config: RunConfig, model: EmotionModel, annotate, token: str):
     from edge.web import open_live_view as open_it  # the HTTP server's modules load only for --web
 
-    return open_it(config, model, annotate)
+    return open_it(config, model, annotate, token)
 
 
-def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, *opened):
+def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, token: str, *opened):
     """--web: the live view, listening, and the log (the first of `opened`) tapped for it; the log as it was
     without --web. A failure to listen closes what was opened (log, CSV, source)."""
     log = opened[0]
     if not config.web:
         return None, log
     try:
-        live = open_live_view(config, model, outputs.annotate)
+        live = open_live_view(config, model, outputs.annotate, token)
     except BaseException:
         close_all(*opened)
         raise

@@ -602,8 +602,8 @@ class LiveViewHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
 
-def open_live_view(config, model, annotate: Annotate) -> LiveView | None:
-    """The live view --web asks for, listening (token checked first); None without --web."""
+def open_live_view(config, model, annotate: Annotate, token: str) -> LiveView | None:
+    """The live view --web asks for, listening, with the token web_token(config) gave; None without --web."""
     if not config.web:
         return None
-    return LiveView(config, model, annotate, web_token(config)).start()
+    return LiveView(config, model, annotate, token).start()

@@ -346,6 +346,26 @@ def test_token_comes_from_the_environment_or_a_file(tmp_path, capsys):
     assert web.web_token(RunConfig(web="127.0.0.1:8080"), environ={}) == ""  # loopback: none needed
 
 
+def test_a_binary_token_file_is_named_not_a_traceback(tmp_path):
+    (tmp_path / "web.env").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(ValueError, match=f"web_token_file {tmp_path / 'web.env'}: not a text file"):
+        web.web_token(RunConfig(web="0.0.0.0:8080", web_token_file=str(tmp_path / "web.env")), environ={})
+
+
+def test_a_run_reads_its_token_file_once(tmp_path):
+    """Checked before the camera opens and handed to the live view: one read, one permissions warning."""
+    (tmp_path / "web.env").write_text(TOKEN + "\n")
+    (tmp_path / "web.env").chmod(0o644)
+    env = {key: value for key, value in os.environ.items() if key != web.TOKEN_ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--source", "sample", "--max-frames", "3", "--web", "127.0.0.1:0",
+         "--web-token-file", str(tmp_path / "web.env"), "--log", str(tmp_path / "events.jsonl")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count("can be read by other users; chmod 600 it") == 1
+
+
 def test_the_hub_encodes_only_for_viewers_and_each_takes_the_newest():
     drawn = []
 
