@@ -412,18 +412,17 @@ def open_live_view(config: RunConfig, model: EmotionModel, annotate, token: str)
     return open_it(config, model, annotate, token)
 
 
-def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, token: str, *opened):
-    """--web: the live view, listening, and the log (the first of `opened`) tapped for it; the log as it was
-    without --web. A failure to listen closes what was opened (log, CSV, source)."""
-    log = opened[0]
+def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, token: str, log: EventLog, csv, source: Source):
+    """--web: the live view, listening, and the log tapped for it; the log as it was without --web. A failure to
+    listen closes what was opened (log, CSV, source)."""
     if not config.web:
         return None, log
     try:
         live = open_live_view(config, model, outputs.annotate, token)
     except BaseException:
-        close_all(*opened)
+        close_all(log, csv, source)
         raise
-    camera = getattr(opened[-1], "inner", opened[-1])
+    camera = getattr(source, "inner", source)
     if isinstance(camera, Picamera2Source) and not camera.want_color:
         camera.color_wanted = lambda: live.hub.viewers > 0  # the main stream only while someone watches
     return live, live.tap(log)

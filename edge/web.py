@@ -225,7 +225,7 @@ class LiveState:
                 "faces_by_label": dict(Counter(str(face["label"]) for face in faces)),
                 "tracks_by_label": dict(self.started_by_label),
                 "timeline": self.timeline(),
-                "events": list(self.recent)[-RECENT_EVENTS:][::-1],
+                "events": list(self.recent)[::-1],  # the deque holds the RECENT_EVENTS latest
                 "stats": self.stats, "dropped_total": self.dropped_total, "source_lost": self.lost,
             }
 
