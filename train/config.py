@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.contract import SHIFT_TTA_MAX
 from edge.settings import check, setting
 from train.shipped import refuse_shipped_output
 
@@ -30,6 +31,11 @@ class TrainConfig:
     teacher: str = setting("", 'distil from these .keras models (comma-separated; flip-averaged predictions, averaged); "" = none')
     teacher_weight: float = setting(0.0, "share of the teacher's predictions in each target (needs --teacher)", low=0.0, high=1.0)
     teacher_temperature: float = setting(1.0, "softens the teacher's predictions: p^(1/T), renormalised", above=0.0, high=100.0)
+    teacher_shift: int = setting(
+        0, "also average the teacher's predictions over copies of each face shifted this many pixels left, right, "
+        "up and down (with the mirrors, ten views): the student learns the shift-averaged scores at one view's cost",
+        low=1, high=SHIFT_TTA_MAX, zero_means="flip only",
+    )
     logit_adjust: float = setting(
         0.0, "logit-adjusted loss (Menon et al. 2021): the loss sees log-scores + TAU x log(training class prior), "
         "the model predicts without it, so rare classes win more often; 0 = plain cross-entropy", low=0.0, high=3.0
@@ -77,6 +83,8 @@ class TrainConfig:
                 f"--teacher-weight ({self.teacher_weight}) and --ferplus-weight ({self.ferplus_weight}) "
                 "(train.teacher_weight, train.ferplus_weight) must add up to at most 1"
             )
+        if self.teacher_shift and not self.teacher_weight:
+            raise ValueError(f"--teacher-shift (train.teacher_shift) is {self.teacher_shift} but --teacher-weight is 0: no teacher is asked")
         if self.teacher_weight > 0 and not self.teacher:
             raise ValueError(f"--teacher-weight (train.teacher_weight) is {self.teacher_weight} but no --teacher is given")
         if self.ferplus_weight > 0 and self.labels != "fer2013":

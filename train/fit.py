@@ -18,7 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge.contract import FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, scale_pixels
+from edge.contract import (
+    FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, average_shifts, scale_pixels, shift_offsets, with_shifts,
+)
 from edge.metrics import balanced_accuracy, classification_metrics
 from edge.model import file_sha256
 from train import distribute
@@ -152,8 +154,9 @@ def training_targets(split: Split, config: TrainConfig, teacher: np.ndarray | No
     return split.images[keep], targets.astype(np.float32)
 
 
-def teacher_predictions(config: TrainConfig, images: np.ndarray) -> np.ndarray | None:
-    """The teachers' flip-averaged class probabilities on `images`, averaged over the teachers."""
+def teacher_predictions(config: TrainConfig, images: np.ndarray, chunk: int = 4096) -> np.ndarray | None:
+    """The teachers' flip-averaged class probabilities on `images` (with `teacher_shift`, also averaged over
+    the shifted copies, as the runtime's shift averaging does), averaged over the teachers."""
     if not config.teacher_weight:
         return None
     paths = [Path(path.strip()) for path in config.teacher.split(",") if path.strip()]
@@ -162,9 +165,15 @@ def teacher_predictions(config: TrainConfig, images: np.ndarray) -> np.ndarray |
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"--teacher (train.teacher): {path} is not a file")
-    print(f"teacher predictions from {', '.join(map(str, paths))} on {len(images)} Training faces")
+    views = 2 * len(shift_offsets(config.teacher_shift))
+    print(f"teacher predictions from {', '.join(map(str, paths))} on {len(images)} Training faces, {views} views each")
     teachers = [load_keras_model(path, "--teacher (train.teacher)", compile=False) for path in paths]
-    return np.mean([predict_probabilities(teacher, images, flip_tta=True) for teacher in teachers], axis=0)
+
+    def predict(teacher, faces):  # in chunks: ten views of every Training face at once would be 2.6 GB
+        return average_shifts(predict_probabilities(teacher, with_shifts(faces, config.teacher_shift)), config.teacher_shift)
+
+    return np.mean([np.concatenate([predict(teacher, images[i : i + chunk]) for i in range(0, len(images), chunk)])
+                    for teacher in teachers], axis=0)
 
 
 def selection_labels(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:

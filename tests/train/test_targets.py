@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from conftest import synthetic_faces, synthetic_votes, write_csv, write_ferplus
 
+from edge.contract import with_shifts
+
 from train.arch import make_model
 from train.config import TrainConfig
 from train.data import DatasetError, FerPlusVotes, Split, load_fer2013, load_ferplus, take_splits
-from train.fit import fit, make_train_dataset, soften, training_targets
+from train.fit import fit, make_train_dataset, soften, teacher_predictions, training_targets
 from train.model import predict_probabilities
 
 # needs TensorFlow: make check leaves these to make test
@@ -79,6 +81,8 @@ def test_soften_keeps_the_order_and_flattens_with_temperature():
         ({"teacher_weight": 0.5}, "--teacher-weight .* no --teacher"),
         ({"labels": "ferplus", "ferplus_weight": 0.2}, "--ferplus-weight .* --labels fer2013"),
         ({"teacher_temperature": 0.0}, "--teacher-temperature"),
+        ({"teacher_shift": 3}, "--teacher-shift .* --teacher-weight is 0"),
+        ({"teacher": "t.keras", "teacher_weight": 0.5, "teacher_shift": 9}, "--teacher-shift"),
     ],
 )
 def test_mixing_settings_that_cannot_work_name_their_flags(overrides, message):
@@ -126,3 +130,20 @@ def test_distillation_and_ferplus_share_train_end_to_end(tmp_path, monkeypatch):
     np.testing.assert_allclose(seen[0], expected, atol=1e-5)  # the flip-averaged predictions, averaged over teachers
     for alone in each:  # neither teacher alone gives these targets
         assert np.abs(seen[0] - training_targets(training, student, alone)[1]).max() > 1e-3
+
+
+def test_a_shifted_teacher_averages_its_ten_views_chunk_by_chunk(tmp_path):
+    teacher = tmp_path / "teacher.keras"
+    keras.utils.set_random_seed(3)
+    make_model("mini_xception").save(teacher)
+    model = keras.models.load_model(teacher, compile=False)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    shifted = teacher_predictions(config(teacher=str(teacher), teacher_weight=0.5, teacher_shift=3), faces, chunk=2)
+    # by hand: each of the five views (the face, then shifted right, left, down, up) flip-averaged, then their mean
+    views = with_shifts(faces, 3).reshape(5, *faces.shape)
+    expected = np.mean([predict_probabilities(model, view, flip_tta=True) for view in views], axis=0)
+    np.testing.assert_allclose(shifted, expected, atol=1e-5)
+    np.testing.assert_allclose(shifted.sum(axis=1), 1.0, atol=1e-5)
+    flip_only = teacher_predictions(config(teacher=str(teacher), teacher_weight=0.5), faces)
+    np.testing.assert_allclose(flip_only, predict_probabilities(model, faces, flip_tta=True), atol=1e-6)
+    assert np.abs(shifted - flip_only).max() > 1e-4  # the shifts change the targets
