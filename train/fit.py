@@ -6,6 +6,7 @@ Reads top to bottom: configuration, data, augmentation, model, training, evaluat
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -33,6 +34,7 @@ STATE_DIR = ".train"  # checkpoints and resume state while training, not artifac
 # What does not change what is learned: where things are read from or go, the cache, verbosity, resume itself.
 # Every other setting a resumed run must share with the run it continues (a new setting is compared unless
 # named here); the data, votes, teachers and starting weights by their content (FILE_SETTINGS).
+TEACHER_CACHE_VERSION = "1"  # bump when the teacher predictions change, so stale caches are not reused
 NOT_LEARNED = ("data", "out_dir", "cache_dir", "resume", "verbose", "allow_shipped_output")
 FILE_SETTINGS = ("data", "ferplus", "teacher", "init_from")
 
@@ -154,9 +156,12 @@ def training_targets(split: Split, config: TrainConfig, teacher: np.ndarray | No
     return split.images[keep], targets.astype(np.float32)
 
 
-def teacher_predictions(config: TrainConfig, images: np.ndarray, chunk: int = 4096) -> np.ndarray | None:
+def teacher_predictions(config: TrainConfig, images: np.ndarray, chunk: int = 4096, cache_dir: Path | None = None) -> np.ndarray | None:
     """The teachers' flip-averaged class probabilities on `images` (with `teacher_shift`, also averaged over
-    the shifted copies, as the runtime's shift averaging does), averaged over the teachers."""
+    the shifted copies, as the runtime's shift averaging does), averaged over the teachers.
+
+    With `cache_dir`, kept there keyed by the teachers' bytes, the shift and the faces: ten views of every
+    Training face take minutes on a CPU, and every seed or --resume of a run asks for the same ones."""
     if not config.teacher_weight:
         return None
     paths = [Path(path.strip()) for path in config.teacher.split(",") if path.strip()]
@@ -166,14 +171,46 @@ def teacher_predictions(config: TrainConfig, images: np.ndarray, chunk: int = 40
         if not path.is_file():
             raise FileNotFoundError(f"--teacher (train.teacher): {path} is not a file")
     views = 2 * len(shift_offsets(config.teacher_shift))
+    cache_file = None
+    if cache_dir is not None:
+        key = hashlib.sha256(f"{TEACHER_CACHE_VERSION} shift {config.teacher_shift}".encode())
+        for path in paths:
+            key.update(file_sha256(path).encode())
+        key.update(np.ascontiguousarray(images).tobytes())
+        cache_file = Path(cache_dir) / f"teacher-{key.hexdigest()[:32]}.npy"
+        cached = read_teacher_cache(cache_file, len(images))
+        if cached is not None:
+            print(f"teacher predictions ({views} views) of {len(images)} Training faces from the cache {cache_file}")
+            return cached
     print(f"teacher predictions from {', '.join(map(str, paths))} on {len(images)} Training faces, {views} views each")
     teachers = [load_keras_model(path, "--teacher (train.teacher)", compile=False) for path in paths]
 
     def predict(teacher, faces):  # in chunks: ten views of every Training face at once would be 2.6 GB
         return average_shifts(predict_probabilities(teacher, with_shifts(faces, config.teacher_shift)), config.teacher_shift)
 
-    return np.mean([np.concatenate([predict(teacher, images[i : i + chunk]) for i in range(0, len(images), chunk)])
-                    for teacher in teachers], axis=0)
+    predictions = np.mean([np.concatenate([predict(teacher, images[i : i + chunk]) for i in range(0, len(images), chunk)])
+                           for teacher in teachers], axis=0).astype(np.float32)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(f".{os.getpid()}.partial.npy")  # renamed into place: never half-written
+        np.save(partial, predictions)
+        partial.replace(cache_file)
+    return predictions
+
+
+def read_teacher_cache(cache_file: Path, faces: int) -> np.ndarray | None:
+    """The cached predictions, or None (computed again, with a note) when absent, unreadable or of another shape."""
+    if not cache_file.exists():
+        return None
+    try:
+        cached = np.load(cache_file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        print(f"note: teacher cache {cache_file} is unreadable ({error}); computing the predictions again")
+        return None
+    if cached.shape != (faces, NUM_CLASSES) or not np.isfinite(cached).all():
+        print(f"note: teacher cache {cache_file} holds {cached.shape}, not ({faces}, {NUM_CLASSES}) finite scores; computing again")
+        return None
+    return cached
 
 
 def selection_labels(split: Split, labels: str) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +420,7 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=cache_dir)
     votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus" or config.ferplus_weight > 0)
     splits = take_splits(dataset, config.limit, config.seed, votes)
-    teacher = teacher_predictions(config, splits["Training"].images)
+    teacher = teacher_predictions(config, splits["Training"].images, cache_dir=Path(cache_dir))
     train_images, train_targets = training_targets(splits["Training"], config, teacher)
     print(f"training on {len(train_images)} of {len(splits['Training'])} Training faces ({config.labels} labels)")
     prior = class_prior(train_targets)

@@ -147,3 +147,35 @@ def test_a_shifted_teacher_averages_its_ten_views_chunk_by_chunk(tmp_path):
     flip_only = teacher_predictions(config(teacher=str(teacher), teacher_weight=0.5), faces)
     np.testing.assert_allclose(flip_only, predict_probabilities(model, faces, flip_tta=True), atol=1e-6)
     assert np.abs(shifted - flip_only).max() > 1e-4  # the shifts change the targets
+
+
+def test_teacher_predictions_are_cached_by_content_and_a_bad_cache_is_recomputed(tmp_path, monkeypatch, capsys):
+    teacher = tmp_path / "teacher.keras"
+    keras.utils.set_random_seed(4)
+    make_model("mini_xception").save(teacher)
+    faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    shifted = config(teacher=str(teacher), teacher_weight=0.5, teacher_shift=2)
+    cache = tmp_path / "cache"
+    first = teacher_predictions(shifted, faces, cache_dir=cache)
+    (cache_file,) = cache.glob("teacher-*.npy")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the teacher was loaded although its predictions are cached")
+
+    monkeypatch.setattr("train.fit.load_keras_model", no_model)
+    np.testing.assert_array_equal(teacher_predictions(shifted, faces, cache_dir=cache), first)
+    assert "from the cache" in capsys.readouterr().out
+    # other faces or another shift are other entries, never the cached one
+    with pytest.raises(AssertionError, match="cached"):
+        teacher_predictions(shifted, faces[::-1].copy(), cache_dir=cache)
+    with pytest.raises(AssertionError, match="cached"):
+        teacher_predictions(config(teacher=str(teacher), teacher_weight=0.5, teacher_shift=1), faces, cache_dir=cache)
+    monkeypatch.undo()
+    cache_file.write_bytes(b"not an array")  # a damaged cache: computed again, said, and replaced
+    np.testing.assert_allclose(teacher_predictions(shifted, faces, cache_dir=cache), first, atol=1e-6)
+    assert "unreadable" in capsys.readouterr().out
+    np.save(cache_file, np.zeros((3, 7), np.float32))  # another shape
+    np.testing.assert_allclose(teacher_predictions(shifted, faces, cache_dir=cache), first, atol=1e-6)
+    assert "computing again" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(cache_file), first, atol=1e-6)
+    assert not list(cache.glob("*.partial*"))
