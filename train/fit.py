@@ -20,7 +20,15 @@ import numpy as np
 import tensorflow as tf
 
 from edge.contract import (
-    FLIP_TTA, LABELS, NUM_CLASSES, PIXEL_OFFSET, PIXEL_SCALE, average_shifts, scale_pixels, shift_offsets, with_shifts,
+    FLIP_TTA,
+    LABELS,
+    NUM_CLASSES,
+    PIXEL_OFFSET,
+    PIXEL_SCALE,
+    average_shifts,
+    scale_pixels,
+    shift_offsets,
+    with_shifts,
 )
 from edge.metrics import balanced_accuracy, classification_metrics
 from edge.model import file_sha256

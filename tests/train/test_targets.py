@@ -8,7 +8,6 @@ import pytest
 from conftest import synthetic_faces, synthetic_votes, write_csv, write_ferplus
 
 from edge.contract import with_shifts
-
 from train.arch import make_model
 from train.config import TrainConfig
 from train.data import DatasetError, FerPlusVotes, Split, load_fer2013, load_ferplus, take_splits
