@@ -315,6 +315,12 @@ def preprocessing(sidecar: dict) -> list[str]:
             f"tau = {contract['balance']:g} (shares, in label order: {prior}) and renormalise, so a rare class is not "
             "out-voted by its rarity alone; `--balance 0` turns it off."
         )
+        if contract.get("class_offsets"):
+            offsets = ", ".join(f"{value:+.4f}" for value in contract["class_offsets"])
+            steps.append(
+                f"Before renormalising, also multiply each score by e to its class's offset (in label order: {offsets}), "
+                "fitted on PublicTest at this tau; a `--balance` other than the recorded tau leaves them out."
+            )
     return lines + [f"{number}. {step}" for number, step in enumerate(steps, 1)]
 
 

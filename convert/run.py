@@ -22,6 +22,7 @@ from convert.labelsets import (
     trained_on,
     with_and_without_flip,
 )
+from convert.offsets import CROSS_VALIDATION, cross_validate, fit_class_offsets
 from convert.quantize import (
     check_full_int8,
     equalize_separable,
@@ -95,6 +96,11 @@ class ConvertConfig:
         None, "when choosing tau on PublicTest: the lowest PublicTest accuracy (%) it may leave, a fixed floor used "
         "instead of --balance-max-cost", low=0.0, high=100.0
     )
+    class_offsets: bool = setting(
+        False, "after choosing tau, also fit per-class log-score offsets on PublicTest (best balanced accuracy whose "
+        "accuracy stays at tau's floor; recorded in the sidecar, every figure uses them) and report, from held-out "
+        "halves of PublicTest, what they gain over tau alone"
+    )
     min_balanced_accuracy: float | None = setting(
         None, "fail when int8 PrivateTest balanced accuracy (%, mean per-class recall) is below this", low=0.0, high=100.0
     )
@@ -154,8 +160,9 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
     raw_scores = score_variants(model, paths, splits, config.shift_tta)
     prior = np.round(training_class_prior(splits["Training"], label_set), 6)  # as the sidecar records it
     balance = choose_balance(raw_scores["int8"], splits, label_set, prior, config)
+    offsets = fit_offsets(raw_scores["int8"], splits, label_set, prior, balance, config) if config.class_offsets else None
     scores = {
-        name: {split: {flip: contract.balance_scores(p, prior, balance["tau"]) for flip, p in by_flip.items()}
+        name: {split: {flip: contract.balance_scores(p, prior, balance["tau"], offsets) for flip, p in by_flip.items()}
                for split, by_flip in by_split.items()}
         for name, by_split in raw_scores.items()
     }
@@ -207,7 +214,8 @@ def convert_and_evaluate(config: ConvertConfig) -> dict:
         update_sidecar(
             paths[name],
             contract={**contract.describe(), "flip_tta": config.flip_tta, "shift_tta": config.shift_tta,
-                      "balance": balance["tau"], "class_prior": [float(v) for v in prior]},
+                      "balance": balance["tau"], "class_prior": [float(v) for v in prior],
+                      **({"class_offsets": [float(v) for v in offsets]} if offsets is not None else {})},
             trained_on=label_set,
             accuracy={split: results[name][split]["accuracy"] for split in SPLITS},
             balanced_accuracy={split: results[name][split]["balanced_accuracy"] for split in SPLITS},
@@ -271,14 +279,13 @@ def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.nd
     scores = int8_scores["PublicTest"][config.flip_tta]
     sweep = [{"tau": tau, **headline(metrics_of(contract.balance_scores(scores, prior, tau), splits["PublicTest"], label_set))}
              for tau in BALANCE_GRID]
+    floor = accuracy_floor(sweep[0]["accuracy"], config)
     if config.balance is not None:
         tau, how = config.balance, "--balance"
     else:
         if config.balance_min_accuracy is not None:
-            floor = config.balance_min_accuracy / 100
             how = f"PublicTest: best balanced accuracy with accuracy of at least {config.balance_min_accuracy:g}%"
         else:
-            floor = sweep[0]["accuracy"] - config.balance_max_cost / 100
             how = f"PublicTest: best balanced accuracy within {config.balance_max_cost:g} accuracy points of tau 0"
         allowed = [row for row in sweep if row["accuracy"] >= floor - 1e-9] or sweep[:1]  # tau 0 when none reaches the floor
         best = max(allowed, key=lambda row: (row["balanced_accuracy"], -row["tau"]))
@@ -286,7 +293,32 @@ def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.nd
         if best["accuracy"] < floor - 1e-9:
             how += f" (none reached it: tau 0, {best['accuracy']:.2%})"
     return {"tau": float(tau), "chosen_by": how, "class_prior": dict(zip(contract.LABELS, (round(float(v), 6) for v in prior), strict=True)),
-            "sweep_publictest": sweep}
+            "accuracy_floor": round(float(floor), 6), "sweep_publictest": sweep}
+
+
+def accuracy_floor(accuracy_at_tau_0: float, config: ConvertConfig) -> float:
+    """The lowest PublicTest accuracy a correction may leave: --balance-min-accuracy, else tau 0's less --balance-max-cost."""
+    if config.balance_min_accuracy is not None:
+        return config.balance_min_accuracy / 100
+    return accuracy_at_tau_0 - config.balance_max_cost / 100
+
+
+def fit_offsets(int8_scores: dict, splits: dict, label_set: str, prior: np.ndarray, balance: dict, config: ConvertConfig):
+    """--class-offsets: per-class offsets fitted on the int8 PublicTest scores at the chosen tau and floor, recorded
+    in `balance` with a cross-validation inside PublicTest of what they add; None (and a note) at tau 0."""
+    if not balance["tau"]:
+        balance["class_offsets_note"] = "not fitted: tau is 0 (scores as trained), and offsets are fitted at a tau"
+        return None
+    truth, counted = judged_truth(splits["PublicTest"], label_set)
+    scores, truth = int8_scores["PublicTest"][config.flip_tta][counted], truth[counted]
+    offsets = fit_class_offsets(scores, truth, prior, balance["tau"], balance["accuracy_floor"])
+    balance["class_offsets"] = dict(zip(contract.LABELS, (float(v) for v in offsets), strict=True))
+    balance["class_offsets_publictest"] = headline(metrics_of(
+        contract.balance_scores(int8_scores["PublicTest"][config.flip_tta], prior, balance["tau"], offsets), splits["PublicTest"], label_set
+    ))
+    balance["class_offsets_cross_validated"] = cross_validate(scores, truth, prior, balance["accuracy_floor"], BALANCE_GRID,
+                                                              **CROSS_VALIDATION)
+    return offsets
 
 
 def microsoft_protocol(accuracies: dict, splits: dict, flip_tta: bool) -> dict:

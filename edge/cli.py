@@ -191,6 +191,10 @@ def balance_lines(sidecar: dict) -> list[str]:
     tau = sidecar.get("contract", {}).get("balance", 0)
     lines.append(f"{'balance':13}tau {tau:g}" + (
         ": scores divided by the training class prior to this power (--balance 0: as trained)" if tau else ": scores as trained"))
+    offsets = sidecar.get("contract", {}).get("class_offsets")
+    if tau and isinstance(offsets, list):
+        text = ", ".join(f"{name} {value:+.2f}" for name, value in zip(sidecar.get("labels", ()), offsets, strict=False))
+        lines.append(" " * 13 + f"then per-class log-score offsets fitted on PublicTest at this tau: {text}")
     return lines
 
 

@@ -26,6 +26,7 @@ SHIFT_TTA_MAX = 8  # pixels: the bound of every shift_tta (flags, settings, side
 # 1 = fully balanced (each score divided by its class's training share). A model's sidecar records its own.
 BALANCE = 0.0
 BALANCE_RANGE = (0.0, 1.0)
+CLASS_OFFSET_MAX = 8.0  # the largest per-class log-score offset a sidecar may hold (convert fits at most about 7)
 
 
 def label_index(name: str) -> int:
@@ -102,13 +103,17 @@ def average_shifts(probabilities: np.ndarray, pixels: int) -> np.ndarray:
     return probabilities.reshape(views, -1, probabilities.shape[-1]).mean(axis=0)
 
 
-def balance_scores(probabilities: np.ndarray, prior, tau: float) -> np.ndarray:
-    """Class-prior correction: softmax(log p - tau * log prior), i.e. p / prior^tau renormalised, so a class
-    that was rare in training is not out-voted by its rarity alone. Rows still sum to 1; tau 0 changes nothing."""
+def balance_scores(probabilities: np.ndarray, prior, tau: float, offsets=None) -> np.ndarray:
+    """Class-prior correction: softmax(log p - tau * log prior + offsets), i.e. p / prior^tau renormalised, so a
+    class that was rare in training is not out-voted by its rarity alone. `offsets` (per-class log-score
+    offsets that convert --class-offsets fitted at this tau; None = none) move each class's share further.
+    Rows still sum to 1; tau 0 changes nothing."""
     if not tau:
         return probabilities
-    weights = np.power(np.asarray(prior, np.float64), -float(tau))
-    scaled = np.asarray(probabilities, np.float64) * weights
+    log_weights = -float(tau) * np.log(np.asarray(prior, np.float64))
+    if offsets is not None:
+        log_weights = log_weights + np.asarray(offsets, np.float64)
+    scaled = np.asarray(probabilities, np.float64) * np.exp(log_weights - log_weights.max())
     return (scaled / np.maximum(scaled.sum(axis=-1, keepdims=True), 1e-30)).astype(np.float32)
 
 

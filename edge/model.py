@@ -155,10 +155,11 @@ def check_averaging(flip_tta, shift_tta, where: str) -> None:
         raise ModelError(f"{where}shift_tta must be an integer between 0 and {contract.SHIFT_TTA_MAX}, got {shift_tta!r}")
 
 
-def check_balance(sidecar: dict, where: str) -> tuple[float, list[float] | None]:
-    """(tau, training class prior) from the sidecar's contract; refuses values no conversion writes."""
+def check_balance(sidecar: dict, where: str) -> tuple[float, list[float] | None, list[float] | None]:
+    """(tau, training class prior, per-class offsets) from the sidecar's contract; refuses values no conversion writes."""
     tau = sidecar["contract"].get("balance", contract.BALANCE)
     prior = sidecar["contract"].get("class_prior")
+    offsets = sidecar["contract"].get("class_offsets")
     low, high = contract.BALANCE_RANGE
     if isinstance(tau, bool) or not isinstance(tau, int | float) or not low <= tau <= high:
         raise ModelError(f"{where}: contract.balance must be a number from {low} to {high}, got {tau!r}")
@@ -172,7 +173,17 @@ def check_balance(sidecar: dict, where: str) -> tuple[float, list[float] | None]
             raise ModelError(f"{where}: contract.class_prior must be {contract.NUM_CLASSES} positive shares adding up to 1, got {prior!r}")
     if tau and prior is None:
         raise ModelError(f"{where}: contract.balance is {tau} but the sidecar records no contract.class_prior to correct by")
-    return float(tau), prior
+    if offsets is not None:
+        bound = contract.CLASS_OFFSET_MAX
+        valid = (
+            isinstance(offsets, list) and len(offsets) == contract.NUM_CLASSES
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and -bound <= v <= bound for v in offsets)
+        )
+        if not valid:
+            raise ModelError(f"{where}: contract.class_offsets must be {contract.NUM_CLASSES} numbers from -{bound:g} to {bound:g}, got {offsets!r}")
+        if not tau:
+            raise ModelError(f"{where}: contract.class_offsets are fitted at a tau, but contract.balance is 0")
+    return float(tau), prior, offsets
 
 
 class EmotionModel:
@@ -203,8 +214,10 @@ class EmotionModel:
         self.flip_tta = self.sidecar["contract"].get("flip_tta", contract.FLIP_TTA) if flip_tta is None else flip_tta
         self.shift_tta = self.sidecar["contract"].get("shift_tta", contract.SHIFT_TTA) if shift_tta is None else shift_tta
         check_averaging(self.flip_tta, self.shift_tta, "--")  # an override given here, not by a checked config
-        recorded_balance, self.class_prior = check_balance(self.sidecar, where)
+        recorded_balance, self.class_prior, recorded_offsets = check_balance(self.sidecar, where)
         self.balance = recorded_balance if balance is None else float(balance)
+        # the offsets were fitted at the recorded tau: another --balance gets the plain prior correction
+        self.class_offsets = recorded_offsets if self.balance == recorded_balance else None
         if self.balance and self.class_prior is None:
             raise ModelError(f"--balance {self.balance}: {where} records no training class prior (contract.class_prior); convert the model again")
 
@@ -266,4 +279,4 @@ class EmotionModel:
         scores = dequantize(raw, self.output_quantization) if self.output_quantization else raw.astype(np.float32)
         scores = contract.average_mirrors(scores) if self.flip_tta else scores
         scores = contract.average_shifts(scores, self.shift_tta)
-        return contract.balance_scores(scores, self.class_prior, self.balance)
+        return contract.balance_scores(scores, self.class_prior, self.balance, self.class_offsets)

@@ -396,3 +396,30 @@ def test_image_folder_data_has_no_ferplus_figures_and_says_why(converted, tmp_pa
     assert set(report["accuracy_by_label_set"]["int8"]) == {"fer2013"}
     for text in ((tmp_path / "out" / "report.md").read_text(), (tmp_path / "out" / "MODEL_CARD.md").read_text()):
         assert "No FER+ figures: " in text and "FER+ majority |" not in text and "| int8 | FER2013 labels |" in text
+
+
+def test_class_offsets_are_fitted_on_publictest_recorded_and_applied_by_the_runtime(converted, tmp_path):
+    _, _, config = converted
+    fitted = replace(config, out_dir=str(tmp_path / "fitted"), float32=False, balance=0.5, balance_max_cost=100.0, class_offsets=True)
+    report = convert_and_evaluate(fitted)
+    balance = report["balance"]
+    offsets = list(balance["class_offsets"].values())
+    assert len(offsets) == 7 and abs(sum(offsets)) < 1e-3
+    at_tau = next(row for row in balance["sweep_publictest"] if row["tau"] == 0.5)
+    # in-sample the fit never does worse than tau alone, and every figure of the report uses it
+    assert balance["class_offsets_publictest"]["balanced_accuracy"] >= at_tau["balanced_accuracy"]
+    assert balance["class_offsets_publictest"] == {key: report["results"]["int8"]["PublicTest"][key]
+                                                   for key in ("accuracy", "balanced_accuracy", "macro_f1")}
+    assert set(balance["class_offsets_cross_validated"]) == {"tau", "tau_and_offsets", "folds", "repeats", "seed"}
+    int8 = tmp_path / "fitted" / "mini_xception_int8.tflite"
+    sidecar = json.loads(sidecar_path(int8).read_text())
+    assert sidecar["contract"]["class_offsets"] == offsets and sidecar["contract"]["balance"] == 0.5
+    model = EmotionModel(int8)
+    assert model.sidecar_verified and model.class_offsets == offsets
+    summary = (tmp_path / "fitted" / "report.md").read_text()
+    assert "Then per-class log-score offsets (`--class-offsets`), fitted on int8 PublicTest at tau 0.5" in summary
+    assert "multiply each score by e to its class's offset" in (tmp_path / "fitted" / "MODEL_CARD.md").read_text()
+    # at tau 0 there is nothing to fit them at: said, and none recorded
+    plain = convert_and_evaluate(replace(fitted, out_dir=str(tmp_path / "plain"), balance=0.0))
+    assert "class_offsets" not in plain["balance"] and "tau is 0" in plain["balance"]["class_offsets_note"]
+    assert "class_offsets" not in json.loads((tmp_path / "plain" / "mini_xception_int8.json").read_text())["contract"]

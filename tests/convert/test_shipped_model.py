@@ -23,11 +23,10 @@ MAX_PARAMETERS = 100_000
 # PrivateTest accuracy and balanced accuracy of the int8 model against the label set it was trained on, with the
 # sidecar's own test-time averaging and class-prior correction. fer2013: issue 14's target (67%). ferplus: since
 # issue 18 the default is chosen for balanced accuracy on PublicTest, which traded accuracy (80.63% before) for
-# every expression (balanced 64.7% before). Its PrivateTest figures, 78.57% / 73.95% (a soup of four runs), meet
-# that issue's accuracy target (78%) and miss its balanced one (74%, still open) by 0.05 points, so the balanced
-# floor is just under what is shipped: a re-shipped default must not fall below either.
+# every expression (balanced 64.7% before). Its PrivateTest figures, 78.21% / 74.97% (a soup of four runs, tau and
+# per-class offsets fitted on PublicTest), meet that issue's targets (78% / 74%): a re-shipped default must too.
 TARGET_ACCURACY = {"fer2013": 0.67, "ferplus": 0.78}
-TARGET_BALANCED_ACCURACY = {"fer2013": 0.65, "ferplus": 0.735}
+TARGET_BALANCED_ACCURACY = {"fer2013": 0.65, "ferplus": 0.74}
 
 
 def report_of(name: str) -> dict:
@@ -124,7 +123,11 @@ def test_privatetest_balanced_accuracy_meets_the_target_and_tau_was_chosen_on_pu
     assert report["results"]["int8"]["PrivateTest"]["balanced_accuracy"] >= TARGET_BALANCED_ACCURACY[name]
     assert "PrivateTest" not in json.dumps(report["balance"]["sweep_publictest"])
     recorded = [row for row in report["balance"]["sweep_publictest"] if row["tau"] == report["balance"]["tau"]]
-    assert recorded and recorded[0]["accuracy"] == report["results"]["int8"]["PublicTest"]["accuracy"]
+    assert recorded
+    # the reported PublicTest figure is tau's, or, with per-class offsets fitted on PublicTest at that tau, theirs
+    at_publictest = report["balance"].get("class_offsets_publictest", recorded[0])
+    assert at_publictest["accuracy"] == report["results"]["int8"]["PublicTest"]["accuracy"]
+    assert "PrivateTest" not in json.dumps(report["balance"].get("class_offsets_cross_validated", {}))
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -96,7 +96,7 @@ def test_the_sidecars_prior_and_tau_flip_a_known_faces_label_and_balance_zero_re
     prior = np.full(contract.NUM_CLASSES, 1.0)
     prior[second] = plain[second] / plain[first] / 100  # rare enough that the runner-up wins at tau 1
     prior = (prior / prior.sum()).tolist()
-    set_contract(model_copy, balance=1.0, class_prior=prior)
+    set_contract(model_copy, balance=1.0, class_prior=prior, drop=("class_offsets",))  # the prior alone
 
     corrected_model = EmotionModel(model_copy)
     assert corrected_model.balance == 1.0 and corrected_model.sidecar_verified
@@ -107,6 +107,41 @@ def test_the_sidecars_prior_and_tau_flip_a_known_faces_label_and_balance_zero_re
 
     restored = EmotionModel(model_copy, balance=0.0).classify(face)[0]
     assert restored.argmax() == plain.argmax() and np.allclose(restored, plain)
+
+
+def test_balance_scores_adds_per_class_offsets_to_the_corrected_log_scores():
+    scores = np.array([[0.6, 0.3, 0.1]], np.float32)
+    prior = [0.6, 0.3, 0.1]
+    offsets = [0.0, 0.0, np.log(2.0)]  # class c counted twice over after the correction
+    shifted = contract.balance_scores(scores, prior, 1.0, offsets)
+    assert np.allclose(shifted, [[0.25, 0.25, 0.5]]) and shifted.sum() == pytest.approx(1.0)
+    assert np.allclose(contract.balance_scores(scores, prior, 1.0, [3.0, 3.0, 3.0 + np.log(2.0)]), shifted)  # a common shift is nothing
+    assert contract.balance_scores(scores, prior, 0.0, offsets) is scores  # tau 0: the scores as trained
+
+
+def test_the_sidecars_offsets_flip_a_label_and_another_tau_or_balance_zero_drops_them(model_copy, grace_hopper_gray):
+    face = a_face(grace_hopper_gray)
+    plain = EmotionModel(model_copy, balance=0.0).classify(face)[0]
+    first, second = np.argsort(plain)[::-1][:2]
+    assert plain[second] > 0
+    prior = [1 / 7] * 7  # a uniform prior: tau alone changes nothing, the offsets do all of it
+    offsets = [0.0] * 7
+    offsets[second] = float(np.log(plain[first] / plain[second]) + 0.5)
+    set_contract(model_copy, balance=0.5, class_prior=prior, class_offsets=offsets)
+
+    model = EmotionModel(model_copy)
+    assert model.sidecar_verified and model.class_offsets == offsets
+    corrected = model.classify(face)[0]
+    assert corrected.argmax() == second != plain.argmax() and corrected.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(corrected, contract.balance_scores(plain[np.newaxis], prior, 0.5, offsets)[0], atol=1e-6)
+    assert EmotionModel(model_copy, balance=0.5).class_offsets == offsets  # the recorded tau, given explicitly
+    other_tau = EmotionModel(model_copy, balance=0.8)
+    assert other_tau.class_offsets is None and other_tau.classify(face)[0].argmax() == plain.argmax()
+    restored = EmotionModel(model_copy, balance=0.0).classify(face)[0]
+    assert np.allclose(restored, plain)
+    set_contract(model_copy, redigest=False, class_offsets=[0.0] * 7)  # offsets edited by hand after conversion
+    with pytest.raises(ModelError, match="digest differs"):
+        EmotionModel(model_copy)
 
 
 def test_the_recorded_tau_is_covered_by_the_digest(model_copy):
@@ -123,6 +158,10 @@ def test_the_recorded_tau_is_covered_by_the_digest(model_copy):
     ({"balance": 0.5, "class_prior": [0.5, 0.5]}, "contract.class_prior must be 7 positive shares"),
     ({"balance": 0.5, "class_prior": [0.0, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1]}, "contract.class_prior must be 7 positive shares"),
     ({"balance": 0.5, "drop": ("class_prior",)}, "records no contract.class_prior"),
+    ({"balance": 0.5, "class_prior": [1 / 7] * 7, "class_offsets": [0.1] * 6}, "contract.class_offsets must be 7 numbers from -8 to 8"),
+    ({"balance": 0.5, "class_prior": [1 / 7] * 7, "class_offsets": [0, 0, 0, 0, 0, 0, 50]}, "contract.class_offsets must be 7 numbers"),
+    ({"balance": 0.5, "class_prior": [1 / 7] * 7, "class_offsets": [0, 0, 0, 0, 0, 0, True]}, "contract.class_offsets must be 7 numbers"),
+    ({"balance": 0.0, "class_prior": [1 / 7] * 7, "class_offsets": [0.1] * 7}, "class_offsets are fitted at a tau, but contract.balance is 0"),
 ])
 def test_a_sidecar_with_an_impossible_balance_or_prior_is_refused_naming_the_key(model_copy, fields, message):
     set_contract(model_copy, **fields)
@@ -132,7 +171,7 @@ def test_a_sidecar_with_an_impossible_balance_or_prior_is_refused_naming_the_key
 
 
 def test_balance_on_the_command_line_needs_a_recorded_prior(model_copy):
-    set_contract(model_copy, balance=0.0, drop=("class_prior",))  # as a sidecar written before priors were recorded
+    set_contract(model_copy, balance=0.0, drop=("class_prior", "class_offsets"))  # as a sidecar written before priors were recorded
     assert EmotionModel(model_copy).balance == 0.0
     with pytest.raises(ModelError, match="--balance 0.5"):
         EmotionModel(model_copy, balance=0.5)

@@ -29,6 +29,10 @@ def test_info_describes_the_shipped_model():
         assert f"PrivateTest {values['PrivateTest'] * 100:.2f}%," in line
         assert f"PrivateTest {values['PrivateTest_flip_tta'] * 100:.2f}% (flip TTA)" in line
     assert {"fer2013", "ferplus_majority"} <= set(sidecar["accuracy_by_label_set"])
+    assert f"tau {sidecar['contract']['balance']:g}: scores divided by the training class prior" in result.stdout
+    offsets = sidecar["contract"].get("class_offsets")  # the default's, fitted on PublicTest (convert --class-offsets)
+    assert offsets and ("per-class log-score offsets fitted on PublicTest at this tau: "
+                        + ", ".join(f"{name} {value:+.2f}" for name, value in zip(sidecar["labels"], offsets, strict=True))) in result.stdout
     assert run_cli("info", DEFAULT_MODEL).stdout == result.stdout  # the default is a bundled model by name
     other = run_cli("info", next(name for name in BUNDLED_MODELS if name != DEFAULT_MODEL))
     assert other.returncode == 0 and other.stdout != result.stdout
