@@ -87,6 +87,7 @@ def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progr
         "flip_tta": analyzer.model.flip_tta,
         "shift_tta": analyzer.model.shift_tta,
         "balance": analyzer.model.balance,
+        "class_offsets": analyzer.model.class_offsets,  # the sidecar's, at its tau; None otherwise
         "images": len(truth),
         "images_with_face": int(with_face.sum()),
         "detection_rate": round(float(with_face.mean()), 4) if truth else 0.0,
@@ -128,7 +129,8 @@ def format_report(report: dict) -> str:
         f"balanced accuracy  {report['balanced_accuracy'] * 100:.2f}% (mean per-class recall)",
         f"macro-F1           {report['macro_f1']:.3f}",
         f"averaged over      {averaged_over(report)}",
-        f"class-prior correction tau {report['balance']:g}" + (" (scores as trained)" if not report["balance"] else ""),
+        f"class-prior correction tau {report['balance']:g}" + (" (scores as trained)" if not report["balance"] else "")
+        + (" and the sidecar's per-class offsets" if report.get("class_offsets") else ""),
         "",
         f"{'class':10} {'precision':>9} {'recall':>7} {'F1':>6} {'images':>7}",
     ]

@@ -13,7 +13,7 @@ from conftest import ROOT, grace_hopper_path
 from edge import contract
 from edge.config import BUNDLED_MODEL
 from edge.detect import FaceDetector
-from edge.evaluate import evaluate, labelled_images
+from edge.evaluate import evaluate, format_report, labelled_images
 from edge.metrics import NO_FACE, classification_metrics
 from edge.stills import StillAnalyzer
 
@@ -84,6 +84,9 @@ def test_crops_mode_agrees_with_the_models_direct_output(tmp_path, bundled_model
     order = np.argsort([f"{contract.LABELS[t]}/face{i}.png" for i, t in enumerate(truth)])
     assert report["accuracy"] == pytest.approx(float((expected == truth).mean()), abs=1e-4)
     assert report["confusion_matrix"] == classification_metrics(truth[order], expected[order])["confusion_matrix"]
+    # the default's correction, as the runtime applied it: its tau and the per-class offsets fitted at that tau
+    assert report["balance"] == bundled_model.balance > 0 and report["class_offsets"] == bundled_model.sidecar["contract"]["class_offsets"]
+    assert f"class-prior correction tau {bundled_model.balance:g} and the sidecar's per-class offsets" in format_report(report)
 
 
 def test_eval_crops_on_fer2013_privatetest_gives_the_convert_reports_accuracy(real_data, tmp_path):
