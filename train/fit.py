@@ -39,10 +39,10 @@ from train.data import Split, default_cache_dir, ferplus_path_for, load_fer2013,
 from train.model import LogitAdjustedCrossentropy, load_keras_model, predict_probabilities
 
 STATE_DIR = ".train"  # checkpoints and resume state while training, not artifacts
+TEACHER_CACHE_VERSION = "1"  # bump when the teacher predictions change, so stale caches are not reused
 # What does not change what is learned: where things are read from or go, the cache, verbosity, resume itself.
 # Every other setting a resumed run must share with the run it continues (a new setting is compared unless
 # named here); the data, votes, teachers and starting weights by their content (FILE_SETTINGS).
-TEACHER_CACHE_VERSION = "1"  # bump when the teacher predictions change, so stale caches are not reused
 NOT_LEARNED = ("data", "out_dir", "cache_dir", "resume", "verbose", "allow_shipped_output")
 FILE_SETTINGS = ("data", "ferplus", "teacher", "init_from")
 
