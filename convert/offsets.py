@@ -27,12 +27,19 @@ def accuracy_pair(log_scores: np.ndarray, truth: np.ndarray) -> tuple[float, flo
     return float(np.mean(predicted == truth)), balanced_accuracy(truth, predicted)
 
 
+def rule_choice(rows: list[dict], floor: float) -> dict | None:
+    """Of rows {"tau", "accuracy", "balanced_accuracy", ...}: the one with the best balanced accuracy whose accuracy
+    is at least `floor` (the smaller tau on a tie); None when none reaches it. The rule convert chooses tau by."""
+    allowed = [row for row in rows if row["accuracy"] >= floor - 1e-9]
+    return max(allowed, key=lambda row: (row["balanced_accuracy"], -row["tau"])) if allowed else None
+
+
 def best_tau(scores: np.ndarray, truth: np.ndarray, prior, floor: float, grid) -> float:
-    """The tau of `grid` with the best balanced accuracy whose accuracy is at least `floor` (the smaller tau on a
-    tie); 0 when none reaches it. The rule convert's choose_balance applies, on plain arrays."""
-    measured = [(tau, *accuracy_pair(corrected_log_scores(scores, prior, tau), truth)) for tau in grid]
-    allowed = [row for row in measured if row[1] >= floor - 1e-9]
-    return max(allowed, key=lambda row: (row[2], -row[0]))[0] if allowed else 0.0
+    """rule_choice's tau over `grid` on plain arrays; 0 when none reaches the floor."""
+    rows = [dict(zip(("tau", "accuracy", "balanced_accuracy"), (tau, *accuracy_pair(corrected_log_scores(scores, prior, tau), truth)),
+                     strict=True)) for tau in grid]
+    best = rule_choice(rows, floor)
+    return best["tau"] if best else 0.0
 
 
 def fit_class_offsets(scores: np.ndarray, truth: np.ndarray, prior, tau: float, floor: float,
