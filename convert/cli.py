@@ -27,7 +27,7 @@ def main(
     from convert.quantize import QuantizationError
     from convert.run import convert_and_evaluate
     from edge.config import bundled_model
-    from edge.model import ModelError
+    from edge.vision.model import ModelError
     from train.data import DatasetError
 
     name = settings.get("name", "mini_xception")

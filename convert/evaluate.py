@@ -1,6 +1,6 @@
 """Accuracy of the float Keras model and each TFLite model on FER2013's test splits.
 
-TFLite models run through edge.model.EmotionModel, exactly as the runtime feeds them.
+TFLite models run through edge.vision.model.EmotionModel, exactly as the runtime feeds them.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge import contract
-from edge.model import Quantization, file_sha256, load_interpreter_api, sidecar_digest, sidecar_path
+from edge.vision.model import Quantization, file_sha256, load_interpreter_api, sidecar_digest, sidecar_path
 
 # Ops that mean a graph is not integer-only end to end.
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}

@@ -34,8 +34,8 @@ from convert.quantize import (
 )
 from edge import contract
 from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, bundled_model
-from edge.model import EmotionModel, file_sha256, load_interpreter_api, sidecar_path
 from edge.settings import check, setting
+from edge.vision.model import EmotionModel, file_sha256, load_interpreter_api, sidecar_path
 from train.config import LABEL_SETS
 from train.data import ferplus_path_for, training_class_prior
 from train.shipped import refuse_shipped_output
@@ -336,8 +336,8 @@ def ckplus_accuracy(int8: Path, data: str) -> dict:
     import tempfile
     import zipfile
 
-    from edge.evaluate import evaluate, labelled_images
-    from edge.stills import StillAnalyzer
+    from edge.measure.evaluate import evaluate, labelled_images
+    from edge.vision.stills import StillAnalyzer
 
     model = EmotionModel(int8)
     with tempfile.TemporaryDirectory() as scratch:

@@ -88,9 +88,9 @@ def eval_folder(
     """Accuracy on a labelled folder of your own faces: per class, confusion matrix, misclassified images."""
     from rich.progress import track
 
-    from edge.evaluate import evaluate, format_report, labelled_images, write_report
-    from edge.pipeline import load_model, make_detector
-    from edge.stills import StillAnalyzer
+    from edge.measure.evaluate import evaluate, format_report, labelled_images, write_report
+    from edge.vision.faces import load_model, make_detector
+    from edge.vision.stills import StillAnalyzer
 
     try:
         run_config = build_config(config, settings)
@@ -123,7 +123,7 @@ def settings(
 def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
     """What a model is: labels, label set trained on, accuracy on both label sets, contract, sha256, interpreter."""
     from edge.config import resolve_model
-    from edge.model import EmotionModel
+    from edge.vision.model import EmotionModel
 
     try:
         path = resolve_model(model)
@@ -209,8 +209,8 @@ def bench_model(
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
     """Per-invoke latency: init, first inference, warm-up, then count/min/max/avg/std/p50/p90/p99."""
-    from edge.bench import bench_models, print_table, save_results
     from edge.config import resolve_model
+    from edge.measure.bench import bench_models, print_table, save_results
 
     try:
         thread_counts = [int(t) for t in threads.split(",")]
@@ -231,9 +231,9 @@ def bench_startup(
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
     """Import time of the runtime and resident memory after import and after loading the model."""
-    from edge.bench import bench_startup as measure
-    from edge.bench import save_results
     from edge.config import resolve_model
+    from edge.measure.bench import bench_startup as measure
+    from edge.measure.bench import save_results
 
     try:
         row = measure(resolve_model(model))
@@ -268,7 +268,7 @@ def bench_pipeline(
 ) -> None:
     """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side on each clip.
     Without a list option, compares a built-in grid (--grid)."""
-    from edge.bench import (
+    from edge.measure.bench import (
         GRIDS,
         add_peer_ratio,
         bench_peer,
@@ -316,7 +316,7 @@ def parse_lists(lists: dict[str, tuple[str | None, type]]) -> dict[str, list]:
 
 
 def custom_grid_of(chosen: dict[str, list]) -> dict[str, dict]:
-    from edge.bench import custom_grid
+    from edge.measure.bench import custom_grid
 
     return custom_grid(chosen)
 
@@ -333,7 +333,7 @@ def forward(
 ) -> None:
     """Send an event log to an MQTT broker and keep following it (what `run --mqtt` does in a thread);
     for a runtime started without --mqtt, or to drain a backlog. Stops on Ctrl-C or SIGTERM."""
-    from edge.mqtt import forwarder_from_config, package_version
+    from edge.fleet.forwarder import forwarder_from_config, package_version
     from edge.signals import install_stop_handlers
 
     try:
@@ -362,9 +362,9 @@ def watch(
     raw: bool = typer.Option(False, "--raw", help="print each message as topic and payload, no table"),
 ) -> None:
     """Print the events of every device as they arrive, and a one-line-per-device table."""
-    from edge.fleet import check_topic_prefix
-    from edge.mqtt import broker_settings
-    from edge.watch import watch as run_watch
+    from edge.addresses import check_topic_prefix
+    from edge.fleet.broker import broker_settings
+    from edge.fleet.watch import watch as run_watch
 
     try:
         check_topic_prefix(mqtt_prefix, "--mqtt-prefix")

@@ -6,23 +6,22 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from edge import contract
+from edge import contract, paths
 from edge.settings import check, flag, setting
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 # Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
 # report and model card, installed there by `make ship RUN=... NAME=<name>` when the accuracy gate passes.
 BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
 DEFAULT_MODEL = "ferplus"  # what runs when no --model is given: FER+ votes are the cleaner labels (README)
-SAMPLE_CLIP = ASSETS / "sample.mp4"
-SAMPLE_TRUTH = ASSETS / "sample_truth.json"
+SAMPLE_CLIP = paths.ASSETS / "sample.mp4"
+SAMPLE_TRUTH = paths.ASSETS / "sample_truth.json"
 
 
 def bundled_model(name: str) -> Path:
     """Where the bundled model `name` lives (whether or not it is installed)."""
     if name not in BUNDLED_MODELS:
         raise ValueError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED_MODELS)}")
-    return ASSETS / name / f"{name}_int8.tflite"
+    return paths.ASSETS / name / f"{name}_int8.tflite"  # ASSETS read at call time: tests point it at a scratch folder
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -94,7 +93,7 @@ class RunConfig:
     shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX)
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
-    # Fleet: event ids and MQTT (edge/fleet.py, edge/mqtt.py). A broker login never lives here: it comes from
+    # Fleet: event ids and MQTT (edge/fleet/topics.py, edge/fleet/forwarder.py). A broker login never lives here: it comes from
     # FER_MQTT_USERNAME / FER_MQTT_PASSWORD or the file mqtt_credentials_file names.
     device_id: str = setting("", 'this device\'s name in every event\'s id and in MQTT topics; "" = the host name')
     mqtt: str = setting("", 'send events to this MQTT broker: mqtt://host[:1883] or mqtts://host[:8883] (TLS); "" = none')
@@ -103,7 +102,7 @@ class RunConfig:
     mqtt_credentials_file: str = setting("", 'file of FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600); "" = those environment variables')
     mqtt_discovery: bool = setting(True, "publish Home Assistant MQTT discovery configs")
     mqtt_discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
-    # Live view (edge/web.py): off unless an address is given. Any address but loopback needs an access token,
+    # Live view (edge/web/server.py): off unless an address is given. Any address but loopback needs an access token,
     # which never lives here: it comes from FER_WEB_TOKEN or the file web_token_file names.
     web: str = setting("", 'serve the live view (annotated stream, faces, expression timeline, health) at HOST:PORT, e.g. 127.0.0.1:8080; an address other than loopback needs a token; "" = none')
     web_max_fps: float = setting(5.0, "live view: stream frames per second at most (each encoded once, however many watch)", low=0.5, high=30)
@@ -124,13 +123,12 @@ class RunConfig:
             )
         self._check_fleet()
         if self.web:
-            from edge.web import parse_web_address
+            from edge.addresses import parse_web_address
 
             parse_web_address(self.web)
 
     def _check_fleet(self) -> None:
-        from edge.fleet import check_topic_prefix, check_topic_word
-        from edge.mqtt import parse_broker_url
+        from edge.addresses import check_topic_prefix, check_topic_word, parse_broker_url
 
         if self.device_id:
             check_topic_word(self.device_id, "--device-id (run.device_id)")

@@ -2,7 +2,7 @@
 
 OpenCV takes file names as UTF-8 only: a name that is not (bytes from another system, which Python
 hands over surrogate-escaped) crashes it with SIGSEGV. Images are therefore read as bytes
-(edge.stills), a video through /proc/self/fd, and other OpenCV files are checked here first.
+(edge.sources.images), a video through /proc/self/fd, and other OpenCV files are checked here first.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+# The package's shipped files (models, clips, detector weights): the one place this is computed.
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 def printable(path: str | Path) -> str:

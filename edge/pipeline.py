@@ -2,8 +2,8 @@
 
 `run` picks the loop: video and cameras go through `run_video` (faces tracked and smoothed, search
 windows around tracked faces between full detections); an image or a folder of images goes through
-`run_stills` (each image on its own). Records are built in edge.events and written to edge.eventlog;
-what a user asked to see or keep goes to edge.outputs and edge.export.
+`run_stills` (each image on its own). Records are built in edge.events.records and written to edge.events.log;
+what a user asked to see or keep goes to edge.outputs.preview and edge.outputs.csv_export.
 """
 
 from __future__ import annotations
@@ -15,16 +15,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from edge import contract
-from edge.blazeface import BlazeFaceDetector
 from edge.config import RunConfig
-from edge.detect import Box, FaceDetector
-from edge.eventlog import EventLog
-from edge.events import (
+from edge.events.log import EventLog
+from edge.events.records import (
     Counters,
-    StageTimer,
     StatsWindow,
     face_record,
     image_error_record,
@@ -36,178 +30,22 @@ from edge.events import (
     stop_record,
     track_event_record,
 )
-from edge.export import CsvExport
+from edge.fleet.forwarder import open_fleet_log
 from edge.host import peak_rss_mb
-from edge.model import EmotionModel
-from edge.motion import MotionGate, union
-from edge.mqtt import open_fleet_log
-from edge.outputs import Outputs, check_outputs
+from edge.outputs.csv_export import CsvExport
+from edge.outputs.preview import Outputs, check_outputs
 from edge.signals import install_stop_handlers
-from edge.sources import Frame, Picamera2Source, PlaybackSource, ReopeningSource, Source, open_source
-from edge.stills import StillAnalyzer, is_still, list_stills, read_still, still_name
-from edge.track import Tracker, TrackEvent
-
-DUPLICATE_IOU = 0.5
-
-
-class SearchSchedule:
-    """Where to look for new faces this frame, beyond the windows around tracked ones.
-
-    Without a motion gate: the whole frame every `every` frames, and every frame while no face is
-    tracked. With one (as network video recorders gate their detectors): only where something moved
-    outside the tracked people or where a tracked face went unseen since the last search, at most every
-    `every` frames while faces are tracked; the whole frame when that area is large, and at least every
-    `still_every` frames regardless (a face the tracker lost while sitting still)."""
-
-    def __init__(self, every: int, still_every: int, motion: MotionGate | None):
-        self.every, self.still_every, self.motion = every, max(every, still_every), motion
-        self._since_search = self._since_whole = self.still_every  # the first frame is searched whole
-        self._moved: Box | None = None
-
-    def search_area(self, gray: np.ndarray, tracked: list[Box]) -> Box | None:
-        """The whole frame, the area where something moved, or None (windows only). The caller searches
-        what this returns, so it counts as searched from here."""
-        height, width = gray.shape
-        whole = Box(0, 0, width, height)
-        self._since_search += 1
-        self._since_whole += 1
-        if self.motion is None:
-            due = self._since_search >= self.every or not tracked
-            return self._searched(whole, whole) if due else None
-        self._moved = union(self._moved, self.motion.changed_area(gray, tracked))  # judged frame to frame
-        if self._since_whole >= self.still_every:
-            return self._searched(whole, whole)
-        if self._moved is None or not (self._since_search >= self.every or not tracked):
-            return None
-        area = search_area_around(self._moved, width, height)
-        return self._searched(whole if area.area * 2 >= width * height else area, whole)
-
-    def restart(self) -> None:
-        """After a gap in the frames: nothing is known, the next frame is searched whole."""
-        self._since_search = self._since_whole = self.still_every
-        self._moved = None
-        if self.motion is not None:
-            self.motion.forget()
-
-    def lost(self, faces: list[Box]) -> None:
-        """Tracked faces their windows did not find: search around them, twice their size."""
-        for face in faces:
-            self._moved = union(self._moved, face.expand(2.0))
-
-    def _searched(self, area: Box, whole: Box) -> Box:
-        self._since_search, self._moved = 0, None
-        if area == whole:
-            self._since_whole = 0
-        return area
-
-
-def search_area_around(moved: Box, width: int, height: int) -> Box:
-    """Where to search for a face that caused `moved`: half as big again, and at least a third of the
-    frame's height each way, since a face coming in shows only part of itself in what changed."""
-    side = max(height // 3, 1)
-    grown = moved.expand(1.5)
-    w, h = max(grown.w, side), max(grown.h, side)
-    return Box(grown.x - (w - grown.w) // 2, grown.y - (h - grown.h) // 2, w, h).clip(width, height)
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    box: Box
-    track: int
-    scores: tuple[float, ...]  # the track's smoothed scores: what its events report
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    frame: Frame
-    faces: tuple[TrackedFace, ...]
-    raw_scores: np.ndarray  # (faces, classes) this frame's own probabilities
-    events: tuple[TrackEvent, ...]
-    full_detection: bool
-
-    @property
-    def boxes(self) -> list[Box]:
-        return [face.box for face in self.faces]
-
-
-def merge_duplicates(boxes: list[Box]) -> list[Box]:
-    """Windows around two nearby tracks can find the same face twice: keep the first of each overlap."""
-    kept: list[Box] = []
-    for box in boxes:
-        if all(box.iou(other) < DUPLICATE_IOU for other in kept):
-            kept.append(box)
-    return kept
-
-
-class FacePipeline:
-    """One video frame at a time: detection in a window around each tracked face, which costs far
-    less than a full detection, plus a search for new faces where and when `SearchSchedule` says."""
-
-    def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer):
-        self.model, self.detector, self.tracker = model, detector, tracker
-        self.schedule, self.timer = schedule, timer
-
-    def restart(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
-        """End every track and search the next frame whole (after an outage the scene may differ)."""
-        self.schedule.restart()
-        return self.tracker.finish(frame_index, timestamp)
-
-    def detect(self, gray: np.ndarray) -> tuple[list[Box], bool]:
-        """This frame's faces, and whether the whole frame was searched."""
-        tracked = self.tracker.predicted_boxes()
-        area = self.schedule.search_area(gray, tracked)
-        if area is not None and area.area == gray.size:  # the whole frame
-            return self.detector.detect(gray), True
-        windows = [self.detector.detect_in(gray, region.expand(self.detector.window_growth), face_size=region.w) for region in tracked]
-        self.schedule.lost([region for region, boxes in zip(tracked, windows, strict=True) if not boxes])
-        found = [box for boxes in windows for box in boxes]
-        if area is not None:
-            found += self.detector.detect_in(gray, area)
-        return merge_duplicates(found), False
-
-    def process(self, frame: Frame) -> FrameResult:
-        with self.timer.stage("detect"):
-            boxes, full = self.detect(frame.gray)
-        with self.timer.stage("preprocess"):
-            crops = np.stack([contract.crop_face(frame.gray, box) for box in boxes]) if boxes else None
-        with self.timer.stage("infer"):
-            scores = self.model.classify(crops) if crops is not None else np.zeros((0, len(self.model.labels)), np.float32)
-        with self.timer.stage("track"):
-            events = self.tracker.update(frame.index, frame.timestamp, boxes, scores)
-        faces = tuple(
-            TrackedFace(box, track, tuple(float(s) for s in smoothed))
-            for box, (track, smoothed) in zip(boxes, self.tracker.latest(), strict=True)
-        )
-        return FrameResult(frame, faces, scores, tuple(events), full)
-
-
-def load_model(config: RunConfig) -> EmotionModel:
-    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta,
-                        balance=config.balance)
-
-
-def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector:
-    """The face detector the settings ask for (both offer detect and detect_in); still images are
-    searched at their own resolution."""
-    if config.detector == "blazeface":
-        return BlazeFaceDetector(
-            score_threshold=config.blazeface_score, min_size=config.min_face, tiles=config.blazeface_tiles,
-            num_threads=config.num_threads,
-        )
-    return FaceDetector(
-        scale_factor=config.scale_factor,
-        min_neighbors=config.min_neighbors,
-        min_size=config.min_face,
-        detect_width=None if stills else config.detect_width or None,
-        cascade_path=config.cascade or None,
-    )
-
-
-def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
-    tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
-    motion = MotionGate(config.motion_threshold) if config.motion_threshold else None
-    schedule = SearchSchedule(config.detect_every, config.still_detect_every, motion)
-    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer)
+from edge.sources.cameras import Picamera2Source
+from edge.sources.frame import Frame, Source
+from edge.sources.images import is_still, list_stills, read_still, still_name
+from edge.sources.reopen import ReopeningSource
+from edge.sources.spec import open_source
+from edge.sources.video import PlaybackSource
+from edge.timing import StageTimer
+from edge.vision.faces import FrameResult, build_pipeline, load_model, make_detector
+from edge.vision.model import EmotionModel
+from edge.vision.stills import StillAnalyzer
+from edge.vision.track import TrackEvent
 
 
 class FrameFeed:
@@ -300,7 +138,7 @@ def run(config: RunConfig, stop_event: threading.Event | None = None, observer: 
             return run_stills(config, stop_event)
         token = ""
         if config.web:
-            from edge.web import web_token  # the HTTP server's modules load only for --web
+            from edge.web.access import web_token  # the HTTP server's modules load only for --web
 
             token = web_token(config)  # refused (no token for a network address) before the model loads or the camera opens
         return run_video(config, stop_event, observer, web_token=token)
@@ -342,17 +180,53 @@ def close_all(*closables) -> None:
             closable.close()
 
 
-def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None,
-              web_token: str = "") -> dict:
-    timer, counters = StageTimer(), Counters()
-    pipeline = build_pipeline(config, timer)
-    model = pipeline.model
-    source = video_source(config, stop_event, write=lambda record: log.write(record))
+@dataclass
+class Sinks:
+    """Where a video frame's results go: the event log (tapped by the live view with --web), the CSV export,
+    the live view and the preview window or saved video. Opened together, closed together."""
+
+    log: EventLog
+    outputs: Outputs
+    csv: CsvExport | None = None
+    live: object | None = None  # edge.web.server.LiveView with --web
+
+    def write_row(self, frame: Frame, faces: list) -> None:
+        if self.csv is not None:
+            self.csv.write("", frame.index, frame.timestamp, faces, keep_empty=False)
+
+    def show(self, frame: Frame, faces: list, scale_to_main: float) -> bool:
+        """The live view and the preview; False once the preview window was closed."""
+        if self.live is not None:  # grey only where boxes fit it (picamera2's lores image is smaller than its colour one)
+            self.live.frame(frame.color if frame.color is not None or scale_to_main != 1 else frame.gray, faces, time.monotonic())
+        return not self.outputs.wanted or self.outputs.show(frame.color if frame.color is not None else frame.gray, faces)
+
+    def close(self, summary: dict, source: Source) -> None:
+        """The stop record is attempted, and everything closed, even when writing it fails."""
+        try:
+            self.log.write(summary)
+        finally:
+            self.log.close()
+            close_all(self.live, self.outputs, self.csv, source)
+
+
+def open_sinks(config: RunConfig, model: EmotionModel, source: Source, web_token: str) -> Sinks:
+    """The log first (a camera that fails to open says so in it), then the source, the outputs and the live view."""
     log = open_log(config)
     open_or_log(source, log)
     outputs = Outputs(config, model.labels, source.fps, source.scale_to_main)
     csv = CsvExport(config.csv, model.labels) if config.csv else None
     live, log = start_live_view(config, model, outputs, web_token, log, csv, source)
+    return Sinks(log, outputs, csv, live)
+
+
+def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None,
+              web_token: str = "") -> dict:
+    timer, counters = StageTimer(), Counters()
+    pipeline = build_pipeline(config, timer)
+    model = pipeline.model
+    # A camera's outage records go to the log as the sinks hold it (tapped for the live view with --web).
+    source = video_source(config, stop_event, write=lambda record: sinks.log.write(record))
+    sinks = open_sinks(config, model, source, web_token)
     feed = FrameFeed(source, config.max_frames, config.duration, stop_event, timer)
     stats = StatsWindow(config.stats_interval, counters, timer)
     previous: Frame | None = None
@@ -360,11 +234,11 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
 
     def write_events(events: list[TrackEvent] | tuple[TrackEvent, ...]) -> None:
         for event in events:
-            log.write(track_event_record(event, model.labels))
+            sinks.log.write(track_event_record(event, model.labels))
         counters.count_events(events)
 
     try:
-        log.write(start_record(source.description, model, asdict(config)))
+        sinks.log.write(start_record(source.description, model, asdict(config)))
         for frame in feed:
             if frame.after_gap and previous is not None:  # faces seen before an outage are gone
                 write_events(pipeline.restart(previous.index, previous.timestamp))
@@ -376,19 +250,16 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             faces = [(face.box, face.scores, face.track) for face in result.faces]
             with timer.stage("log"):
                 write_events(result.events)
-                if csv is not None:
-                    csv.write("", frame.index, frame.timestamp, faces, keep_empty=False)
+                sinks.write_row(frame, faces)
             counters.frames += 1
             counters.faces += len(faces)
             counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)
-            if live is not None:  # grey only where boxes fit it (picamera2's lores image is smaller than its colour one)
-                live.frame(frame.color if frame.color is not None or source.scale_to_main != 1 else frame.gray, faces, time.monotonic())
-            if outputs.wanted and not outputs.show(frame.color if frame.color is not None else frame.gray, faces):
+            if not sinks.show(frame, faces, source.scale_to_main):
                 feed.stop("preview closed")
             if stats.due(now := time.monotonic()):
-                log.write(stats.record(now))
+                sinks.log.write(stats.record(now))
     except BaseException as error:
         feed.reason = f"error: {type(error).__name__}: {error}"
         raise
@@ -398,16 +269,12 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
                 write_events(pipeline.restart(previous.index, previous.timestamp))
         finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
             summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
-            try:
-                log.write(summary)
-            finally:
-                log.close()
-                close_all(live, outputs, csv, source)
+            sinks.close(summary, source)
     return summary
 
 
 def open_live_view(config: RunConfig, model: EmotionModel, annotate, token: str):
-    from edge.web import open_live_view as open_it  # the HTTP server's modules load only for --web
+    from edge.web.server import open_live_view as open_it  # the HTTP server's modules load only for --web
 
     return open_it(config, model, annotate, token)
 

@@ -16,9 +16,10 @@ import numpy as np
 import typer
 
 from edge import contract
-from edge.bench import RECALL_IOU, bench_pipeline, load_truth, save_results
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
-from edge.detect import FaceDetector, match_boxes
+from edge.measure.bench import RECALL_IOU, bench_pipeline, load_truth, save_results
+from edge.vision.detect import FaceDetector
+from edge.vision.geometry import match_boxes
 
 
 def keras_baseline(model_path: Path, clip: Path, truth: dict) -> dict:

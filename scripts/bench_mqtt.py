@@ -29,10 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.config import RunConfig  # noqa: E402
-from edge.eventlog import EventLog  # noqa: E402
-from edge.fleet import SequencedLog, Topics  # noqa: E402
-from edge.logtail import log_files  # noqa: E402
-from edge.mqtt import Forwarder, broker_settings  # noqa: E402
+from edge.events.log import EventLog  # noqa: E402
+from edge.events.tail import log_files  # noqa: E402
+from edge.fleet.broker import broker_settings  # noqa: E402
+from edge.fleet.forwarder import Forwarder
+from edge.fleet.topics import SequencedLog, Topics  # noqa: E402
 
 OUTAGE_S = 600.0
 DEFAULTS = RunConfig()

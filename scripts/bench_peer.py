@@ -11,7 +11,7 @@ does. `make build/peer-venv/.fer` makes that venv:
     build/peer-venv/bin/python scripts/bench_peer.py --clip edge/assets/hard.mp4 --truth edge/assets/hard_truth.json
 
 `python -m edge bench pipeline --peer build/peer-venv/bin/python` runs it on each clip and reports our
-settings as multiples of its FPS. Boxes are scored exactly as ours (edge.bench, imported from this checkout).
+settings as multiples of its FPS. Boxes are scored exactly as ours (edge.measure.bench, imported from this checkout).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def main() -> int:
     from fer.fer import FER
 
     sys.path.insert(0, str(ROOT))
-    from edge.bench import RECALL_IOU, false_detections, load_ignored, load_truth
-    from edge.detect import Box, match_boxes
+    from edge.measure.bench import RECALL_IOU, false_detections, load_ignored, load_truth
+    from edge.vision.geometry import Box, match_boxes
 
     truth = load_truth(args.truth) if args.truth else None
     ignored = load_ignored(args.truth) if args.truth else {}
@@ -80,7 +80,7 @@ def main() -> int:
         boxes = [Box(*(int(v) for v in face["box"])) for face in detector.detect_emotions(image)]
         t2 = time.perf_counter()
         capture_s, detect_s = capture_s + t1 - t0, detect_s + t2 - t1
-        cpu_last = time.process_time()  # CPU time, first frame to last: as edge.bench.cpu_fps counts ours
+        cpu_last = time.process_time()  # CPU time, first frame to last: as edge.measure.bench.cpu_fps counts ours
         cpu_first = cpu_first or cpu_last
         faces += len(boxes)
         if truth is not None:

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.bench import save_results  # noqa: E402
+from edge.measure.bench import save_results  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

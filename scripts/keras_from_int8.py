@@ -20,7 +20,7 @@ import numpy as np
 
 def read_layers(tflite_path: Path) -> list[dict]:
     """The weighted ops in graph order: {"op", "weights", "bias"}, dequantized to float32."""
-    from edge.model import load_interpreter_api
+    from edge.vision.model import load_interpreter_api
 
     Interpreter = load_interpreter_api()[0]
     interpreter = Interpreter(model_path=str(tflite_path), experimental_preserve_all_tensors=True)

@@ -23,6 +23,29 @@ FOLDER_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 
 
+def folder_deleter(folder: Path, after_frames: int, seen: list | None = None):
+    """A pipeline observer that deletes `folder` (`rm -rf`, as a user does to a running log) once, after
+    `after_frames` frames; the frame indices it saw go to `seen`."""
+    seen = [] if seen is None else seen
+
+    def observe(result) -> None:
+        seen.append(result.frame.index)
+        if len(seen) == after_frames:
+            delete_folder(folder)
+
+    return observe
+
+
+def timeless(record: dict) -> dict:
+    """A record without its wall-clock `time`, after checking that `time` is an ISO 8601 UTC stamp: what is
+    left can be compared whole."""
+    from datetime import datetime
+
+    assert record["time"].endswith("Z"), record["time"]
+    datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+    return {key: value for key, value in record.items() if key != "time"}
+
+
 def delete_folder(folder: Path) -> None:
     """`rm -rf folder`, as a user does to a running log: repeated when another thread (the forwarder saving its
     cursor) writes a file into it mid-delete, which makes one rmtree fail with "Directory not empty"."""
@@ -148,7 +171,7 @@ def real_csv() -> Path:
 @pytest.fixture(scope="session")
 def bundled_model():
     from edge.config import BUNDLED_MODEL
-    from edge.model import EmotionModel
+    from edge.vision.model import EmotionModel
 
     return EmotionModel(BUNDLED_MODEL)
 
@@ -168,7 +191,7 @@ def grace_hopper_gray() -> np.ndarray:
 
 @pytest.fixture
 def broker(tmp_path):
-    """A mosquitto of its own on loopback for one MQTT test (tests/edge/mqtt_broker.py), stopped after it."""
+    """A mosquitto of its own on loopback for one MQTT test (tests/mqtt_broker.py), stopped after it."""
     from mqtt_broker import Broker
 
     folder = tmp_path / "broker"

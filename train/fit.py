@@ -31,7 +31,7 @@ from edge.contract import (
     with_shifts,
 )
 from edge.metrics import balanced_accuracy, classification_metrics
-from edge.model import file_sha256
+from edge.vision.model import file_sha256
 from train import distribute
 from train.arch import make_model, model_file
 from train.config import TrainConfig

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge import config as edge_config
+from edge import paths as edge_paths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ALLOW_FLAG = "--allow-shipped-output"
 
 
 def shipped_folders() -> tuple[Path, ...]:
-    return (PROJECT_ROOT / "models", edge_config.ASSETS)  # read at call time: tests point ASSETS at a scratch folder
+    return (PROJECT_ROOT / "models", edge_paths.ASSETS)  # read at call time: tests point ASSETS at a scratch folder
 
 
 def shipped_folder_of(path: str | Path) -> Path | None:

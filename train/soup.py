@@ -26,7 +26,7 @@ class Ingredient:
 
 def read_ingredients(paths: list[Path]) -> list[Ingredient]:
     """Each model file with its digest and training report; at least two, all distinct."""
-    from edge.model import file_sha256
+    from edge.vision.model import file_sha256
 
     if len(paths) < 2:
         raise ValueError(f"a soup needs at least two models, got {len(paths)}")
@@ -87,7 +87,7 @@ def make_soup(paths: list[Path], training: Split, out: Path, faces: int = 8000, 
               ingredients: list[Ingredient] | None = None) -> dict:
     """Average the models at `paths`, measure BatchNorm on `faces` Training faces, save to `out` with a
     train_report.json (the first run's, marked as a soup) and soup.json beside it. Returns the soup record."""
-    from edge.model import file_sha256
+    from edge.vision.model import file_sha256
 
     ingredients = ingredients or read_ingredients(paths)  # read_ingredients(paths) already, where the caller checked first
     models = [load_keras_model(i.path, "soup", compile=False) for i in ingredients]

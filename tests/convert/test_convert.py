@@ -13,7 +13,7 @@ from convert.evaluate import classification_metrics, gate
 from convert.quantize import QuantizationError, check_full_int8, representative_faces, to_float_tflite, write_sidecar
 from convert.run import ConvertConfig, convert_and_evaluate
 from edge import contract
-from edge.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
+from edge.vision.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
 from train.model import make_mini_xception, predict_probabilities
 
 # needs TensorFlow: make check leaves these to make test
@@ -230,7 +230,7 @@ def test_missing_or_corrupt_model_and_sidecar_are_clear_errors(converted, tmp_pa
     garbage = tmp_path / "g.tflite"
     garbage.write_bytes(b"\x00" * 64)
     write_sidecar_for_garbage = json.loads((folder / "mini_xception_int8.json").read_text())
-    from edge.model import file_sha256, sidecar_digest
+    from edge.vision.model import file_sha256, sidecar_digest
 
     write_sidecar_for_garbage["sha256"] = file_sha256(garbage)
     write_sidecar_for_garbage["digest"] = sidecar_digest(write_sidecar_for_garbage)

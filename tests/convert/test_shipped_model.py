@@ -11,7 +11,7 @@ from conftest import REAL_CKPLUS, REAL_CSV, REAL_FERPLUS
 from convert.evaluate import predict_in_batches
 from edge.config import BUNDLED_MODEL, BUNDLED_MODELS, DEFAULT_MODEL, bundled_model
 from edge.metrics import classification_metrics
-from edge.model import EmotionModel, file_sha256, read_sidecar, sidecar_path
+from edge.vision.model import EmotionModel, file_sha256, read_sidecar, sidecar_path
 
 # re-scores the shipped models on the real FER2013 test splits: tens of seconds
 pytestmark = pytest.mark.slow

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from edge import bench, cli
+from edge import cli
 from edge.config import BUNDLED_MODEL, BUNDLED_MODELS, DEFAULT_MODEL, RunConfig
-from edge.detect import Box, match_boxes
+from edge.measure import bench
+from edge.vision.geometry import Box, match_boxes
 
 
 def run_cli(*args):

@@ -106,14 +106,14 @@ def test_every_bad_setting_is_reported_at_once():
 
 
 def test_model_resolves_a_bundled_name_or_a_path(tmp_path, monkeypatch):
-    from edge import config
+    from edge import config, paths
 
     assert RunConfig().model_path() == config.BUNDLED_MODEL == config.bundled_model(config.DEFAULT_MODEL)
     assert config.BUNDLED_MODEL.is_file()
-    assert RunConfig(model="fer2013").model_path() == config.ASSETS / "fer2013" / "fer2013_int8.tflite"
+    assert RunConfig(model="fer2013").model_path() == paths.ASSETS / "fer2013" / "fer2013_int8.tflite"
     assert RunConfig(model=str(tmp_path / "mine.tflite")).model_path() == tmp_path / "mine.tflite"
     assert RunConfig(model="mine.tflite").model_path().name == "mine.tflite"
-    monkeypatch.setattr(config, "ASSETS", tmp_path)  # a fresh tree: no model installed yet
+    monkeypatch.setattr(paths, "ASSETS", tmp_path)  # a fresh tree: no model installed yet
     with pytest.raises(ValueError, match=r"bundled model 'ferplus' is not installed .*make ship RUN=runs/ferplus NAME=ferplus"):
         RunConfig(model="ferplus").model_path()
     (tmp_path / "ferplus").mkdir()

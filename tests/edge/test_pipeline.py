@@ -13,12 +13,13 @@ import pytest
 from conftest import ROOT
 
 from edge import pipeline
-from edge.bench import load_truth
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
 from edge.contract import LABELS
-from edge.detect import match_boxes
-from edge.outputs import Outputs
-from edge.sources import Frame, SourceError
+from edge.measure.bench import load_truth
+from edge.outputs.preview import Outputs
+from edge.sources.frame import Frame, SourceError
+from edge.vision.faces import merge_duplicates
+from edge.vision.geometry import match_boxes
 
 
 def read_log(path):
@@ -242,17 +243,17 @@ def test_max_frames_and_duration_bound_a_run(tmp_path):
 
 
 def test_overlapping_window_detections_are_merged():
-    from edge.detect import Box
+    from edge.vision.geometry import Box
 
     same_face = [Box(10, 10, 100, 100), Box(12, 11, 98, 100)]
-    assert pipeline.merge_duplicates(same_face) == [Box(10, 10, 100, 100)]
+    assert merge_duplicates(same_face) == [Box(10, 10, 100, 100)]
     two_faces = [Box(10, 10, 100, 100), Box(300, 10, 100, 100)]
-    assert pipeline.merge_duplicates(two_faces) == two_faces
+    assert merge_duplicates(two_faces) == two_faces
 
 
 def test_boxes_found_on_the_lores_stream_are_drawn_on_the_main_stream(tmp_path):
     """picamera2: detection runs on the 320x240 lores Y plane, annotation on the 640x480 main image."""
-    from edge.detect import Box
+    from edge.vision.geometry import Box
 
     color = np.zeros((480, 640, 3), np.uint8)
     outputs = Outputs(RunConfig(), tuple("abcdefg"), 30, scale_to_main=2.0)

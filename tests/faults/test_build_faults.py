@@ -22,7 +22,7 @@ from conftest import ROOT, synthetic_faces, synthetic_votes, write_csv, write_fe
 from typer.testing import CliRunner
 
 from edge.config import BUNDLED_MODEL, DEFAULT_MODEL
-from edge.model import EmotionModel, ModelError, sidecar_digest, sidecar_path
+from edge.vision.model import EmotionModel, ModelError, sidecar_digest, sidecar_path
 
 SHIPPED_FILES = ("models/mini_xception.keras", "models/class_counts.png", "edge/assets/ferplus/ferplus_int8.tflite",
                  "edge/assets/ferplus/ferplus_int8.json")
@@ -83,13 +83,13 @@ def test_bundle_refuses_a_sample_or_a_missing_floor_before_converting(tmp_path, 
 def test_a_one_epoch_model_is_not_installed_as_the_default(small_data, tmp_path, monkeypatch):
     """The reported case: a barely trained model, `convert --name ferplus --bundle` with the gate's defaults."""
     from convert import cli
-    from edge import config as edge_config
+    from edge import paths as edge_paths
     from train.model import make_mini_xception
 
     model_path = tmp_path / "run" / "mini_xception.keras"
     model_path.parent.mkdir()
     make_mini_xception().save(model_path)  # untrained: int8 loses next to nothing against it, yet it is garbage
-    monkeypatch.setattr(edge_config, "ASSETS", tmp_path / "assets")  # where --bundle installs, here a scratch folder
+    monkeypatch.setattr(edge_paths, "ASSETS", tmp_path / "assets")  # where --bundle installs, here a scratch folder
     result = CliRunner().invoke(cli.app, ["--data", str(small_data), "--keras-model", str(model_path), "--out-dir", str(tmp_path / "run"),
                                           "--name", "ferplus", "--bundle", "--calibration-count", "70", "--cache-dir", str(tmp_path / "c")])
     assert result.exit_code == 1, result.output[-2000:]

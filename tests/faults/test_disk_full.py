@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from edge import pipeline
 from edge.config import RunConfig
-from edge.eventlog import EventLog, EventLogError
+from edge.events.log import EventLog, EventLogError
 
 tiny_fs = small_fs.tiny_fs  # the fixture
 

@@ -13,8 +13,8 @@ from conftest import ROOT, grace_hopper_path
 
 from edge import pipeline
 from edge.config import SAMPLE_CLIP, RunConfig
-from edge.sources import VideoSource
-from edge.stills import read_still
+from edge.sources.images import read_still
+from edge.sources.video import VideoSource
 
 LATIN1_NAME = b"caf\xe9 photo.jpg"  # a name written by a Latin-1 system: not UTF-8
 

@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, delete_folder
+from conftest import ROOT, folder_deleter
 
 from edge import pipeline
 from edge.config import RunConfig
-from edge.eventlog import TORN_KEPT, EventLog, EventLogError
-from edge.fleet import SequencedLog
+from edge.events.log import TORN_KEPT, EventLog, EventLogError
+from edge.fleet.topics import SequencedLog
 
 
 def records(path):
@@ -83,14 +83,7 @@ def test_a_log_path_that_became_a_folder_is_an_error_naming_it(tmp_path):
 
 def test_a_run_whose_log_folder_is_deleted_keeps_every_record_after_it(tmp_path):
     path = tmp_path / "logs" / "ev.jsonl"
-    frames = []
-
-    def delete_once(result):
-        frames.append(result.frame.index)
-        if len(frames) == 20:
-            delete_folder(path.parent)
-
-    summary = pipeline.run(RunConfig(source="sample", log=str(path), stats_interval=0.2), observer=delete_once)
+    summary = pipeline.run(RunConfig(source="sample", log=str(path), stats_interval=0.2), observer=folder_deleter(path.parent, 20))
     got = records(path)
     assert got[0]["event"] == "log_reopened" and got[-1]["event"] == "stop"
     assert got[-1]["frames"] == summary["frames"] == 150
@@ -104,7 +97,7 @@ def test_a_run_whose_log_became_a_folder_ends_with_an_error(tmp_path):
         "import sys, os\n"
         "from pathlib import Path\n"
         "from edge.cli import app\n"
-        "import edge.pipeline as p\n"
+        "import edge.vision.faces as p\n"
         "real = p.FacePipeline.process\n"
         "def process(self, frame):\n"
         "    if frame.index == 10:\n"

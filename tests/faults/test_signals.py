@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from edge.eventlog import EventLog
+from edge.events.log import EventLog
 from edge.signals import install_stop_handlers
 
 # Runs the pipeline with a stand-in camera that signals its own process at one start-up step.
@@ -20,7 +20,7 @@ STARTUP_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from edge import pipeline
     from edge.config import RunConfig
-    from edge.sources import open_source
+    from edge.sources.spec import open_source
 
     step, signame, log = sys.argv[1], sys.argv[2], sys.argv[3]
     real_model = pipeline.EmotionModel

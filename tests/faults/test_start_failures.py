@@ -6,8 +6,8 @@ import pytest
 
 from edge import pipeline
 from edge.config import RunConfig
-from edge.outputs import Outputs
-from edge.sources import SourceError
+from edge.outputs.preview import Outputs
+from edge.sources.frame import SourceError
 
 
 def kinds(path):

@@ -47,7 +47,7 @@ def test_the_training_notebook_runs_top_to_bottom_on_a_cpu(tmp_path, monkeypatch
     with zipfile.ZipFile(runs / "ferplus_int8.zip") as archive:
         assert {"ferplus_int8.tflite", "ferplus_int8.json", "MODEL_CARD.md", "train_report.json"} <= set(archive.namelist())
         archive.extractall(tmp_path / "download")
-    from edge.model import EmotionModel
+    from edge.vision.model import EmotionModel
 
     model = EmotionModel(tmp_path / "download" / "ferplus_int8.tflite")  # the sidecar beside it is what it checks
     assert model.classify(images[:2]).shape == (2, 7)

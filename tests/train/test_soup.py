@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge import contract
-from edge.model import file_sha256
+from edge.vision.model import file_sha256
 from train.data import Split
 from train.model import load_keras_model, make_mini_xception
 from train.soup import SOUP_FILE, make_soup

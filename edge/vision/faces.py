@@ -1,0 +1,121 @@
+"""The faces of one frame: detect (whole frame or windows), crop by the contract, classify in one batch, track."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge import contract
+from edge.config import RunConfig
+from edge.sources.frame import Frame
+from edge.timing import StageTimer
+from edge.vision.blazeface import BlazeFaceDetector
+from edge.vision.detect import FaceDetector
+from edge.vision.geometry import Box
+from edge.vision.model import EmotionModel
+from edge.vision.motion import MotionGate
+from edge.vision.search import SearchSchedule
+from edge.vision.track import Tracker, TrackEvent
+
+DUPLICATE_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    box: Box
+    track: int
+    scores: tuple[float, ...]  # the track's smoothed scores: what its events report
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame: Frame
+    faces: tuple[TrackedFace, ...]
+    raw_scores: np.ndarray  # (faces, classes) this frame's own probabilities
+    events: tuple[TrackEvent, ...]
+    full_detection: bool
+
+    @property
+    def boxes(self) -> list[Box]:
+        return [face.box for face in self.faces]
+
+
+def merge_duplicates(boxes: list[Box]) -> list[Box]:
+    """Windows around two nearby tracks can find the same face twice: keep the first of each overlap."""
+    kept: list[Box] = []
+    for box in boxes:
+        if all(box.iou(other) < DUPLICATE_IOU for other in kept):
+            kept.append(box)
+    return kept
+
+
+class FacePipeline:
+    """One video frame at a time: detection in a window around each tracked face, which costs far
+    less than a full detection, plus a search for new faces where and when `SearchSchedule` says."""
+
+    def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer):
+        self.model, self.detector, self.tracker = model, detector, tracker
+        self.schedule, self.timer = schedule, timer
+
+    def restart(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
+        """End every track and search the next frame whole (after an outage the scene may differ)."""
+        self.schedule.restart()
+        return self.tracker.finish(frame_index, timestamp)
+
+    def detect(self, gray: np.ndarray) -> tuple[list[Box], bool]:
+        """This frame's faces, and whether the whole frame was searched."""
+        tracked = self.tracker.predicted_boxes()
+        area = self.schedule.search_area(gray, tracked)
+        if area is not None and area.area == gray.size:  # the whole frame
+            return self.detector.detect(gray), True
+        windows = [self.detector.detect_in(gray, region.expand(self.detector.window_growth), face_size=region.w) for region in tracked]
+        self.schedule.lost([region for region, boxes in zip(tracked, windows, strict=True) if not boxes])
+        found = [box for boxes in windows for box in boxes]
+        if area is not None:
+            found += self.detector.detect_in(gray, area)
+        return merge_duplicates(found), False
+
+    def process(self, frame: Frame) -> FrameResult:
+        with self.timer.stage("detect"):
+            boxes, full = self.detect(frame.gray)
+        with self.timer.stage("preprocess"):
+            crops = np.stack([contract.crop_face(frame.gray, box) for box in boxes]) if boxes else None
+        with self.timer.stage("infer"):
+            scores = self.model.classify(crops) if crops is not None else np.zeros((0, len(self.model.labels)), np.float32)
+        with self.timer.stage("track"):
+            events = self.tracker.update(frame.index, frame.timestamp, boxes, scores)
+        faces = tuple(
+            TrackedFace(box, track, tuple(float(s) for s in smoothed))
+            for box, (track, smoothed) in zip(boxes, self.tracker.latest(), strict=True)
+        )
+        return FrameResult(frame, faces, scores, tuple(events), full)
+
+
+def load_model(config: RunConfig) -> EmotionModel:
+    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta,
+                        balance=config.balance)
+
+
+def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector:
+    """The face detector the settings ask for (both offer detect and detect_in); still images are
+    searched at their own resolution."""
+    if config.detector == "blazeface":
+        return BlazeFaceDetector(
+            score_threshold=config.blazeface_score, min_size=config.min_face, tiles=config.blazeface_tiles,
+            num_threads=config.num_threads,
+        )
+    return FaceDetector(
+        scale_factor=config.scale_factor,
+        min_neighbors=config.min_neighbors,
+        min_size=config.min_face,
+        detect_width=None if stills else config.detect_width or None,
+        cascade_path=config.cascade or None,
+    )
+
+
+def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
+    tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
+    motion = MotionGate(config.motion_threshold) if config.motion_threshold else None
+    schedule = SearchSchedule(config.detect_every, config.still_detect_every, motion)
+    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer)
