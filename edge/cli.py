@@ -27,8 +27,9 @@ def fail(message: str, code: int = 2) -> None:
 @cli_options(RunConfig)
 def run(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (settings under its run table); flags override it"),
-    camera_id: int | None = typer.Option(None, help="USB camera index; same as --source usb:N"),
-    summary: bool = typer.Option(False, "--summary", help="print a readable summary to stderr at the end"),
+    # Deprecated: one way to name a camera (--source usb:N); kept, hidden, so old scripts still run.
+    camera_id: int | None = typer.Option(None, hidden=True, help="deprecated: use --source usb:N"),
+    summary: bool = typer.Option(False, "--summary", metavar=" ", help="print a readable summary to stderr at the end"),
     settings: dict | None = None,
 ) -> None:
     """Detect faces and classify their expressions, headless, logging JSON Lines events."""
@@ -37,6 +38,7 @@ def run(
     if camera_id is not None:
         if "source" in settings:
             fail("give either --source or --camera-id, not both")
+        typer.echo(f"note: --camera-id is deprecated; use --source usb:{camera_id}", err=True)
         settings["source"] = f"usb:{camera_id}"
     try:
         run_config = build_config(config, settings)
@@ -111,12 +113,24 @@ def eval_folder(
 
 @app.command()
 def settings(
-    toml: bool = typer.Option(False, "--toml", help="print the Raspberry Pi's edge.toml instead"),
+    markdown: bool = typer.Option(False, "--markdown", metavar=" ", help="print docs/configuration.md (Markdown) instead"),
+    toml: bool = typer.Option(False, "--toml", metavar=" ", help="print the Raspberry Pi's edge.toml instead"),
 ) -> None:
-    """Every runtime setting: flag, config key, default, valid range, meaning (Markdown)."""
+    """Every runtime setting: flag, config key, default, valid range, meaning, grouped as in `run --help`."""
     from edge.config import pi_toml, settings_markdown
 
-    typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
+    if markdown and toml:
+        fail("give --markdown or --toml, not both")
+    if markdown or toml:
+        typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
+        return
+    from rich.console import Console
+
+    from edge.settings import terminal_tables
+
+    console = Console()
+    for table in terminal_tables(RunConfig, "run"):
+        console.print(table)
 
 
 @app.command()

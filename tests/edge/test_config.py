@@ -70,7 +70,7 @@ def test_every_setting_is_a_flag_a_toml_key_and_documented():
     fields = RunConfig.__dataclass_fields__
     assert {f"--{name.replace('_', '-')}" for name in fields} <= flags
     assert (ROOT / "deploy" / "edge.toml").read_text() == config.pi_toml(), "regenerate: python -m edge settings --toml > deploy/edge.toml"
-    assert (ROOT / "docs" / "configuration.md").read_text() == config.settings_markdown(), "regenerate: python -m edge settings > docs/configuration.md"
+    assert (ROOT / "docs" / "configuration.md").read_text() == config.settings_markdown(), "regenerate: python -m edge settings --markdown > docs/configuration.md"
     pi = tomllib.loads(config.pi_toml())["run"]
     assert set(pi) == {name for name, f in fields.items() if f.default is not None}  # None (unset) is a comment
     assert {key for key, value in pi.items() if value != fields[key].default} == set(config.PI_VALUES)
