@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,21 @@ def test_image_and_folder_sources_write_annotated_images_and_json(tmp_path):
         assert cv2.imread(str(out / f"shot{i}_annotated.png")) is not None
     single = pipeline.run(RunConfig(source=str(folder / "shot0.png"), log=str(tmp_path / "s.jsonl")))
     assert single["images"] == 1 and single["faces"] == 2
+
+
+def test_photos_print_one_readable_line_each_when_events_go_to_a_file(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, frame in enumerate(first_frames(2)):
+        cv2.imwrite(str(folder / f"shot{i}.png"), frame)
+    (folder / "zz_broken.png").write_bytes(b"not a picture")
+    pipeline.run(RunConfig(source=str(folder), log=str(tmp_path / "e.jsonl")))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and not any(line.startswith("{") for line in lines)
+    assert re.fullmatch(r"image 1/3 shot0\.png: 2 faces [a-z]+ \d\.\d\d, [a-z]+ \d\.\d\d, \d+ ms", lines[0])
+    assert lines[2].startswith("image 3/3 zz_broken.png: not read (")
+    pipeline.run(RunConfig(source=str(folder), log="-"))  # --log -: the records are the output, nothing else
+    assert all(json.loads(line) for line in capsys.readouterr().out.splitlines())
 
 
 class FlakyCamera:
