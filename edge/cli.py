@@ -65,9 +65,13 @@ def format_summary(result: dict) -> str:
 
 def format_outputs(config: RunConfig) -> str:
     """Where the run's files went, one line each (nothing for what it did not write)."""
+    from edge.outputs.preview import playback_note
+
     written = {"events": "" if config.log == "-" else config.log, "video": config.save_video,
                "images": config.save_images, "csv": config.csv}
-    return "".join(f"\n{what:<7}{path}" for what, path in written.items() if path)
+    lines = "".join(f"\n{what:<7}{path}" for what, path in written.items() if path)
+    note = playback_note(config.save_video) if config.save_video else ""
+    return lines + (f"\n{'':7}{note}" if note else "")
 
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
