@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
 from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, RunConfig, build_config
 from edge.settings import cli_options
@@ -128,8 +130,6 @@ def settings(
     if markdown or toml:
         typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
         return
-    from rich.console import Console
-
     from edge.settings import terminal_tables
 
     console = Console()
@@ -235,12 +235,28 @@ def bench_model(
     except ValueError:
         fail(f"--threads must be comma-separated integers, got {threads!r}")
     try:
-        rows = bench_models([resolve_model(model), *compare], thread_counts, count, warmup, batch)
+        with bench_progress() as progress:
+            rows = bench_models([resolve_model(model), *compare], thread_counts, count, warmup, batch, progress)
     except (ValueError, ImportError) as error:
         fail(str(error))
     print_table(rows, sys.stdout)
     for path in save_results(rows, out_dir, "model"):
         typer.echo(f"wrote {path}")
+
+
+@contextmanager
+def bench_progress():
+    """A progress bar on stderr, gone when done: (what, done, total) -> the bar names what runs now."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def show(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield show
 
 
 @bench_app.command("startup")
@@ -310,7 +326,8 @@ def bench_pipeline(
     rows, peers = [], {}
     try:
         for clip in source.split(","):
-            rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames)
+            with bench_progress() as progress:
+                rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames, progress)
             if peer is not None:
                 peers[clip] = bench_peer(peer, clip, max_frames)
     except (ValueError, RuntimeError, ImportError) as error:
