@@ -75,8 +75,8 @@ def playback_note(path: str | Path) -> str:
     """One line on where the saved video plays, when a browser will not play it; "" when it will."""
     if fourcc_for(path) != "mp4v":
         return ""
-    return (f"{Path(path).name} is MPEG-4 Part 2 (this OpenCV has no H.264 encoder): VLC or mpv play it, a browser does not; "
-            f"--save-video {Path(path).with_suffix('.webm').name} writes VP8, which browsers play (slower to write)")
+    return (f"{Path(path).name}: MPEG-4 Part 2 (this OpenCV has no H.264 encoder), for VLC or mpv; "
+            f"for a browser: --save-video {Path(path).with_suffix('.webm').name} (VP8, slower to write)")
 
 
 def check_video_path(path: Path) -> None:
