@@ -84,6 +84,13 @@ class FrameFeed:
         early = getattr(self.source, "ended_early", "")  # a video file shorter than its header says
         return f"end of source: {early}" if early else "end of source"
 
+    def _split_pacing(self) -> None:
+        """--realtime's wait for a frame's time in the file is pacing, not capture: shown apart ("pace")."""
+        waited = getattr(self.source, "last_wait_ms", 0.0)
+        if waited:
+            self.timer.total_ms["capture"] -= waited
+            self.timer.add("pace", waited)
+
     def __iter__(self) -> Iterator[Frame]:
         deadline = threading.Timer(self.duration, self._time_up) if self.duration else None
         if deadline is not None:
@@ -94,6 +101,7 @@ class FrameFeed:
             while (reason := self._why_stop(count)) is None:
                 with self.timer.stage("capture"):
                     frame = self.source.read()
+                self._split_pacing()
                 if frame is None:
                     reason = self._why_stop(count) or self._end_of_source()
                     break

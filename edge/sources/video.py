@@ -86,9 +86,10 @@ class VideoSource(SourceBase):
 
 class PlaybackSource(SourceBase):
     """A video file played the way a camera delivers frames, for the live view and demos: `realtime` never
-    hands a frame out before its time in the file (a slow pipeline just falls behind; nothing is dropped),
-    `loop` starts the file again at its end. Each start again is marked `after_gap` (the scene jumps, so
-    tracks end), and indices and timestamps keep counting up across the starts."""
+    hands a frame out before its time in the file (a slow pipeline just falls behind; nothing is dropped;
+    `last_wait_ms` says how long the last frame was held back, so it is not counted as capture time),
+    `loop` starts the file again at its end. Indices and timestamps keep counting up across the starts, and
+    a start again is no gap: a face where the clip ends and begins keeps its track, as on a camera."""
 
     def __init__(self, inner: Source, realtime: bool, loop: bool, stop_event: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -98,6 +99,7 @@ class PlaybackSource(SourceBase):
         self._started: float | None = None
         self._offset = self._last = 0.0
         self._next_index = 0
+        self.last_wait_ms = 0.0
 
     fps = property(lambda self: self.inner.fps)
     description = property(lambda self: self.inner.description)
@@ -110,18 +112,18 @@ class PlaybackSource(SourceBase):
         self.inner.close()
 
     def read(self) -> Frame | None:
-        frame, again = self.inner.read(), False
+        frame = self.inner.read()
         if frame is None and self.loop and self._next_index and not self.stop_event.is_set():
             self.inner.close()
             self.inner.open()
             self._offset = self._last + 1.0 / (self.inner.fps or 30.0)
-            frame, again = self.inner.read(), True
+            frame = self.inner.read()
         if frame is None:
             return None
-        frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset,
-                                    after_gap=frame.after_gap or again)
+        frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset)
         self._next_index += 1
         self._last = frame.timestamp
+        self.last_wait_ms = 0.0
         if self.realtime:
             now = self._clock()
             if self._started is None:
@@ -129,4 +131,5 @@ class PlaybackSource(SourceBase):
             wait = self._started + frame.timestamp - now
             if wait > 0:
                 self.stop_event.wait(wait)
+                self.last_wait_ms = (self._clock() - now) * 1000.0
         return frame

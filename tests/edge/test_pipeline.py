@@ -338,3 +338,39 @@ def test_video_csv_has_a_row_per_face_per_frame_with_its_track(tmp_path):
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == summary["faces"] and {r["track"] for r in rows} == {"1", "2"}
     assert rows[0]["image"] == "" and rows[0]["frame"] == "0" and float(rows[-1]["t"]) > 0
+
+
+def test_loop_keeps_a_face_s_track_across_the_seam(tmp_path):
+    log = tmp_path / "e.jsonl"
+    pipeline.run(RunConfig(source="sample", loop=True, max_frames=170, log=str(log)))
+    tracks = [json.loads(line) for line in log.read_text().splitlines() if '"track"' in line]
+    first = next(r["track"] for r in tracks if r["event"] == "new")
+    ended = [r["frame"] for r in tracks if r["event"] == "end" and r["track"] == first]
+    assert ended == [169]  # ended only by the run's end, not at frame 150 where the clip starts again
+    assert not [r for r in tracks if r["event"] == "new" and r["frame"] == 150]
+
+
+def test_the_pacing_wait_is_its_own_stage_not_capture():
+    import threading
+
+    from edge.timing import StageTimer
+
+    class Paced:
+        live, fps, last_wait_ms = False, 30.0, 0.0
+
+        def __init__(self):
+            self.left = 3
+
+        def read(self):
+            if not self.left:
+                return None
+            self.left -= 1
+            time.sleep(0.02)  # held back 20 ms, as --realtime does
+            self.last_wait_ms = 20.0
+            return Frame(3 - self.left, 0.0, np.zeros((4, 4), np.uint8), None)
+
+    timer = StageTimer()
+    frames = list(pipeline.FrameFeed(Paced(), 0, 0, threading.Event(), timer))
+    averages = timer.averages()
+    assert len(frames) == 3 and averages["pace"] == 20.0
+    assert averages["capture"] < 20.0  # what is left is the read itself
