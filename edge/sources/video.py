@@ -112,6 +112,7 @@ class PlaybackSource(SourceBase):
         self.inner.close()
 
     def read(self) -> Frame | None:
+        self.last_wait_ms = 0.0
         frame = self.inner.read()
         if frame is None and self.loop and self._next_index and not self.stop_event.is_set():
             self.inner.close()
@@ -123,7 +124,6 @@ class PlaybackSource(SourceBase):
         frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset)
         self._next_index += 1
         self._last = frame.timestamp
-        self.last_wait_ms = 0.0
         if self.realtime:
             now = self._clock()
             if self._started is None:
