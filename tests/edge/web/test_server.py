@@ -50,7 +50,7 @@ def test_page_and_its_files_come_with_the_security_headers(runtime):
     status, headers, body = runtime.get("/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     page = body.decode()
-    assert "A camera is live" in page and 'src="/stream.mjpg"' in page
+    assert 'id="live-banner"' in page and 'src="/stream.mjpg"' in page
     assert '<script src="/app.js"' in page and "<script>" not in page  # no inline script: the CSP allows none
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     for path, kind in (("/app.js", "text/javascript"), ("/app.css", "text/css")):
@@ -409,6 +409,18 @@ def test_the_hub_keeps_to_the_frame_rate():
             assert not hub.wants_frame(100.1) and hub.wants_frame(100.2)
     finally:
         hub.close()
+
+
+def test_state_says_what_is_playing_without_the_machine_s_folders():
+    state = LiveState(("happy", "sad"), {})
+    assert state.snapshot()["source_kind"] == "camera"  # before the start record: never understate a camera
+    state.apply({"event": "start", "source": "video /home/dev/checkout/edge/assets/sample.mp4",
+                 "config": {"source": "sample", "loop": True, "stats_interval": 10.0}})
+    snapshot = state.snapshot()
+    assert snapshot["source_kind"] == "video" and snapshot["stats_interval"] == 10.0
+    assert snapshot["source"] == "video file sample.mp4 (the bundled clip), looping" and "/home" not in snapshot["source"]
+    state.apply({"event": "start", "source": "USB camera 0 (/dev/video0)", "config": {"source": "usb:0"}})
+    assert state.snapshot()["source_kind"] == "camera" and state.snapshot()["source"] == "USB camera 0 (/dev/video0)"
 
 
 def test_state_timeline_counts_faces_per_label_per_minute():
