@@ -142,3 +142,11 @@ def test_make_train_convert_end_to_end_on_a_tiny_run(venv, small_csv, tmp_path):
     assert failed.returncode != 0 and "accuracy gate FAILED" in failed.stderr, failed.stderr[-2000:]
     assert json.loads((run / "report.json").read_text())["gate"]["passed"] is False
     assert tree_digest(ROOT / "edge" / "assets") == assets
+
+
+@pytest.mark.parametrize("target", [["deploy", "PI=pi@raspberrypi.local", "DRY_RUN=1"], ["pi-sim"]])
+def test_deploy_targets_make_the_venv_they_need_from_a_fresh_clone(tmp_path, target):
+    fresh = tmp_path / "fresh-venv"  # no markers: nothing installed yet
+    lines = make(fresh, *target).stdout.splitlines()
+    assert any(line.endswith(f"-m venv {fresh}") for line in lines), lines
+    assert any("pip install" in line and '-e ".[litert]"' in line for line in lines)
