@@ -94,6 +94,7 @@ def test_the_page_shows_stream_faces_timeline_and_events_in_chromium(tmp_path):
     assert Path(ARTIFACT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_a_saved_webm_plays_in_chromium(tmp_path):
     """--save-video NAME.webm is the browser's choice (OpenCV's pip wheel writes no H.264 .mp4)."""
     import subprocess
