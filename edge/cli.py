@@ -55,14 +55,20 @@ def format_summary(result: dict) -> str:
     if "images" in result:
         return (
             f"{result['images']} images in {result['seconds']:.2f} s, {result['faces']} faces, {result['errors']} unreadable; "
-            f"stopped: {result['reason']}\npeak memory {result['peak_rss_mb']} MB"
+            f"stopped: {result['reason']}\n{memory_line(result)}"
         )
     stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
     return (
         f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
         f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
-        f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
+        f"dropped frames {result['dropped']}\nper frame: {stages}\n{memory_line(result)}"
     )
+
+
+def memory_line(result: dict) -> str:
+    """Peak resident memory, and the run's own (anonymous) memory, which does not depend on the page cache."""
+    own = result.get("anonymous_rss_mb")
+    return f"peak memory {result['peak_rss_mb']} MB" + (f" ({own} MB of it the run's own, the rest shared libraries)" if own else "")
 
 
 def format_outputs(config: RunConfig) -> str:

@@ -73,6 +73,18 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
+def anonymous_rss_mb(status: Path = Path("/proc/self/status")) -> float | None:
+    """The process's own resident memory now (RssAnon: heap, buffers, the model), without the mapped shared
+    libraries, whose resident share depends on the page cache (a fresh venv reads more); None off Linux."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def board_name() -> str:
     """/proc/device-tree/model on a Pi, else the CPU model name."""
     model_file = Path("/proc/device-tree/model")

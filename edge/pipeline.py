@@ -32,7 +32,7 @@ from edge.events.records import (
     track_event_record,
 )
 from edge.fleet.forwarder import open_fleet_log
-from edge.host import peak_rss_mb
+from edge.host import anonymous_rss_mb, peak_rss_mb
 from edge.outputs.console import VideoProgress, image_line
 from edge.outputs.csv_export import CsvExport
 from edge.outputs.preview import Outputs, check_outputs
@@ -299,7 +299,8 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
         finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
             if progress is not None:
                 progress.close()
-            summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
+            summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb(),
+                                  anonymous_rss_mb=anonymous_rss_mb())
             sinks.close(summary, source)
     return summary
 
@@ -370,7 +371,8 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
         reason = f"error: {type(error).__name__}: {error}"
         raise
     finally:
-        summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True)
+        summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True,
+                              anonymous_rss_mb=anonymous_rss_mb())
         try:
             log.write(summary)
         finally:

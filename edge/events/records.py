@@ -116,7 +116,8 @@ def start_record(source: str, model, config: dict) -> dict:
     }
 
 
-def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False) -> dict:
+def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False,
+                anonymous_rss_mb: float | None = None) -> dict:
     counts = counters.snapshot()
     if stills:  # images have no tracks, drops or detection windows
         counts = {"images": counts["frames"], "faces": counts["faces"], "errors": counts["errors"]}
@@ -127,6 +128,7 @@ def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTim
         "fps": rate(counters.frames, seconds),
         "stage_ms": {name: round(ms, 3) for name, ms in timer.averages().items()},
         "peak_rss_mb": peak_rss_mb,
+        **({"anonymous_rss_mb": anonymous_rss_mb} if anonymous_rss_mb is not None else {}),
     }
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from edge import host
@@ -37,3 +39,22 @@ def test_cpu_temp(tmp_path):
     zone.write_text("48312\n")
     assert host.cpu_temp_c(zone) == 48.3
     assert host.cpu_temp_c(tmp_path / "absent") is None
+
+
+def test_anonymous_rss_is_read_from_proc_status_and_none_without_it(tmp_path):
+    from edge.host import anonymous_rss_mb
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmHWM:\t  106000 kB\nRssAnon:\t   47616 kB\nRssFile:\t   50000 kB\n")
+    assert anonymous_rss_mb(status) == 46.5
+    assert anonymous_rss_mb(tmp_path / "missing") is None
+    if Path("/proc/self/status").exists():
+        assert 0 < anonymous_rss_mb() < 10_000
+
+
+def test_the_summary_gives_the_run_s_own_memory_beside_the_peak():
+    from edge.cli import memory_line
+
+    assert memory_line({"peak_rss_mb": 103.7, "anonymous_rss_mb": 46.5}) == (
+        "peak memory 103.7 MB (46.5 MB of it the run's own, the rest shared libraries)")
+    assert memory_line({"peak_rss_mb": 103.7}) == "peak memory 103.7 MB"  # a record from before
