@@ -374,3 +374,17 @@ def test_the_pacing_wait_is_its_own_stage_not_capture():
     averages = timer.averages()
     assert len(frames) == 3 and averages["pace"] == 20.0
     assert averages["capture"] < 20.0  # what is left is the read itself
+
+
+def test_a_video_s_progress_line_only_on_a_terminal_and_only_when_events_go_to_a_file(tmp_path, monkeypatch):
+    class Clip:
+        expected_frames = 150
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    to_file = RunConfig(log=str(tmp_path / "e.jsonl"))
+    assert pipeline.video_progress(to_file, Clip()).total == 150
+    assert pipeline.video_progress(replace(to_file, max_frames=40), Clip()).total == 40
+    assert pipeline.video_progress(replace(to_file, loop=True), Clip()).total == 0  # a loop has no end to count to
+    assert pipeline.video_progress(RunConfig(log="-"), Clip()) is None  # the JSON is the output
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert pipeline.video_progress(to_file, Clip()) is None  # a service's journal gets no progress line
