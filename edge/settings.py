@@ -104,11 +104,15 @@ def check(config, section: str) -> None:
 
 
 def help_text(f: dataclasses.Field, meta: Setting) -> str:
-    """The help, its default (unless the help already says what it is) and its valid range."""
+    """The help, its default (unless the help already says it: a `(default: ...)`, or `"" = ...` for an
+    empty default) and its valid range."""
     bounds = meta.bounds_text()
-    default = f.default if f.default not in ("", None) else '""' if f.default == "" else "none"
-    said = [] if "(default:" in meta.help else [f"default: {default}"]
-    extra = "; ".join(said + ([bounds] if bounds else []))
+    if isinstance(f.default, bool):
+        default = "on" if f.default else "off"
+    else:
+        default = f.default if f.default not in ("", None) else '""' if f.default == "" else "none"
+    said = "(default:" in meta.help or (f.default == "" and '"" =' in meta.help)
+    extra = "; ".join(([] if said else [f"default: {default}"]) + ([bounds] if bounds else []))
     return f"{meta.help} ({extra})" if extra else meta.help
 
 
