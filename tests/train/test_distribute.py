@@ -82,12 +82,22 @@ def test_mixed_precision_trains_resumes_and_ships_a_float32_model(small_csv, tmp
                     cache_dir=str(tmp_path / "cache"))
     report = fit(TrainConfig(**settings))
     assert report["compute"]["precision"] == "mixed_float16" and report["parameters"] == 58_423
-    checkpoint = keras.models.load_model(tmp_path / ".train" / "last.keras", compile=False)
-    assert checkpoint.layers[-2].compute_dtype == "float16"  # resumable as it trained
+    # The run ships the epoch it chose on PublicTest, whichever that is on this CPU: the report names it (the best of
+    # the history's monitored column), and the checkpoint kept for it is what ships, as float32.
+    history = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)
+    assert report["epochs_run"] == len(history) == 2
+    assert report["best_epoch"] == int(np.argmax(history["val_accuracy"])) + 1
+    last = keras.models.load_model(tmp_path / ".train" / "last.keras", compile=False)  # the last epoch's, to resume from
+    chosen = keras.models.load_model(tmp_path / ".train" / "mini_xception.keras", compile=False)  # the chosen epoch's
+    for checkpoint in (last, chosen):
+        assert checkpoint.layers[-2].compute_dtype == "float16"  # resumable as it trained
     shipped = keras.models.load_model(tmp_path / "mini_xception.keras")
     assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}  # what convert quantizes
-    for trained, plain in zip(checkpoint.get_weights(), shipped.get_weights(), strict=True):
+    for trained, plain in zip(chosen.get_weights(), shipped.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, plain)
+    # the kept checkpoint is the epoch the report names: the last one exactly when the last epoch was chosen
+    same_as_last = all(np.array_equal(a, b) for a, b in zip(last.get_weights(), chosen.get_weights(), strict=True))
+    assert same_as_last == (report["best_epoch"] == report["epochs_run"])
     assert keras.mixed_precision.global_policy().name == "float32"  # the run left the process as it found it
 
     state = json.loads((tmp_path / ".train" / "state.json").read_text())  # stopped after the first epoch
