@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
+from convert.config import ConvertConfig
 from convert.evaluate import classification_metrics, gate
 from convert.quantize import QuantizationError, check_full_int8, representative_faces, to_float_tflite, write_sidecar
-from convert.run import ConvertConfig, convert_and_evaluate
+from convert.run import convert_and_evaluate
 from edge import contract
 from edge.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
 from train.model import make_mini_xception, predict_probabilities
@@ -139,8 +140,8 @@ def test_equalization_keeps_the_function_and_evens_the_ranges_between_the_separa
 def test_tau_is_chosen_on_publictest_within_a_cost_or_above_a_fixed_floor():
     """Sixteen faces of class 0 (common in training) and four of class 1 (rare): a larger tau says class 1 more
     often, which gains rare faces and loses common ones; the expected tau is worked out from the same definitions."""
-    from convert.run import choose_balance
-    from train.data import Split
+    from convert.offsets import choose_balance
+    from train.splits import Split
 
     prior = np.array([0.6, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1])
     rare_share = np.r_[np.linspace(0.15, 0.35, 4), np.linspace(0.05, 0.4, 16)]  # class 1's score; class 0 has the rest

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from edge import contract
-from train.fit import TrainConfig, class_prior, class_sampling_weights, fit, make_train_dataset
+from train.config import TrainConfig
+from train.fit import fit
+from train.input import class_sampling_weights, make_train_dataset
 from train.model import LogitAdjustedCrossentropy
+from train.targets import class_prior
 
 
 def test_logit_adjusted_loss_is_the_cross_entropy_of_the_adjusted_logits():

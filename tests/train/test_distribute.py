@@ -13,8 +13,9 @@ import pytest
 from conftest import ROOT, synthetic_faces, write_csv
 
 from train.arch import PARAMETERS, make_model, model_file
+from train.config import TrainConfig
 from train.distribute import cluster_from_environment
-from train.fit import TrainConfig, fit
+from train.fit import fit
 
 pytestmark = pytest.mark.tf  # needs TensorFlow: make check leaves these to make test
 
@@ -117,9 +118,11 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from train.fit import TrainConfig, fit
+from train.config import TrainConfig
+from train.fit import fit
 from train.model import predict_probabilities
-from train.data import load_fer2013, take_splits
+from train.data import load_fer2013
+from train.splits import take_splits
 
 data, folder = sys.argv[1], sys.argv[2]
 # Augmentation off and one step an epoch (the whole Training split, 84 faces): under a strategy Keras iterates
@@ -192,7 +195,8 @@ import json, sys
 import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from train.fit import TrainConfig, fit
+from train.config import TrainConfig
+from train.fit import fit
 
 data, folder = sys.argv[1], sys.argv[2]
 report = fit(TrainConfig(data=data, out_dir=folder + "/run", distribute="mirrored", batch_size=14, balanced_sampling=1.0,
@@ -228,7 +232,8 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.mark.slow
 def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model_converts(tmp_path):
-    from convert.run import ConvertConfig, convert_and_evaluate
+    from convert.config import ConvertConfig
+    from convert.run import convert_and_evaluate
 
     data = write_csv(tmp_path / "fer2013.csv", *synthetic_faces(140))
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
@@ -265,7 +270,8 @@ def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model
 
 
 def test_convert_refuses_a_teacher_before_reading_any_data(tmp_path):
-    from convert.run import ConvertConfig, convert_and_evaluate
+    from convert.config import ConvertConfig
+    from convert.run import convert_and_evaluate
 
     teacher = tmp_path / "resnet18.keras"
     make_model("resnet18").save(teacher)

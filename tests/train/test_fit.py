@@ -8,7 +8,9 @@ import tensorflow as tf
 from conftest import ROOT
 
 from edge import contract
-from train.fit import TrainConfig, augment_batch, fit, make_eval_dataset, make_train_dataset
+from train.config import TrainConfig
+from train.fit import fit
+from train.input import augment_batch, make_eval_dataset, make_train_dataset
 from train.model import make_mini_xception, predict_probabilities
 
 # needs TensorFlow: make check leaves these to make test
@@ -128,7 +130,7 @@ def test_training_survives_a_dataset_not_divisible_by_the_batch(small_csv, tmp_p
     """Regression: tensorflow-cpu 2.21 with oneDNN segfaulted when the last batch was smaller.
     Run in a child process with oneDNN forced on, so a crash fails this test instead of killing pytest."""
     script = (
-        "from train.fit import TrainConfig, fit\n"
+        "from train.config import TrainConfig\nfrom train.fit import fit\n"
         f"fit(TrainConfig(data={str(small_csv)!r}, out_dir={str(tmp_path)!r}, epochs=2, batch_size=24, verbose=0))\n"
     )
     env = {"TF_ENABLE_ONEDNN_OPTS": "1", "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -11,9 +11,9 @@ from conftest import ROOT
 
 from edge import contract
 from edge.model import file_sha256
-from train.data import Split
 from train.model import load_keras_model, make_mini_xception
 from train.soup import SOUP_FILE, make_soup
+from train.splits import Split
 
 pytestmark = pytest.mark.tf
 
