@@ -200,7 +200,9 @@ def ckplus_accuracy(int8: Path, data: str) -> dict:
 def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:
     """int8 accuracy against FER2013 labels on the image-folder release: its JPEG-decoded pixels differ by
     a few grey levels from the CSV's, so this is the figure `edge eval --crops` reproduces on its folders."""
-    from train.data import default_cache_dir, load_fer2013, take_splits
+    from train.cache import default_cache_dir
+    from train.data import load_fer2013
+    from train.splits import take_splits
 
     images = take_splits(load_fer2013(config.images_data, cache_dir=config.cache_dir or default_cache_dir()), config.limit, config.seed)
     runtime_model = EmotionModel(int8, flip_tta=config.flip_tta, shift_tta=config.shift_tta)  # the sidecar's balance
