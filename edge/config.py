@@ -88,8 +88,9 @@ class RunConfig:
     balance: float | None = setting(
         None, "class-prior correction tau: 0 = the scores as trained (right for scenes with the training mix, mostly "
         "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
-        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
-    , panel="Model")
+        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1],
+        panel="Model",
+    )
     shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX, panel="Model")
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit", panel="Source")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit", panel="Source")

@@ -47,3 +47,10 @@ def test_convert_help_is_in_panels_and_installs_a_model_one_way():
     assert {meta.panel for _, meta in described(ConvertConfig)} == set(ConvertConfig.PANELS)
     flags = {opt for param in typer.main.get_command(app).params for opt in param.opts}
     assert "--bundle" in flags and "--bundle-dir" not in flags  # `make ship` runs --bundle; no second way
+
+
+def test_train_fit_help_is_in_panels():
+    from edge.settings import described
+    from train.config import TrainConfig
+
+    assert {meta.panel for _, meta in described(TrainConfig)} == set(TrainConfig.PANELS)
