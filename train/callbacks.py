@@ -49,18 +49,40 @@ def learning_rate_at(epoch: int, config: TrainConfig) -> float:
 
 class PublicTestBalancedAccuracy(keras.callbacks.Callback):
     """Adds `val_balanced_accuracy` (mean per-class recall on the selection faces) to each epoch's logs,
-    before the checkpoint, early stopping and the history read them."""
+    before the checkpoint, early stopping and the history read them. With `both` (every PublicTest face, its
+    FER2013 label and its FER+ majority, -1 where unclear) it also adds the balanced accuracy on each label set
+    and `val_mean_balanced_accuracy`, their mean (--select-on mean_balanced_accuracy), from one pass."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, both: tuple | None = None, own: str = "fer2013"):
         super().__init__()
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.both, self.own = images, labels, both, own
 
     def on_epoch_end(self, epoch, logs=None):
-        predicted = predict_probabilities(self.model, self.images, flip_tta=False).argmax(axis=1)
-        value = balanced_accuracy(self.labels, predicted)
+        if self.both is None:
+            predicted = predict_probabilities(self.model, self.images, flip_tta=False).argmax(axis=1)
+            values = {"val_balanced_accuracy": balanced_accuracy(self.labels, predicted)}
+        else:
+            images, fer2013, majority = self.both
+            predicted = predict_probabilities(self.model, images, flip_tta=False).argmax(axis=1)
+            clear = majority >= 0
+            by_set = {"fer2013": balanced_accuracy(fer2013, predicted), "ferplus": balanced_accuracy(majority[clear], predicted[clear])}
+            values = {"val_balanced_accuracy": by_set[self.own], "val_balanced_accuracy_fer2013": by_set["fer2013"],
+                      "val_balanced_accuracy_ferplus": by_set["ferplus"],
+                      "val_mean_balanced_accuracy": (by_set["fer2013"] + by_set["ferplus"]) / 2}
         if logs is not None:
-            logs["val_balanced_accuracy"] = value
-        print(f"epoch {epoch + 1}: PublicTest balanced accuracy {value:.4f}", flush=True)
+            logs.update(values)
+        print(f"epoch {epoch + 1}: PublicTest " + ", ".join(f"{k.removeprefix('val_').replace('_', ' ')} {v:.4f}" for k, v in values.items()),
+              flush=True)
+
+
+def both_label_sets(split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(every face, its FER2013 label, its FER+ majority or -1) for --select-on mean_balanced_accuracy."""
+    if split.votes is None:
+        raise ValueError(
+            "--select-on mean_balanced_accuracy (train.select_on) needs the FER+ votes: the CSV form of FER2013 with "
+            "fer2013new.csv beside it, or --ferplus FILE"
+        )
+    return split.images, split.labels, split.votes.majority()
 
 
 def monitored(config: TrainConfig) -> str:

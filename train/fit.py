@@ -20,7 +20,7 @@ import tensorflow as tf
 from train import distribute
 from train.arch import make_model, model_file
 from train.cache import default_cache_dir
-from train.callbacks import BatchProgress, PublicTestBalancedAccuracy, learning_rate_at, monitored
+from train.callbacks import BatchProgress, PublicTestBalancedAccuracy, both_label_sets, learning_rate_at, monitored
 from train.config import TrainConfig
 from train.data import load_fer2013
 from train.ferplus import load_votes
@@ -92,6 +92,7 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
     keras.utils.set_random_seed(config.seed)
     train_ds = make_train_dataset(train_images, train_targets, run.pipeline_config())
     selection = selection_labels(splits["PublicTest"], config.labels)
+    both = both_label_sets(splits["PublicTest"]) if config.select_on == "mean_balanced_accuracy" else None
     val_ds = make_eval_dataset(*selection, run.global_batch_size)
     model, initial_epoch, best_so_far = start_model(config, run, state, resume_dir / "last.keras", prior)
 
@@ -105,7 +106,7 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
         steps_per_epoch=steps if config.balanced_sampling else None,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
-        callbacks=run_callbacks(config, run, selection, best_checkpoint, best_so_far, (settings, given), steps),
+        callbacks=run_callbacks(config, run, selection, both, best_checkpoint, best_so_far, (settings, given), steps),
         verbose=config.verbose,
         shuffle=False,  # the tf.data pipeline reshuffles each epoch itself; Keras would warn and ignore True
     )
@@ -123,7 +124,7 @@ def train_and_report(config: TrainConfig, run: distribute.Run) -> dict:
 def load_splits(config: TrainConfig) -> dict[str, Split]:
     """Training, PublicTest and PrivateTest, with the FER+ votes where the run trains on them or they lie beside the data."""
     dataset = load_fer2013(config.data, skip_bad=config.skip_bad, cache_dir=config.cache_dir or default_cache_dir())
-    votes = load_votes(dataset, config.data, config.ferplus, required=config.labels == "ferplus" or config.ferplus_weight > 0)
+    votes = load_votes(dataset, config.data, config.ferplus, required=config.votes_needed())
     return take_splits(dataset, config.limit, config.seed, votes)
 
 
@@ -145,13 +146,13 @@ def start_model(config: TrainConfig, run: distribute.Run, state: dict | None, la
     return model, 0, -1.0
 
 
-def run_callbacks(config: TrainConfig, run: distribute.Run, selection: tuple, best_checkpoint: Path, best_so_far: float,
+def run_callbacks(config: TrainConfig, run: distribute.Run, selection: tuple, both: tuple | None, best_checkpoint: Path, best_so_far: float,
                   identity: tuple[dict, dict], steps: int) -> list[keras.callbacks.Callback]:
     """The monitored figure, the schedule, the history, early stopping, the best checkpoint, the resume state and the
     epoch timer, in the order they must run each epoch; progress lines where there is no progress bar."""
     monitor = monitored(config)
     callbacks = [
-        PublicTestBalancedAccuracy(*selection),
+        PublicTestBalancedAccuracy(*selection, both, "ferplus" if config.labels == "ferplus" else "fer2013"),
         keras.callbacks.LearningRateScheduler(lambda epoch: run.learning_rate_scale() * learning_rate_at(epoch, config)),
         keras.callbacks.CSVLogger(str(run.out_dir / "history.csv"), append=config.resume),
         # after a resume, early stopping's patience counts from the resumed epoch

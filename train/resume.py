@@ -27,7 +27,7 @@ def run_identity(config: TrainConfig) -> tuple[dict, dict]:
     """(what a resumed run must share with the run it continues, the files as given): every learned setting,
     and the data, the FER+ votes trained on, the teachers and the starting weights by their sha256."""
     settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in NOT_LEARNED}
-    votes_used = config.labels == "ferplus" or config.ferplus_weight > 0
+    votes_used = config.votes_needed()
     given = {
         "data": [config.data],
         "ferplus": [config.ferplus or str(ferplus_path_for(config.data))] if votes_used else [],
