@@ -355,6 +355,8 @@ def test_the_pacing_wait_is_its_own_stage_not_capture():
 
     from edge.timing import StageTimer
 
+    now = [0.0]
+
     class Paced:
         live, fps, last_wait_ms = False, 30.0, 0.0
 
@@ -362,18 +364,18 @@ def test_the_pacing_wait_is_its_own_stage_not_capture():
             self.left = 3
 
         def read(self):
+            self.last_wait_ms = 0.0
             if not self.left:
                 return None
             self.left -= 1
-            time.sleep(0.02)  # held back 20 ms, as --realtime does
+            now[0] += 0.025  # a read of 25 ms on the timer's (fake) clock, 20 of them held back as --realtime does
             self.last_wait_ms = 20.0
             return Frame(3 - self.left, 0.0, np.zeros((4, 4), np.uint8), None)
 
-    timer = StageTimer()
+    timer = StageTimer(clock=lambda: now[0])
     frames = list(pipeline.FrameFeed(Paced(), 0, 0, threading.Event(), timer))
-    averages = timer.averages()
-    assert len(frames) == 3 and averages["pace"] == 20.0
-    assert averages["capture"] < 20.0  # what is left is the read itself
+    assert len(frames) == 3
+    assert timer.total_ms["pace"] == pytest.approx(60.0) and timer.total_ms["capture"] == pytest.approx(15.0)
 
 
 def test_a_video_s_progress_line_only_on_a_terminal_and_only_when_events_go_to_a_file(tmp_path, monkeypatch):

@@ -466,10 +466,31 @@ def test_playback_loops_the_clip_at_its_own_pace():
         for _ in range(16):
             paced.read()
         assert time.monotonic() - started >= 15 / 30 - 0.01  # never ahead of the file's 30 FPS
-        assert paced.last_wait_ms > 0  # held back: told apart from capture time
     once = PlaybackSource(VideoSource(SAMPLE_CLIP), realtime=False, loop=False)
     with once:
         assert sum(1 for _ in iter(once.read, None)) == 150
+
+
+def test_playback_says_how_long_it_held_a_frame_back():
+    now = [100.0]
+
+    class Clock:  # a stop event whose wait moves a fake clock on: no real time, no CPU speed involved
+        def is_set(self):
+            return False
+
+        def wait(self, seconds):
+            now[0] += seconds
+            return False
+
+    paced = PlaybackSource(VideoSource(SAMPLE_CLIP), realtime=True, loop=False, stop_event=Clock(), clock=lambda: now[0])
+    with paced:
+        paced.read()
+        assert paced.last_wait_ms == 0  # the first frame sets the pace
+        paced.read()
+        assert paced.last_wait_ms == pytest.approx(1000 / 30, abs=0.5)  # held until its time in the file
+        now[0] += 1.0  # the pipeline fell behind: the next frame is late, not held
+        paced.read()
+        assert paced.last_wait_ms == 0
 
 
 def test_picamera2_fetches_colour_only_while_someone_watches(tmp_path, monkeypatch):
