@@ -46,6 +46,9 @@ def main() -> None:
                 page.goto(url)
                 page.wait_for_function("() => document.getElementById('stream').naturalWidth > 0", timeout=30_000)
                 page.wait_for_timeout(8000)  # a few events arrive and the state refreshes
+                # both people of the clip in view (the second leaves and comes back every pass)
+                page.wait_for_function("() => document.querySelectorAll('#faces tbody tr').length >= 2", timeout=30_000)
+                page.wait_for_timeout(400)  # the stream's next frame (5 FPS) shows them too
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.out), full_page=True)
                 browser.close()
