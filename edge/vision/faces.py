@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge import contract
@@ -86,7 +87,8 @@ class FacePipeline:
     def process(self, frame: Frame) -> FrameResult:
         with self.timer.stage("detect"):
             boxes, full = self.detect(frame.gray)
-            landmarks = self.detector.take_landmarks() if isinstance(self.detector, YuNetDetector) else {}
+            take = getattr(self.detector, "take_landmarks", None)  # YuNet's, kept with --landmarks
+            landmarks = take() if take is not None else {}
         with self.timer.stage("preprocess"):
             crops = np.stack([contract.crop_face(frame.gray, box) for box in boxes]) if boxes else None
             due = self.classify.due(frame.index, self.tracker.match_ids(boxes), crops)
@@ -129,6 +131,17 @@ def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | Bla
         detect_width=None if stills else config.detect_width or None,
         cascade_path=config.cascade or None,
     )
+
+
+def describe_detector(detector: FaceDetector | BlazeFaceDetector | YuNetDetector) -> str:
+    """Which detector runs, with its model file and search width: the start and stop records say it."""
+    width = getattr(detector, "detect_width", None)
+    whole = f"whole frames at {width} px wide" if width else "whole frames at full size"
+    if isinstance(detector, YuNetDetector):
+        return f"yunet ({detector.path.name} on OpenCV {cv2.__version__}, score >= {detector.score_threshold:g}; {whole})"
+    if isinstance(detector, BlazeFaceDetector):
+        return f"blazeface ({detector.full.path.name} + {detector.window.path.name} on {detector.interpreter_name}; {detector.tiles}x{detector.tiles} tiles)"
+    return f"haar ({detector.cascade_path.name} on OpenCV {cv2.__version__}; {whole})"
 
 
 def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:

@@ -25,7 +25,6 @@ HAAR_SHIFT_Y = -0.05
 # never re-plans the network between windows): with the window twice the face, the face is about 32 px
 # (96 found a few more faces on the hard clip but followed false ones too).
 WINDOW_INPUT = 64
-LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth")  # YuNet's order (the subject's right eye first)
 
 Landmarks = tuple[tuple[int, int], ...]
 
