@@ -100,7 +100,7 @@ class FacePipeline:
         with self.timer.stage("track"):
             events = self.tracker.update(frame.index, frame.timestamp, boxes, scores, fresh=due)
             latest = self.tracker.latest()
-            scores = self.classify.classified(frame.index, [track for track, _ in latest], crops, due, scores, self.tracker.live_ids())
+            scores = self.classify.classified(frame.index, latest, crops, due, scores, self.tracker.live_ids())
         faces = tuple(
             TrackedFace(box, track, tuple(float(s) for s in smoothed), landmarks.get(box))
             for box, (track, smoothed) in zip(boxes, latest, strict=True)
