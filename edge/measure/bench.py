@@ -47,7 +47,7 @@ DETECTOR_GRID: dict[str, dict] = {
     "BlazeFace + 2x2 tiles, every 10 + windows + motion gate": dict(detector="blazeface", blazeface_tiles=2, detect_every=10),
     "YuNet half-res, windows + motion gate": dict(detector="yunet"),
     "YuNet full-res, windows + motion gate": dict(detector="yunet", detect_width=0),
-    "YuNet full-res, every 10 + windows, no motion gate": dict(detector="yunet", detect_width=0, detect_every=10, **NO_GATE),
+    "YuNet full-res score 0.6, windows + motion gate": dict(detector="yunet", detect_width=0, yunet_score=0.6),
     "Haar default, classify every face every frame": dict(detector="haar", classify_every=1),
 }
 GRIDS = {"detectors": DETECTOR_GRID, "haar-levers": HAAR_LEVERS}
