@@ -60,7 +60,7 @@ def format_summary(result: dict) -> str:
     stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
     return (
         f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
-        f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
+        f"faces {result['faces']} ({result.get('classified', result['faces'])} classified), tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
         f"dropped frames {result['dropped']}\nper frame: {stages}\n{format_memory(result)}{format_detector(result)}"
     )
 

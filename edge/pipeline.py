@@ -254,6 +254,7 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
                 sinks.write_row(frame, faces)
             counters.frames += 1
             counters.faces += len(faces)
+            counters.classified = pipeline.classified
             counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)

@@ -47,6 +47,7 @@ class Counters:
     frames_read: int = 0  # from the source
     frames: int = 0  # through the pipeline (images, for still images)
     faces: int = 0
+    classified: int = 0  # video: faces the classifier saw (per-track classification leaves the others to the smoothing)
     dropped: int = 0  # a live camera's frames that went by while the pipeline was busy
     full_detections: int = 0
     new: int = 0

@@ -181,7 +181,7 @@ def bench_pipeline_once(config: RunConfig, truth: dict[int, list[Box]] | None, i
     row = {
         "frames": frames, "seconds": summary["seconds"], "fps": summary["fps"], "cpu_fps": cpu_fps(frames, cpu_marks),
         "stage_ms": summary["stage_ms"], "faces": tally["predicted"], "full_detections": summary["full_detections"],
-        "tracks": summary["new"], "updates": summary["update"], "peak_rss_mb": summary["peak_rss_mb"],
+        "tracks": summary["new"], "updates": summary["update"], "classified": summary.get("classified"), "peak_rss_mb": summary["peak_rss_mb"],
         "rss_anon_mb": summary.get("rss_anon_mb"), "labels": labels,
     }
     if truth is not None:

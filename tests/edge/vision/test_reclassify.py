@@ -57,20 +57,14 @@ def pipeline(every, change):
                         ClassifySchedule(every, change)), model
 
 
-def classified_frames(faces, brightness_at, frames=20):
-    seen = []
+def run_frames(faces, brightness_at, frames=20):
+    """Each frame's result, and the frames on which the classifier saw the face."""
+    results, seen = [], []
     for index in range(frames):
         before = len(faces.model.calls)
-        result = faces.process(frame(index, brightness_at(index)))
+        results.append(faces.process(frame(index, brightness_at(index))))
         if len(faces.model.calls) > before:
             seen.append(index)
-        yield index, result, seen
-
-
-def run_frames(faces, brightness_at, frames=20):
-    results, seen = [], []
-    for _, result, seen in classified_frames(faces, brightness_at, frames):
-        results.append(result)
     return results, seen
 
 
