@@ -142,3 +142,14 @@ def test_run_says_its_detector_and_writes_landmarks_only_when_asked(tmp_path):
     for record in news[True]:
         x, y, w, h = record["box"]
         assert all(x <= px <= x + w and y <= py <= y + h for px, py in record["landmarks"].values())
+
+
+def test_still_images_get_landmarks_when_asked(tmp_path):
+    gray = next(grey_frames(SAMPLE_CLIP))[1]
+    cv2.imwrite(str(tmp_path / "frame.png"), gray)
+    log = tmp_path / "images.jsonl"
+    summary = run(RunConfig(source=str(tmp_path / "frame.png"), detector="yunet", landmarks=True, log=str(log)))
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    faces = next(r for r in records if r["event"] == "image")["faces"]
+    assert len(faces) == 2 and all(list(face["landmarks"]) == list(LANDMARK_NAMES) for face in faces)
+    assert summary["detector"].startswith("yunet") and "whole frames at full size" in summary["detector"]
