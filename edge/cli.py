@@ -51,24 +51,30 @@ def run(
         typer.echo(format_summary(result) + format_outputs(run_config), err=True)
 
 
+def format_detector(result: dict) -> str:
+    return f"\ndetector {result['detector']}" if result.get("detector") else ""
+
+
 def format_summary(result: dict) -> str:
     if "images" in result:
         return (
             f"{result['images']} images in {result['seconds']:.2f} s, {result['faces']} faces, {result['errors']} unreadable; "
-            f"stopped: {result['reason']}\n{memory_line(result)}"
+            f"stopped: {result['reason']}\n{format_memory(result)}{format_detector(result)}"
         )
     stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
     return (
         f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
-        f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
-        f"dropped frames {result['dropped']}\nper frame: {stages}\n{memory_line(result)}"
+        f"faces {result['faces']} ({result.get('classified', result['faces'])} classified), tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
+        f"dropped frames {result['dropped']}\nper frame: {stages}\n{format_memory(result)}{format_detector(result)}"
     )
 
 
-def memory_line(result: dict) -> str:
-    """Peak resident memory, and the run's own (anonymous) memory, which does not depend on the page cache."""
-    own = result.get("anonymous_rss_mb")
-    return f"peak memory {result['peak_rss_mb']} MB" + (f" ({own} MB of it the run's own, the rest shared libraries)" if own else "")
+def format_memory(result: dict) -> str:
+    """Peak resident memory, and at the end how much of it the run allocated (anonymous) and how much is mapped files."""
+    parts = ""
+    if "rss_anon_mb" in result:
+        parts = f" (at the end: {result['rss_anon_mb']} MB allocated, {result.get('rss_file_mb', '?')} MB of mapped files)"
+    return f"peak memory {result['peak_rss_mb']} MB{parts}"
 
 
 def format_outputs(config: RunConfig) -> str:
@@ -85,7 +91,7 @@ def format_outputs(config: RunConfig) -> str:
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
 MODEL_AND_DETECTOR = (
     "model", "num_threads", "flip_tta", "shift_tta", "balance", "scale_factor", "min_neighbors", "min_face", "cascade",
-    "detector", "blazeface_score", "blazeface_tiles",
+    "detector", "blazeface_score", "blazeface_tiles", "yunet_score", "landmarks",
 )
 
 
@@ -288,8 +294,8 @@ def bench_startup(
 def bench_pipeline(
     source: str = typer.Option("sample,hard", help="comma-separated clips: sample, hard (the bundled ones) or video paths", rich_help_panel="Clips and runs"),
     truth: Path | None = typer.Option(None, help="ground-truth boxes JSON for a video path (bundled clips bring theirs)", rich_help_panel="Clips and runs"),
-    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace) or haar-levers", rich_help_panel="Compare settings"),
-    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface) to compare", rich_help_panel="Compare settings"),
+    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace, YuNet) or haar-levers", rich_help_panel="Compare settings"),
+    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface, yunet) to compare", rich_help_panel="Compare settings"),
     detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare", rich_help_panel="Compare settings"),
     scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare", rich_help_panel="Compare settings"),
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare", rich_help_panel="Compare settings"),
@@ -299,6 +305,8 @@ def bench_pipeline(
     min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare", rich_help_panel="Compare settings"),
     blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare", rich_help_panel="Compare settings"),
     blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare", rich_help_panel="Compare settings"),
+    yunet_score: str | None = typer.Option(None, help="comma-separated YuNet score thresholds to compare", rich_help_panel="Compare settings"),
+    classify_every: str | None = typer.Option(None, help="comma-separated per-track classification intervals to compare (1 = every frame)", rich_help_panel="Compare settings"),
     peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios", rich_help_panel="Against the fer package"),
     max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)", rich_help_panel="Clips and runs"),
     model: str | None = typer.Option(None, help=MODEL_HELP, rich_help_panel="Clips and runs"),
@@ -323,6 +331,7 @@ def bench_pipeline(
         "detect_every": (detect_every, int), "motion_threshold": (motion_threshold, int),
         "still_detect_every": (still_detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
         "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
+        "yunet_score": (yunet_score, float), "classify_every": (classify_every, int),
     }
     chosen = parse_lists(lists)
     if not chosen and grid not in GRIDS:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from edge import host
-from edge.host import decode_throttled, parse_throttled
+from edge.host import decode_throttled, parse_throttled, resident_parts_mb
 
 
 def test_throttled_decoding():
@@ -41,20 +41,10 @@ def test_cpu_temp(tmp_path):
     assert host.cpu_temp_c(tmp_path / "absent") is None
 
 
-def test_anonymous_rss_is_read_from_proc_status_and_none_without_it(tmp_path):
-    from edge.host import anonymous_rss_mb
-
+def test_resident_parts_split_what_the_run_allocated_from_mapped_files(tmp_path):
     status = tmp_path / "status"
-    status.write_text("Name:\tpython\nVmHWM:\t  106000 kB\nRssAnon:\t   47616 kB\nRssFile:\t   50000 kB\n")
-    assert anonymous_rss_mb(status) == 46.5
-    assert anonymous_rss_mb(tmp_path / "missing") is None
-    if Path("/proc/self/status").exists():
-        assert 0 < anonymous_rss_mb() < 10_000
-
-
-def test_the_summary_gives_the_run_s_own_memory_beside_the_peak():
-    from edge.cli import memory_line
-
-    assert memory_line({"peak_rss_mb": 103.7, "anonymous_rss_mb": 46.5}) == (
-        "peak memory 103.7 MB (46.5 MB of it the run's own, the rest shared libraries)")
-    assert memory_line({"peak_rss_mb": 103.7}) == "peak memory 103.7 MB"  # a record from before
+    status.write_text("Name:\tpython\nVmHWM:\t  110000 kB\nVmRSS:\t  102400 kB\nRssAnon:\t   40960 kB\nRssFile:\t   61440 kB\nRssShmem:\t       0 kB\n")
+    assert resident_parts_mb(status) == {"rss_anon_mb": 40.0, "rss_file_mb": 60.0}
+    assert resident_parts_mb(tmp_path / "absent") == {}
+    here = resident_parts_mb()  # this process, on Linux
+    assert here["rss_anon_mb"] > 1 and here["rss_file_mb"] > 1
