@@ -165,6 +165,7 @@ def test_rendered_unit_is_filled_in(tmp_path):
         "WantedBy=multi-user.target",
         "SupplementaryGroups=video",
         "UMask=0077",
+        "LimitNOFILE=4096",  # an explicit open-file limit: the live view's bound on connections stays well below it
         "IPAddressDeny=any",
         # the cameras stay reachable: V4L2, libcamera's media controller, the Pi camera's buffers
         "DevicePolicy=closed",
