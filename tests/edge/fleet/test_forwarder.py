@@ -382,6 +382,31 @@ def test_events_rotated_away_before_delivery_are_counted_and_reported(tmp_path, 
 
 
 @needs_mosquitto
+def test_logrotate_copytruncate_loses_nothing_and_reports_no_drop(tmp_path, broker, subscriber_factory):
+    """Issue 28: logrotate's copytruncate (copy to .1, cut the live file to 0) mid-run made the forwarder
+    report "DROPPED 43 events" and an unreadable line though every record was on disk."""
+    path = tmp_path / "events.jsonl"
+    log = SequencedLog(EventLog(path, max_bytes=0), "pi1")
+    broker.start()
+    sub = subscriber_factory(broker)
+    reports = []
+    sender = forwarder(path, broker, reports=reports).start()
+    for n in range(30):
+        log.write({"event": "update", "track": n})
+    wait_until(lambda: len(sub.on("/track")) >= 20, 15, "the first events")
+    path.with_name(path.name + ".1").write_bytes(path.read_bytes())  # copy ...
+    os.truncate(path, 0)  # ... and truncate, as logrotate does
+    for n in range(30, 71):
+        log.write({"event": "update", "track": n})
+    log.close()
+    wait_until(lambda: len({key for key in keys(sub.on("/track"))}) >= 71, 15, "all 71 events")
+    counts = sender.stop()
+    assert sorted(set(keys(sub.on("/track")))) == [("pi1", log.run, seq) for seq in range(1, 72)]
+    assert counts["dropped"] == 0 and counts["unreadable"] == 0, (counts, reports)
+    assert not any("DROPPED" in line or "skipped an unreadable" in line for line in reports), reports
+
+
+@needs_mosquitto
 def test_a_second_forwarder_on_the_same_log_is_refused(tmp_path, broker):
     path = tmp_path / "events.jsonl"
     SequencedLog(EventLog(path), "pi1").write({"event": "start"})
