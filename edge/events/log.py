@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.paths import refuse_pipe
 from edge.timing import utc_now
 
 TAIL_CHUNK = 65536  # bytes read at a time when looking for the last newline of an existing log
@@ -124,6 +125,7 @@ class EventLog:
             self._open()
 
     def _open(self) -> None:
+        refuse_pipe(self.path, "--log")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: every os.write lands at the end, one line per call.
