@@ -389,7 +389,8 @@ def host_name(host: str) -> str:
     """The name in a Host header, without its port: "[::1]:8080" and "[::1]" -> "::1", "pi:8080" -> "pi"."""
     host = host.strip()
     if host.startswith("["):
-        return host[1:].partition("]")[0]
+        name, _, rest = host[1:].partition("]")
+        return name if rest == "" or (rest.startswith(":") and rest[1:].isdigit()) else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
