@@ -89,6 +89,14 @@ def test_credentials_come_from_the_environment_or_a_file_and_never_show(tmp_path
         broker_settings("mqtt://h", environ={"FER_MQTT_PASSWORD": PASSWORD})
 
 
+@pytest.mark.parametrize("url", ["mqtt://[S3cretPW", "mqtts://[S3cretPW]x", "mqtt://h[S3cretPW"])
+def test_an_unreadable_broker_url_names_the_setting_and_never_its_secret(url):
+    """Issue 28: `mqtt://[S3cretPW` gave a bare "Invalid IPv6 URL" that named no setting."""
+    with pytest.raises(ValueError) as error:
+        parse_broker_url(url)
+    assert str(error.value).startswith("mqtt = mqtt") and "S3cretPW" not in str(error.value), error.value
+
+
 def test_a_malformed_broker_url_never_shows_its_secret_part():
     for url in ("mqtt://host:S3cretPW", "mqtts://host:S3cretPW/x", "mqtt://host/S3cretPW", "mqtt://host?S3cretPW"):
         with pytest.raises(ValueError, match="mqtt") as error:
