@@ -546,6 +546,23 @@ def test_playback_loops_the_clip_at_its_own_pace():
         assert sum(1 for _ in iter(once.read, None)) == 150
 
 
+def test_realtime_playback_after_a_pause_skips_to_now_instead_of_racing(monkeypatch):
+    """Issue 28: after SIGSTOP/SIGCONT, --realtime handed out every missed frame at once (143 FPS). A camera
+    drops them: the frame after the pause is the one due now, marked as a gap. A fake clock, no sleeping."""
+    now = [100.0]
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda seconds: now.__setitem__(0, now[0] + seconds))  # time passes while it waits
+    paced = PlaybackSource(VideoSource(SAMPLE_CLIP), realtime=True, loop=True, stop_event=stop, clock=lambda: now[0])
+    with paced:
+        before = [paced.read() for _ in range(10)]
+        now[0] += 3.0  # stopped for 3 s
+        after = [paced.read() for _ in range(10)]
+    assert [f.index for f in before] == list(range(10)) and not any(f.after_gap for f in before[1:])
+    assert after[0].after_gap and after[0].timestamp >= before[-1].timestamp + 3.0 - 1 / 30  # the frame due now
+    assert [f.index for f in after[1:]] == list(range(after[0].index + 1, after[0].index + 10))  # then paced again
+    assert not any(f.after_gap for f in after[1:])
+
+
 def test_picamera2_fetches_colour_only_while_someone_watches(tmp_path, monkeypatch):
     import types
 
