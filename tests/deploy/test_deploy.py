@@ -84,6 +84,17 @@ def test_make_deploy_needs_pi(tmp_path):
     assert "PI=user@host" in result.stderr
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_deploy_expands_nothing_in_pi(tmp_path):
+    """Issue 28: make expanded `$(shell ...)` in PI before deploy.sh could check it."""
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"PY := {sys.executable}\ninclude deploy/deploy.mk\n")
+    mark = tmp_path / "pwned"
+    result = run(["make", "-s", "-f", str(makefile), "deploy", f"PI=$(shell touch {mark})pi@host", "DRY_RUN=$(shell touch {mark})1"])
+    assert result.returncode != 0 and "is not user@host" in result.stderr
+    assert not mark.exists()
+
+
 def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
     result = run(["bash", "deploy/install.sh", "--user", "nobody"], DRY_RUN="1", HOME=str(tmp_path))
     assert result.returncode == 0, result.stderr
