@@ -13,7 +13,6 @@ import numpy as np
 from edge import contract
 from edge.quiet import notices_filtered
 
-
 PROBABILITY_TOLERANCE = 0.05  # an int8 softmax's outputs sum to 1 within a few steps of 1/256
 
 

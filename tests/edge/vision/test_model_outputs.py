@@ -4,7 +4,6 @@ layer without softmax loads with a note said once. Small float models built with
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
