@@ -11,6 +11,7 @@ PI_SIM_DIR ?= build/pi-sim
 # `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host. $(value ...)
 # takes PI and DRY_RUN as typed, so make itself expands nothing in them either (PI='$(shell touch X)...').
 # And not exported as they are: make would expand a command-line variable to put it in the environment.
+# (The documented $(PI) and $(DRY_RUN), read here by name only.)
 unexport PI DRY_RUN
 deploy: export DEPLOY_PI := $(value PI)
 deploy: export DEPLOY_DRY_RUN := $(value DRY_RUN)
