@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import socketserver
 import threading
 import time
 
@@ -171,11 +172,11 @@ def test_the_accept_loop_backs_off_when_out_of_file_descriptors(monkeypatch):
     server = web_server.LiveViewServer(("127.0.0.1", 0), web_server.LiveViewHandler)
     calls = []
 
-    def accept_fails():
+    def accept_fails(self):
         calls.append(time.monotonic())
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr(server.socket, "accept", accept_fails, raising=False)
+    monkeypatch.setattr(socketserver.TCPServer, "get_request", accept_fails)  # what LiveViewServer.get_request calls
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
