@@ -21,9 +21,10 @@ STARTUP_SCRIPT = textwrap.dedent("""
     from edge import pipeline
     from edge.config import RunConfig
     from edge.sources.spec import open_source
+    from edge.vision import faces
 
     step, signame, log = sys.argv[1], sys.argv[2], sys.argv[3]
-    real_model = pipeline.EmotionModel
+    real_model = faces.EmotionModel  # the frame pipeline loads the model
     opened = []
 
     def send():
@@ -45,7 +46,7 @@ STARTUP_SCRIPT = textwrap.dedent("""
         inner.open = open_
         return inner
 
-    pipeline.EmotionModel, pipeline.open_source = model, source
+    faces.EmotionModel, pipeline.open_source = model, source
     summary = pipeline.run(RunConfig(source="sample", log=log))
     print(summary["reason"], summary["frames"], opened[0]._capture is None)
 """)
