@@ -16,9 +16,13 @@ endif
 endif
 
 # PI, DRY_RUN and PY reach deploy.sh through the environment, never through the recipe's shell parsing:
-# `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host.
-deploy: export DEPLOY_PI := $(PI)
-deploy: export DEPLOY_DRY_RUN := $(DRY_RUN)
+# `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host. $(value ...)
+# takes PI and DRY_RUN as typed, so make itself expands nothing in them either (PI='$(shell touch X)...').
+# And not exported as they are: make would expand a command-line variable to put it in the environment.
+# (The documented $(PI) and $(DRY_RUN), read here by name only.)
+unexport PI DRY_RUN
+deploy: export DEPLOY_PI := $(value PI)
+deploy: export DEPLOY_DRY_RUN := $(value DRY_RUN)
 deploy: export DEPLOY_PYTHON := $(PY)
 # From a fresh clone too: the runtime's venv (the Makefile's $(VENV)/.edge rule) builds the wheel.
 deploy: $(VENV)/.edge

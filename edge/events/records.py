@@ -119,12 +119,15 @@ class StatsWindow:
 
 
 def start_record(source: str, model, config: dict, detector: str = "") -> dict:
-    return {
+    record = {
         "event": "start", "time": utc_now(), "source": source, **({"detector": detector} if detector else {}),
         "model": str(model.path), "sha256": model.sidecar["sha256"],
         "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta,
         "sidecar_verified": model.sidecar_verified, "sidecar": model.sidecar_status, "config": config,
     }
+    if getattr(model, "output_note", ""):  # outputs that are not probabilities (the model still loads)
+        record["model_note"] = model.output_note
+    return record
 
 
 def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False,

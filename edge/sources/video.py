@@ -84,9 +84,14 @@ class VideoSource(SourceBase):
         self._close_fd()
 
 
+CATCH_UP_S = 1.0  # --realtime: a frame this late (the process was stopped, say) means skip to the one due now
+MAX_SKIP_S = 60.0  # ... reading through at most this much of the file at once
+
+
 class PlaybackSource(SourceBase):
     """A video file played the way a camera delivers frames, for the live view and demos: `realtime` never
-    hands a frame out before its time in the file (a slow pipeline just falls behind; nothing is dropped;
+    hands a frame out before its time in the file (a pipeline a little slow falls behind; one more than
+    CATCH_UP_S behind, as after SIGSTOP/SIGCONT, skips to the frame due now, as a camera would;
     `last_wait_ms` says how long the last frame was held back, so it is not counted as capture time),
     `loop` starts the file again at its end. Indices and timestamps keep counting up across the starts, and
     a start again is no gap: a face where the clip ends and begins keeps its track, as on a camera."""
@@ -113,6 +118,34 @@ class PlaybackSource(SourceBase):
 
     def read(self) -> Frame | None:
         self.last_wait_ms = 0.0
+        frame = self._next()
+        if frame is None or not self.realtime:
+            return frame
+        now = self._clock()
+        if self._started is None:
+            self._started = now - frame.timestamp
+        wait = self._started + frame.timestamp - now
+        if wait > 0:
+            self.stop_event.wait(wait)
+            self.last_wait_ms = (self._clock() - now) * 1000.0
+        elif -wait > CATCH_UP_S:  # stopped (SIGSTOP, a suspended laptop) or far behind: skip to now, as a camera would
+            frame = self._skip_to(now - self._started, frame)
+            self._started = self._clock() - frame.timestamp  # paced from here on
+        return frame
+
+    def _skip_to(self, due: float, frame: Frame) -> Frame:
+        """The first frame due at `due` (file seconds) or later, the ones before it dropped; marked after_gap
+        (the scene jumps, so tracks end). At most MAX_SKIP_S of the file is read through, so a decoder slower
+        than the file's rate still hands frames out."""
+        limit = frame.timestamp + MAX_SKIP_S
+        while frame.timestamp + 1.0 / (self.inner.fps or 30.0) <= due and frame.timestamp < limit:
+            following = self._next()
+            if following is None:
+                break
+            frame = following
+        return dataclasses.replace(frame, after_gap=True)
+
+    def _next(self) -> Frame | None:
         frame = self.inner.read()
         if frame is None and self.loop and self._next_index and not self.stop_event.is_set():
             self.inner.close()
@@ -124,12 +157,4 @@ class PlaybackSource(SourceBase):
         frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset)
         self._next_index += 1
         self._last = frame.timestamp
-        if self.realtime:
-            now = self._clock()
-            if self._started is None:
-                self._started = now - frame.timestamp
-            wait = self._started + frame.timestamp - now
-            if wait > 0:
-                self.stop_event.wait(wait)
-                self.last_wait_ms = (self._clock() - now) * 1000.0
         return frame
