@@ -137,4 +137,6 @@ bench-peer: $(ALL) $(PEER)/.fer
 clean:
 	rm -rf $(OUT) build dist *.egg-info
 
+# From a fresh clone too: the runtime's venv builds the bundle's wheel (deploy.mk alone has no venv rule).
+deploy pi-sim: $(VENV)/.edge
 -include deploy/deploy.mk

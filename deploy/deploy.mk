@@ -3,14 +3,13 @@
 #   make pi-sim                                         emulated arm64 Debian install + short run (slow,
 #                                                       needs root, debootstrap and qemu-user-static)
 PY ?= .venv/bin/python
-VENV ?= .venv
 PI_SIM_DIR ?= build/pi-sim
 
 .PHONY: deploy pi-sim
 
 # Asked before anything is built: a fresh clone should not make a venv only to hear PI is missing.
 ifneq ($(filter deploy,$(MAKECMDGOALS)),)
-ifeq ($(strip $(PI)),)
+ifeq ($(strip $(value PI)),)
 $(error usage: make deploy PI=user@host [DRY_RUN=1])
 endif
 endif
@@ -24,10 +23,9 @@ unexport PI DRY_RUN
 deploy: export DEPLOY_PI := $(value PI)
 deploy: export DEPLOY_DRY_RUN := $(value DRY_RUN)
 deploy: export DEPLOY_PYTHON := $(PY)
-# From a fresh clone too: the runtime's venv (the Makefile's $(VENV)/.edge rule) builds the wheel.
-deploy: $(VENV)/.edge
+deploy:
 	@if [ -z "$$DEPLOY_PI" ]; then echo "usage: make deploy PI=user@host [DRY_RUN=1]" >&2; exit 2; fi
 	DRY_RUN="$$DEPLOY_DRY_RUN" PYTHON="$$DEPLOY_PYTHON" bash deploy/deploy.sh "$$DEPLOY_PI"
 
-pi-sim: $(VENV)/.edge
+pi-sim:
 	PYTHON=$(PY) bash deploy/pi_sim.sh $(PI_SIM_DIR)
