@@ -120,17 +120,26 @@ def settings(
 
 
 @app.command()
-def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
+def info(model: str | None = typer.Argument(None, help=MODEL_HELP + "; several, comma-separated, for their average")) -> None:
     """What a model is: labels, label set trained on, accuracy on both label sets, contract, sha256, interpreter."""
-    from edge.config import resolve_model
+    from edge.config import resolve_models
+    from edge.vision.ensemble import ModelEnsemble
     from edge.vision.model import EmotionModel
 
     try:
-        path = resolve_model(model)
-        loaded = EmotionModel(path)
+        loaded = [EmotionModel(path) for path in resolve_models(model)]
+        ensemble = ModelEnsemble(loaded) if len(loaded) > 1 else None
     except (ValueError, ImportError) as error:
         fail(str(error))
-    sidecar = loaded.sidecar
+    blocks = [model_lines(member) for member in loaded] + ([ensemble_lines(ensemble)] if ensemble else [])
+    typer.echo("\n\n".join("\n".join(block) for block in blocks))
+
+
+def model_lines(loaded) -> list[str]:
+    """`edge info`'s lines on one model."""
+    from edge.vision.ensemble import views_per_face
+
+    path, sidecar = loaded.path, loaded.sidecar
     lines = [
         f"model        {path}",
         f"sha256       {sidecar['sha256']} (verified)",
@@ -139,18 +148,35 @@ def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
         f"labels       {', '.join(loaded.labels)}",
         f"trained on   {LABEL_SET_NAMES.get(sidecar.get('trained_on'), 'not recorded')}",
         "contract     " + json.dumps(sidecar["contract"]),
+        f"inferences   {views_per_face(loaded)} a face (its views: flip TTA {'on' if loaded.flip_tta else 'off'}, shift TTA {loaded.shift_tta})",
         *accuracy_lines(sidecar),
+        *label_set_lines(loaded),
         "sidecar      " + loaded.sidecar_status,
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"
     if card.exists():
         lines.append(f"model card   {card}")
-    typer.echo("\n".join(lines))
+    return lines
+
+
+def ensemble_lines(ensemble) -> list[str]:
+    """`edge info`'s lines on several models averaged."""
+    from edge.vision.ensemble import views_per_face
+
+    views = " + ".join(str(views_per_face(member)) for member in ensemble.members)
+    return [
+        f"ensemble     {ensemble.name}: class probabilities averaged, each model with its own sidecar's views and correction",
+        f"inferences   {ensemble.inferences_per_face} a face ({views})",
+        f"labels       {', '.join(ensemble.labels)}",
+        "accuracy     no sidecar records the average's; docs/models.md gives it on both label sets and CK+48",
+        "sidecar      " + ensemble.sidecar_status,
+    ]
 
 
 LABEL_SET_NAMES = {"fer2013": "FER2013 labels (fer2013)", "ferplus": "FER+ votes (ferplus)"}  # trained on
 ACCURACY_TITLES = {"fer2013": "FER2013 labels", "ferplus_majority": "the FER+ majority"}  # measured against
+LABEL_SET_COLUMNS = {"fer2013": "FER2013 labels", "ferplus_majority": "FER+ majority"}
 
 
 def accuracy_lines(sidecar: dict) -> list[str]:
@@ -195,6 +221,62 @@ def balance_lines(sidecar: dict) -> list[str]:
     if tau and isinstance(offsets, list):
         text = ", ".join(f"{name} {value:+.2f}" for name, value in zip(sidecar.get("labels", ()), offsets, strict=False))
         lines.append(" " * 13 + f"then per-class log-score offsets fitted on PublicTest at this tau: {text}")
+    return lines
+
+
+CONVERT_REPORT = "report.json"  # what `python -m convert` writes beside the int8 model, bundled with it
+
+
+def convert_report(loaded) -> dict | None:
+    """convert's report.json beside the model when it describes this conversion: its int8 accuracy on both label
+    sets is the (digest-bound) sidecar's. The report carries what the sidecar lacks: balanced accuracy on both."""
+    path = loaded.path.parent / CONVERT_REPORT
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(report, dict) or not loaded.sidecar.get("accuracy_by_label_set"):
+        return None
+    same = (report.get("accuracy_by_label_set") or {}).get("int8") == loaded.sidecar["accuracy_by_label_set"]
+    return report if same else None
+
+
+def label_set_figures(loaded) -> dict[str, dict[str, tuple[float, float]]]:
+    """{split: {label set: (accuracy, balanced accuracy)}} of the int8 model run as its sidecar says, from the
+    convert report beside it; {} when there is none for this model or it lacks a figure."""
+    report = convert_report(loaded)
+    if report is None:
+        return {}
+    accuracy = report["accuracy_by_label_set"]["int8"]
+    balanced = ((report.get("balanced_by_label_set") or {}).get("int8") or {}).get("balanced_accuracy") or {}
+    suffix = "_flip_tta" if loaded.sidecar.get("flip_tta_in_accuracy") else ""
+    figures = {}
+    for split in ("PublicTest", "PrivateTest"):
+        key = split + suffix
+        pairs = {label_set: (accuracy[label_set].get(key), balanced.get(label_set, {}).get(key)) for label_set in ACCURACY_TITLES}
+        if any(None in pair for pair in pairs.values()):
+            return {}
+        figures[split] = pairs
+    return figures
+
+
+def label_set_lines(loaded) -> list[str]:
+    """Both label sets side by side, accuracy and balanced accuracy, and the mean of the two balanced accuracies;
+    then CK+48 (posed faces from another lab, evaluation only) where the report has it."""
+    figures = label_set_figures(loaded)
+    if not figures:
+        return [f"{'label sets':13}balanced accuracy on both: not recorded (no convert report.json of this model beside it)"]
+    titles = "".join(f"{LABEL_SET_COLUMNS[key]:20}" for key in ACCURACY_TITLES)
+    lines = [f"{'label sets':13}{'':12}{titles}mean of the",
+             f"{'':13}{'split':12}" + f"{'acc':>7} {'balanced':>9}    " * len(ACCURACY_TITLES) + "two balanced"]
+    for split, pairs in figures.items():
+        cells = "".join(f"{acc * 100:6.2f}% {bal * 100:8.2f}%    " for acc, bal in pairs.values())
+        mean = sum(bal for _, bal in pairs.values()) / len(pairs)
+        lines.append(f"{'':13}{split:12}{cells}{mean * 100:6.2f}%")
+    ckplus = convert_report(loaded).get("ckplus48")
+    if isinstance(ckplus, dict) and "accuracy" in ckplus:
+        lines.append(f"{'CK+48':13}{ckplus['accuracy'] * 100:.2f}% accuracy, {ckplus.get('balanced_accuracy', 0) * 100:.2f}% balanced "
+                     f"({ckplus.get('images', '?')} posed faces from another lab, `edge eval --crops`; evaluation only)")
     return lines
 
 

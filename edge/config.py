@@ -12,6 +12,7 @@ from edge.settings import check, flag, setting
 # Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
 # report and model card, installed there by `make ship RUN=... NAME=<name>` when the accuracy gate passes.
 BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
+MODEL_SEPARATOR = ","  # --model ferplus,fer2013: several models, their scores averaged
 DEFAULT_MODEL = "ferplus"  # what runs when no --model is given: FER+ votes are the cleaner labels (README)
 SAMPLE_CLIP = paths.ASSETS / "sample.mp4"
 SAMPLE_TRUTH = paths.ASSETS / "sample_truth.json"
@@ -36,9 +37,25 @@ def resolve_model(model: str | Path | None) -> Path:
                 f"train and install one with `make train LABELS={value}` and `make ship RUN=runs/{value} NAME={value}`"
             )
         return path
+    if MODEL_SEPARATOR in value:
+        raise ValueError(f"--model {value!r} names several models; this command takes one")
     if "/" not in value and "." not in value:
         raise ValueError(f"--model {value!r}: not a bundled model ({', '.join(BUNDLED_MODELS)}) nor a .tflite path")
     return Path(value)
+
+
+def resolve_models(model: str | Path | None) -> list[Path]:
+    """The .tflite files a --model value names: one, or several separated by commas (`ferplus,fer2013`), whose
+    class probabilities are averaged (edge.vision.ensemble). Each part is what resolve_model takes."""
+    value = str(model or DEFAULT_MODEL)
+    parts = [part.strip() for part in value.split(MODEL_SEPARATOR)]
+    if not all(parts):
+        raise ValueError(f"--model {value!r}: an empty name between commas; give models as name,name or path,path")
+    paths = [resolve_model(part) for part in parts]
+    repeated = sorted({str(path) for path in paths if paths.count(path) > 1})
+    if repeated:
+        raise ValueError(f"--model {value!r} names {repeated[0]} twice; an ensemble averages different models")
+    return paths
 
 
 BUNDLED_MODEL = bundled_model(DEFAULT_MODEL)
@@ -50,7 +67,7 @@ class RunConfig:
     docs/configuration.md are all made from these fields."""
 
     source: str = setting("sample", "where frames come from: picamera2, usb:N, a video file, an image, a folder of images, or sample (the bundled clip)")
-    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; "" = the default bundled model')
+    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; several, comma-separated (ferplus,fer2013), average their scores, each with its own sidecar\'s views and correction; "" = the default bundled model')
     num_threads: int = setting(1, "TFLite interpreter threads", low=1, high=64)
     frame_width: int = setting(640, "camera frame width, pixels", low=16, high=8192)
     frame_height: int = setting(480, "camera frame height, pixels", low=16, high=8192)
@@ -141,6 +158,9 @@ class RunConfig:
 
     def model_path(self) -> Path:
         return resolve_model(self.model)
+
+    def model_paths(self) -> list[Path]:
+        return resolve_models(self.model)
 
     def source_spec(self) -> str:
         return str(SAMPLE_CLIP) if self.source == "sample" else self.source

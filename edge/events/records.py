@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 from edge.host import pi_health
 from edge.timing import StageTimer, utc_now
+from edge.vision.ensemble import inferences_per_face, members_of
 from edge.vision.track import TrackEvent
 
 
@@ -109,9 +110,14 @@ class StatsWindow:
 
 
 def start_record(source: str, model, config: dict) -> dict:
+    """The run's first record. An ensemble (--model a,b) gives `model` as the --model value that loads it again,
+    and `sha256` and `flip_tta` as lists, one entry per model in that order."""
+    members = members_of(model)
     return {
-        "event": "start", "time": utc_now(), "source": source, "model": str(model.path), "sha256": model.sidecar["sha256"],
+        "event": "start", "time": utc_now(), "source": source, "model": str(model.path),
+        "sha256": members[0].sidecar["sha256"] if len(members) == 1 else [member.sidecar["sha256"] for member in members],
         "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta,
+        "inferences_per_face": inferences_per_face(model),
         "sidecar_verified": model.sidecar_verified, "sidecar": model.sidecar_status, "config": config,
     }
 
