@@ -101,13 +101,13 @@ class RunConfig:
     save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none')
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
-    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured)")
+    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured; with several models, given for each)")
     balance: float | None = setting(
         None, "class-prior correction tau: 0 = the scores as trained (right for scenes with the training mix, mostly "
         "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
-        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
+        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's; with several models, given for each)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
     )
-    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX)
+    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off; with several models, given for each)", low=0, high=contract.SHIFT_TTA_MAX)
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
     # Fleet: event ids and MQTT (edge/fleet/topics.py, edge/fleet/forwarder.py). A broker login never lives here: it comes from

@@ -12,8 +12,8 @@ from edge.sources.frame import Frame
 from edge.timing import StageTimer
 from edge.vision.blazeface import BlazeFaceDetector
 from edge.vision.detect import FaceDetector
-from edge.vision.geometry import Box
 from edge.vision.ensemble import ModelEnsemble
+from edge.vision.geometry import Box
 from edge.vision.model import EmotionModel
 from edge.vision.motion import MotionGate
 from edge.vision.search import SearchSchedule

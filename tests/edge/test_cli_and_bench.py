@@ -173,3 +173,50 @@ def test_a_folder_with_a_corrupt_file_exits_0_and_reports_it(tmp_path):
     assert [(r["event"], r.get("image")) for r in records[1:-1]] == [("image", "a.png"), ("error", "c.jpg"), ("image", "sub/b.TIFF")]
     assert records[-1]["images"] == 2 and records[-1]["errors"] == 1
     assert "2 images" in result.stderr and "1 unreadable" in result.stderr
+
+
+def test_info_gives_both_label_sets_side_by_side_from_the_convert_report():
+    for name in BUNDLED_MODELS:
+        result = run_cli("info", name)
+        assert result.returncode == 0, result.stderr
+        report = json.loads((BUNDLED_MODEL.parent.parent / name / "report.json").read_text())
+        accuracy, balanced = report["accuracy_by_label_set"]["int8"], report["balanced_by_label_set"]["int8"]["balanced_accuracy"]
+        for split in ("PublicTest", "PrivateTest"):
+            key = split + "_flip_tta"  # both bundled models run with flip averaging, as their figures were measured
+            values = [accuracy["fer2013"][key], balanced["fer2013"][key], accuracy["ferplus_majority"][key], balanced["ferplus_majority"][key]]
+            line = next(line for line in result.stdout.splitlines() if line.strip().startswith(split + " "))
+            assert [float(cell.rstrip("%")) for cell in line.split()[1:]] == pytest.approx(
+                [round(v * 100, 2) for v in values] + [round((values[1] + values[3]) / 2 * 100, 2)], abs=0.006)
+        assert f"CK+48        {report['ckplus48']['accuracy'] * 100:.2f}% accuracy" in result.stdout
+
+
+def test_info_shows_no_label_set_table_from_a_report_of_another_conversion(tmp_path):
+    import shutil
+
+    from edge.vision.model import sidecar_path
+
+    mine = tmp_path / "mine.tflite"
+    shutil.copy(BUNDLED_MODEL, mine)
+    shutil.copy(sidecar_path(BUNDLED_MODEL), sidecar_path(mine))
+    assert "balanced accuracy on both: not recorded (no convert report.json" in run_cli("info", str(mine)).stdout
+    report = json.loads((BUNDLED_MODEL.parent / "report.json").read_text())
+    report["accuracy_by_label_set"]["int8"]["fer2013"]["PrivateTest_flip_tta"] = 0.99  # another conversion's report
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert "balanced accuracy on both: not recorded" in run_cli("info", str(mine)).stdout
+    report["accuracy_by_label_set"]["int8"]["fer2013"]["PrivateTest_flip_tta"] = json.loads(sidecar_path(mine).read_text())[
+        "accuracy_by_label_set"]["fer2013"]["PrivateTest_flip_tta"]
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert "mean of the" in run_cli("info", str(mine)).stdout
+
+
+def test_info_on_several_models_describes_each_and_their_average():
+    result = run_cli("info", "ferplus,fer2013")
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.split("\n\n")
+    assert len(blocks) == 3 and blocks[0] == run_cli("info", "ferplus").stdout.rstrip("\n")
+    assert blocks[1] == run_cli("info", "fer2013").stdout.rstrip("\n")
+    assert "inferences   2 a face" in blocks[0] and "inferences   10 a face" in blocks[1]
+    assert blocks[2].startswith("ensemble     ferplus_int8 + fer2013_int8: class probabilities averaged")
+    assert "inferences   12 a face (2 + 10)" in blocks[2]
+    refused = run_cli("info", "ferplus,ferplus")
+    assert refused.returncode == 2 and "twice" in refused.stderr
