@@ -282,7 +282,7 @@ def label_set_lines(loaded) -> list[str]:
 
 @bench_app.command("model")
 def bench_model(
-    model: str | None = typer.Option(None, help=MODEL_HELP),
+    model: str | None = typer.Option(None, help=MODEL_HELP + "; several, comma-separated: their ensemble, timed as one"),
     compare: list[Path] = typer.Option([], help="other .tflite models to run side by side (e.g. the float32 export)"),
     threads: str = typer.Option("1", help="comma-separated thread counts, e.g. 1,2,4"),
     count: int = typer.Option(1000, min=1, help="timed runs per setting"),
@@ -291,7 +291,7 @@ def bench_model(
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
     """Per-invoke latency: init, first inference, warm-up, then count/min/max/avg/std/p50/p90/p99."""
-    from edge.config import resolve_model
+    from edge.config import resolve_models
     from edge.measure.bench import bench_models, print_table, save_results
 
     try:
@@ -299,7 +299,7 @@ def bench_model(
     except ValueError:
         fail(f"--threads must be comma-separated integers, got {threads!r}")
     try:
-        rows = bench_models([resolve_model(model), *compare], thread_counts, count, warmup, batch)
+        rows = bench_models([resolve_models(model), *compare], thread_counts, count, warmup, batch)
     except (ValueError, ImportError) as error:
         fail(str(error))
     print_table(rows, sys.stdout)

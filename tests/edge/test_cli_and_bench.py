@@ -58,6 +58,17 @@ def test_model_benchmark_statistics_are_ordered():
     assert with_tta["tensor_batch"] == 6 and with_tta["xnnpack"] is False
 
 
+def test_model_benchmark_times_an_ensemble_as_every_models_views():
+    from edge.config import bundled_model
+
+    pair = [bundled_model("ferplus"), bundled_model("fer2013")]
+    row = bench.bench_model(pair, threads=1, xnnpack=True, flip_tta=True, count=5, warmup=0, faces=2)
+    assert row["model"] == "ferplus_int8.tflite+fer2013_int8.tflite" and row["inferences_per_face"] == 2 + 10
+    assert row["tensor_batch"] == 24 and row["size_bytes"] == sum(path.stat().st_size for path in pair)
+    single = bench.bench_model(pair[:1], threads=1, xnnpack=True, flip_tta=False, count=5, warmup=0, faces=1)
+    assert single["model"] == "ferplus_int8.tflite" and single["inferences_per_face"] == 1
+
+
 def test_latency_stats():
     stats = bench.latency_stats(np.arange(1, 101, dtype=float))
     assert stats["min_us"] == 1 and stats["max_us"] == 100 and stats["p50_us"] == 50.5 and stats["p99_us"] == 99.0
@@ -87,8 +98,9 @@ def test_pipeline_benchmark_measures_recall_on_the_sample(tmp_path):
 
 
 def test_bench_cli_writes_table_json_and_csv(tmp_path):
-    result = run_cli("bench", "model", "--count", "20", "--warmup", "2", "--out-dir", str(tmp_path))
+    result = run_cli("bench", "model", "--model", "ferplus,fer2013", "--count", "20", "--warmup", "2", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
+    assert "ferplus_int8.tflite+fer2013_int8.tflite" in result.stdout and " 12 " in result.stdout  # the pair's 2 + 10 views
     assert "p50" in result.stdout and "peak resident memory" in result.stdout
     assert len(list(tmp_path.glob("*_model_*.json"))) == 1 and len(list(tmp_path.glob("*_model_*.csv"))) == 1
 
