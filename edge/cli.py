@@ -169,7 +169,7 @@ def ensemble_lines(ensemble) -> list[str]:
         f"ensemble     {ensemble.name}: class probabilities averaged, each model with its own sidecar's views and correction",
         f"inferences   {ensemble.inferences_per_face} a face ({views})",
         f"labels       {', '.join(ensemble.labels)}",
-        "accuracy     no sidecar records the average's; docs/models.md gives it on both label sets and CK+48",
+        *ensemble_label_set_lines(ensemble),
         "sidecar      " + ensemble.sidecar_status,
     ]
 
@@ -224,6 +224,7 @@ def balance_lines(sidecar: dict) -> list[str]:
     return lines
 
 
+ENSEMBLE_FIGURES = "ensembles.json"  # in edge/assets: ensembles measured by scripts/measure_ensemble.py
 CONVERT_REPORT = "report.json"  # what `python -m convert` writes beside the int8 model, bundled with it
 
 
@@ -261,11 +262,36 @@ def label_set_figures(loaded) -> dict[str, dict[str, tuple[float, float]]]:
 
 
 def label_set_lines(loaded) -> list[str]:
-    """Both label sets side by side, accuracy and balanced accuracy, and the mean of the two balanced accuracies;
-    then CK+48 (posed faces from another lab, evaluation only) where the report has it."""
+    """Both label sets side by side from the convert report, then CK+48 where the report has it."""
     figures = label_set_figures(loaded)
     if not figures:
         return [f"{'label sets':13}balanced accuracy on both: not recorded (no convert report.json of this model beside it)"]
+    return label_set_table(figures, convert_report(loaded).get("ckplus48"))
+
+
+def ensemble_figures(ensemble) -> dict | None:
+    """The entry of edge/assets/ensembles.json (scripts/measure_ensemble.py) measured with these very files, in this order."""
+    from edge.paths import ASSETS
+
+    try:
+        entries = json.loads((ASSETS / ENSEMBLE_FIGURES).read_text()).get("ensembles", [])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return next((e for e in entries if isinstance(e, dict) and e.get("sha256") == ensemble.sha256), None)
+
+
+def ensemble_label_set_lines(ensemble) -> list[str]:
+    entry = ensemble_figures(ensemble)
+    if entry is None:
+        return ["accuracy     not measured for these files (scripts/measure_ensemble.py measures an ensemble on both label sets)"]
+    figures = {split: {key: (entry[split][key]["accuracy"], entry[split][key]["balanced_accuracy"]) for key in ACCURACY_TITLES}
+               for split in ("PublicTest", "PrivateTest")}
+    return label_set_table(figures, entry.get("ckplus48")) + [f"{'':13}measured by {entry.get('measured_by', '?')}"]
+
+
+def label_set_table(figures: dict, ckplus: dict | None) -> list[str]:
+    """Both label sets side by side, accuracy and balanced accuracy, and the mean of the two balanced accuracies;
+    then CK+48 (posed faces from another lab, evaluation only)."""
     titles = "".join(f"{LABEL_SET_COLUMNS[key]:20}" for key in ACCURACY_TITLES)
     lines = [f"{'label sets':13}{'':12}{titles}mean of the",
              f"{'':13}{'split':12}" + f"{'acc':>7} {'balanced':>9}    " * len(ACCURACY_TITLES) + "two balanced"]
@@ -273,7 +299,6 @@ def label_set_lines(loaded) -> list[str]:
         cells = "".join(f"{acc * 100:6.2f}% {bal * 100:8.2f}%    " for acc, bal in pairs.values())
         mean = sum(bal for _, bal in pairs.values()) / len(pairs)
         lines.append(f"{'':13}{split:12}{cells}{mean * 100:6.2f}%")
-    ckplus = convert_report(loaded).get("ckplus48")
     if isinstance(ckplus, dict) and "accuracy" in ckplus:
         lines.append(f"{'CK+48':13}{ckplus['accuracy'] * 100:.2f}% accuracy, {ckplus.get('balanced_accuracy', 0) * 100:.2f}% balanced "
                      f"({ckplus.get('images', '?')} posed faces from another lab, `edge eval --crops`; evaluation only)")

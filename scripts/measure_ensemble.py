@@ -4,10 +4,14 @@ class-prior correction), an ensemble as `--model a,b` runs it (edge.vision.ensem
 
 The FER+ majority is convert's (train.data.FerPlusVotes.majority: the most-voted of the 7 classes; ties, and
 contempt, unknown or not-a-face on top, left out), so a single model's figures equal its convert report's.
-PrivateTest is reported, never used to choose. CK+48 is measured with `edge eval --crops`, not here.
+PrivateTest is reported, never used to choose. CK+48 (posed faces from another lab, evaluation only) is
+measured as `edge eval --crops` measures it (edge.measure.evaluate), its contempt folder skipped.
 
-    python scripts/measure_ensemble.py --data ../shared/data/fer2013.tar.gz --model ferplus --model fer2013 \
-        --model ferplus,fer2013 --out docs/ensemble_figures.json
+    python scripts/measure_ensemble.py --data ../shared/data/fer2013.tar.gz --ckplus ../shared/data/ckplus48.zip \
+        --model ferplus --model fer2013 --model ferplus,fer2013 --out edge/assets/ensembles.json
+
+--out keeps the ensembles' rows (a single model's figures are in its own convert report); `edge info a,b`
+prints them when the files' sha256 are the ones measured.
 """
 
 from __future__ import annotations
@@ -61,13 +65,35 @@ def figures(predicted: np.ndarray, split) -> dict:
     return result
 
 
-def measure(value: str, splits: dict) -> dict:
+def ckplus_figures(model, archive: str) -> dict:
+    """`edge eval --crops` on CK+48 (the zip or its extracted folder): accuracy and balanced accuracy."""
+    import tempfile
+    import zipfile
+
+    from edge.measure.evaluate import evaluate, labelled_images
+    from edge.vision.detect import FaceDetector
+    from edge.vision.stills import StillAnalyzer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(archive)
+        if folder.is_file():
+            with zipfile.ZipFile(folder) as opened:
+                opened.extractall(scratch)
+            folder = next(path.parent for path in Path(scratch).rglob("happy") if path.is_dir())
+        report = evaluate(labelled_images(folder), StillAnalyzer(FaceDetector(), model), crops=True)
+    return {"images": report["images"], "accuracy": report["accuracy"], "balanced_accuracy": report["balanced_accuracy"],
+            "skipped_folders": report["skipped_folders"], "note": "evaluation only: never trained on or used to choose"}
+
+
+def measure(value: str, splits: dict, ckplus: str | None) -> dict:
     model = load(value)
     members = model.members if isinstance(model, ModelEnsemble) else (model,)
     row = {"model": value, "files": [member.path.name for member in members], "sha256": [m.sidecar["sha256"] for m in members],
            "inferences_per_face": inferences_per_face(model)}
     for name, split in splits.items():
         row[name] = figures(scores_of(model, split.images).argmax(axis=1), split)
+    if ckplus:
+        row["ckplus48"] = ckplus_figures(model, ckplus)
     return row
 
 
@@ -75,16 +101,20 @@ def main(
     data: str = typer.Option(..., help="fer2013.tar.gz or fer2013.csv (the CSV form, row-aligned with FER+)"),
     ferplus: str | None = typer.Option(None, help="FER+'s fer2013new.csv (default: beside --data)"),
     model: list[str] = typer.Option(..., help="a --model value: a bundled name, a path, or several comma-separated"),
-    out: Path | None = typer.Option(None, help="write the figures here as JSON"),
+    ckplus: str | None = typer.Option(None, help="CK+48 (ckplus48.zip or its folder): also `edge eval --crops` on it"),
+    out: Path | None = typer.Option(None, help="write the ensembles' figures here as JSON (edge/assets/ensembles.json)"),
 ) -> None:
     splits = load_splits(data, ferplus)
-    rows = [measure(value, splits) for value in model]
+    rows = [measure(value, splits, ckplus) for value in model]
     for row in rows:
         cells = [f"{row[s][k]['accuracy'] * 100:.2f}/{row[s][k]['balanced_accuracy'] * 100:.2f}" for s in SPLITS for k in ("fer2013", "ferplus_majority")]
         print(f"{row['model']:24} {row['inferences_per_face']:>3} a face  " + "  ".join(cells)
-              + "  mean balanced " + " ".join(f"{row[s]['mean_balanced_accuracy'] * 100:.2f}" for s in SPLITS))
+              + "  mean balanced " + " ".join(f"{row[s]['mean_balanced_accuracy'] * 100:.2f}" for s in SPLITS)
+              + (f"  CK+48 {row['ckplus48']['accuracy'] * 100:.2f}/{row['ckplus48']['balanced_accuracy'] * 100:.2f}" if ckplus else ""))
     if out:
-        out.write_text(json.dumps({"data": data, "rows": rows}, indent=2) + "\n")
+        measured_by = "scripts/measure_ensemble.py on " + ", ".join(Path(x).name for x in (data, ckplus) if x)
+        ensembles = [{**row, "measured_by": measured_by} for row in rows if len(row["files"]) > 1]
+        out.write_text(json.dumps({"ensembles": ensembles}, indent=2) + "\n")
         print(f"wrote {out}", file=sys.stderr)
 
 

@@ -230,5 +230,27 @@ def test_info_on_several_models_describes_each_and_their_average():
     assert "inferences   2 a face" in blocks[0] and "inferences   10 a face" in blocks[1]
     assert blocks[2].startswith("ensemble     ferplus_int8 + fer2013_int8: class probabilities averaged")
     assert "inferences   12 a face (2 + 10)" in blocks[2]
+    measured = json.loads((BUNDLED_MODEL.parent.parent / "ensembles.json").read_text())["ensembles"][0]
+    private = measured["PrivateTest"]
+    row = next(line for line in blocks[2].splitlines() if line.strip().startswith("PrivateTest "))
+    assert [float(cell.rstrip("%")) for cell in row.split()[1:]] == pytest.approx([
+        private["fer2013"]["accuracy"] * 100, private["fer2013"]["balanced_accuracy"] * 100, private["ferplus_majority"]["accuracy"] * 100,
+        private["ferplus_majority"]["balanced_accuracy"] * 100, private["mean_balanced_accuracy"] * 100], abs=0.006)
+    assert f"CK+48        {measured['ckplus48']['accuracy'] * 100:.2f}% accuracy" in blocks[2]
     refused = run_cli("info", "ferplus,ferplus")
     assert refused.returncode == 2 and "twice" in refused.stderr
+
+
+def test_info_on_an_ensemble_of_other_files_says_it_was_not_measured(tmp_path, monkeypatch):
+    from edge import paths
+    from edge.config import bundled_model
+    from edge.vision.ensemble import ModelEnsemble
+    from edge.vision.model import EmotionModel
+
+    pair = ModelEnsemble([EmotionModel(bundled_model("ferplus")), EmotionModel(bundled_model("fer2013"))])
+    assert "mean of the" in "\n".join(cli.ensemble_lines(pair))
+    entries = json.loads((paths.ASSETS / cli.ENSEMBLE_FIGURES).read_text())
+    entries["ensembles"][0]["sha256"] = entries["ensembles"][0]["sha256"][::-1]  # measured in the other order
+    (tmp_path / cli.ENSEMBLE_FIGURES).write_text(json.dumps(entries))
+    monkeypatch.setattr(paths, "ASSETS", tmp_path)
+    assert "accuracy     not measured for these files" in "\n".join(cli.ensemble_lines(pair))
