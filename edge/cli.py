@@ -270,14 +270,16 @@ def label_set_lines(loaded) -> list[str]:
 
 
 def ensemble_figures(ensemble) -> dict | None:
-    """The entry of edge/assets/ensembles.json (scripts/measure_ensemble.py) measured with these very files, in this order."""
+    """The entry of edge/assets/ensembles.json (scripts/measure_ensemble.py) measured with these very files, in this
+    order, each run with the views and tau it runs with here."""
     from edge.paths import ASSETS
 
     try:
         entries = json.loads((ASSETS / ENSEMBLE_FIGURES).read_text()).get("ensembles", [])
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return None
-    return next((e for e in entries if isinstance(e, dict) and e.get("sha256") == ensemble.sha256), None)
+    measured = {"sha256": ensemble.sha256, "flip_tta": ensemble.flip_tta, "shift_tta": ensemble.shift_tta, "balance": ensemble.balance}
+    return next((e for e in entries if isinstance(e, dict) and all(e.get(key) == value for key, value in measured.items())), None)
 
 
 def ensemble_label_set_lines(ensemble) -> list[str]:

@@ -11,7 +11,7 @@ measured as `edge eval --crops` measures it (edge.measure.evaluate), its contemp
         --model ferplus --model fer2013 --model ferplus,fer2013 --out edge/assets/ensembles.json
 
 --out keeps the ensembles' rows (a single model's figures are in its own convert report); `edge info a,b`
-prints them when the files' sha256 are the ones measured.
+prints them when the files' sha256 and each model's settings (flip, shift, tau) are the ones measured.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from edge.config import resolve_models
+from edge.config import RunConfig
 from edge.metrics import classification_metrics
-from edge.vision.ensemble import ModelEnsemble, inferences_per_face
-from edge.vision.model import EmotionModel
+from edge.vision.ensemble import inferences_per_face, members_of
+from edge.vision.faces import load_model
 
 SPLITS = ("PublicTest", "PrivateTest")
 BATCH = 256
@@ -44,9 +44,9 @@ def load_splits(data: str, ferplus: str | None) -> dict:
     return {name: splits[name] for name in SPLITS}
 
 
-def load(value: str):
-    models = [EmotionModel(path) for path in resolve_models(value)]
-    return models[0] if len(models) == 1 else ModelEnsemble(models)
+def load(value: str, overrides: dict):
+    """What `edge run --model VALUE` loads, with the same --flip-tta/--shift-tta/--balance (each model's)."""
+    return load_model(RunConfig(model=value, **{key: v for key, v in overrides.items() if v is not None}))
 
 
 def scores_of(model, images: np.ndarray) -> np.ndarray:
@@ -85,11 +85,12 @@ def ckplus_figures(model, archive: str) -> dict:
             "skipped_folders": report["skipped_folders"], "note": "evaluation only: never trained on or used to choose"}
 
 
-def measure(value: str, splits: dict, ckplus: str | None) -> dict:
-    model = load(value)
-    members = model.members if isinstance(model, ModelEnsemble) else (model,)
+def measure(value: str, splits: dict, ckplus: str | None, overrides: dict) -> dict:
+    model = load(value, overrides)
+    members = members_of(model)
     row = {"model": value, "files": [member.path.name for member in members], "sha256": [m.sidecar["sha256"] for m in members],
-           "inferences_per_face": inferences_per_face(model)}
+           "flip_tta": [m.flip_tta for m in members], "shift_tta": [m.shift_tta for m in members],
+           "balance": [m.balance for m in members], "inferences_per_face": inferences_per_face(model)}
     for name, split in splits.items():
         row[name] = figures(scores_of(model, split.images).argmax(axis=1), split)
     if ckplus:
@@ -102,10 +103,14 @@ def main(
     ferplus: str | None = typer.Option(None, help="FER+'s fer2013new.csv (default: beside --data)"),
     model: list[str] = typer.Option(..., help="a --model value: a bundled name, a path, or several comma-separated"),
     ckplus: str | None = typer.Option(None, help="CK+48 (ckplus48.zip or its folder): also `edge eval --crops` on it"),
+    flip_tta: bool | None = typer.Option(None, "--flip-tta/--no-flip-tta", help="as edge run's, for each model (default: each sidecar's)"),
+    shift_tta: int | None = typer.Option(None, help="as edge run's, for each model (default: each sidecar's)"),
+    balance: float | None = typer.Option(None, help="as edge run's, for each model (default: each sidecar's)"),
     out: Path | None = typer.Option(None, help="write the ensembles' figures here as JSON (edge/assets/ensembles.json)"),
 ) -> None:
     splits = load_splits(data, ferplus)
-    rows = [measure(value, splits, ckplus) for value in model]
+    overrides = {"flip_tta": flip_tta, "shift_tta": shift_tta, "balance": balance}
+    rows = [measure(value, splits, ckplus, overrides) for value in model]
     for row in rows:
         cells = [f"{row[s][k]['accuracy'] * 100:.2f}/{row[s][k]['balanced_accuracy'] * 100:.2f}" for s in SPLITS for k in ("fer2013", "ferplus_majority")]
         print(f"{row['model']:24} {row['inferences_per_face']:>3} a face  " + "  ".join(cells)

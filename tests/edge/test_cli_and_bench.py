@@ -249,6 +249,8 @@ def test_info_on_an_ensemble_of_other_files_says_it_was_not_measured(tmp_path, m
 
     pair = ModelEnsemble([EmotionModel(bundled_model("ferplus")), EmotionModel(bundled_model("fer2013"))])
     assert "mean of the" in "\n".join(cli.ensemble_lines(pair))
+    unshifted = ModelEnsemble([EmotionModel(bundled_model("ferplus")), EmotionModel(bundled_model("fer2013"), shift_tta=0)])
+    assert "accuracy     not measured for these files" in "\n".join(cli.ensemble_lines(unshifted))  # other views, other figures
     entries = json.loads((paths.ASSETS / cli.ENSEMBLE_FIGURES).read_text())
     entries["ensembles"][0]["sha256"] = entries["ensembles"][0]["sha256"][::-1]  # measured in the other order
     (tmp_path / cli.ENSEMBLE_FIGURES).write_text(json.dumps(entries))
