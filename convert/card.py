@@ -174,30 +174,9 @@ def ferplus_training(report: dict, train_report: dict | None) -> list[str]:
 
 
 def evaluation(report: dict) -> list[str]:
-    results, flip = report["results"], report["flip_tta"]
-    int8 = results["int8"]["PrivateTest"]
+    results = report["results"]
     judged_by = TITLES[report.get("judged_by", "fer2013")]
-    counted = sum(m["support"] for m in int8["per_class"].values())
-    lines = [
-        "## Evaluation",
-        "",
-        f"int8 on PrivateTest against the {judged_by} ({counted:,} faces): accuracy {percent(int8['accuracy'])}, "
-        f"balanced accuracy {percent(int8['balanced_accuracy'])} (mean per-class recall), macro-F1 {score(int8['macro_f1'])}. "
-        "The model was selected on PublicTest; PrivateTest was not used for any choice. "
-        + (
-            "Every prediction averages the face with its mirror image (flip test-time averaging), as "
-            "the runtime does by default."
-            if flip
-            else "No flip test-time averaging, as in the runtime."
-        )
-        + (
-            f" Every figure on this card also averages each face over four copies shifted {report['shift_tta']} "
-            "pixels (right, left, down, up), as the runtime does for this model: five times the classifier's cost."
-            if report.get("shift_tta")
-            else ""
-        ),
-        "",
-    ]
+    lines = ["## Evaluation", "", privatetest_summary(report), ""]
     if "accuracy_by_label_set" in report:
         lines += [
             "### Both label sets",
@@ -216,7 +195,37 @@ def evaluation(report: dict) -> list[str]:
             rows.append([name, split, percent(metrics["accuracy"]), percent(metrics["balanced_accuracy"]), score(metrics["macro_f1"])])
     lines += table(["model", "split", "accuracy", "balanced accuracy", "macro-F1"], rows)
     lines += ["", *balance_section(report), *microsoft_section(report), *ckplus_section(report)]
-    lines += ["", "### Float vs int8 (PrivateTest)", ""]
+    return lines + float_versus_int8(report) + gate_line(report["gate"]) + per_class_tables(results["int8"]["PrivateTest"])
+
+
+def privatetest_summary(report: dict) -> str:
+    """int8 on PrivateTest in one paragraph: its figures, what chose the model, the test-time averaging."""
+    int8, flip = report["results"]["int8"]["PrivateTest"], report["flip_tta"]
+    counted = sum(m["support"] for m in int8["per_class"].values())
+    return (
+        f"int8 on PrivateTest against the {TITLES[report.get('judged_by', 'fer2013')]} ({counted:,} faces): accuracy "
+        f"{percent(int8['accuracy'])}, balanced accuracy {percent(int8['balanced_accuracy'])} (mean per-class recall), "
+        f"macro-F1 {score(int8['macro_f1'])}. "
+        "The model was selected on PublicTest; PrivateTest was not used for any choice. "
+        + (
+            "Every prediction averages the face with its mirror image (flip test-time averaging), as "
+            "the runtime does by default."
+            if flip
+            else "No flip test-time averaging, as in the runtime."
+        )
+        + (
+            f" Every figure on this card also averages each face over four copies shifted {report['shift_tta']} "
+            "pixels (right, left, down, up), as the runtime does for this model: five times the classifier's cost."
+            if report.get("shift_tta")
+            else ""
+        )
+    )
+
+
+def float_versus_int8(report: dict) -> list[str]:
+    """Each variant's PrivateTest accuracy and file size against the Keras model's, and their top-1 agreement."""
+    results = report["results"]
+    lines = ["", "### Float vs int8 (PrivateTest)", ""]
     reference = results["keras"]["PrivateTest"]["accuracy"]
     rows = []
     for name, splits in results.items():
@@ -225,21 +234,22 @@ def evaluation(report: dict) -> list[str]:
         file_size = size(report["sizes_bytes"][name]) if name in report["sizes_bytes"] else ""
         rows.append([name, file_size, percent(metrics["accuracy"]), score(metrics["macro_f1"]), change])
     lines += table(["model", "file size", "accuracy", "macro-F1", "accuracy vs Keras (points)"], rows)
-    lines += [
-        "",
-        f"Top-1 agreement of float (Keras) and int8 on PrivateTest: {percent(report['agreement_privatetest'])}.",
-    ]
-    gate = report["gate"]
+    return lines + ["", f"Top-1 agreement of float (Keras) and int8 on PrivateTest: {percent(report['agreement_privatetest'])}."]
+
+
+def gate_line(gate: dict) -> list[str]:
     verdict = "passed" if gate["passed"] else "FAILED: " + "; ".join(gate["failures"])
     min_accuracy = "none" if gate["min_accuracy"] is None else f"{gate['min_accuracy']:.2f}%"
-    lines += [
+    return [
         "",
         f"Accuracy gate (int8 at most {gate['max_drop']:g} percentage points below float on PrivateTest, minimum "
         f"accuracy {min_accuracy}): {verdict}.",
-        "",
-        "### Per class (int8, PrivateTest)",
-        "",
     ]
+
+
+def per_class_tables(int8: dict) -> list[str]:
+    """int8's PrivateTest per-class table and confusion matrix (rows true, columns predicted), and the figure's link."""
+    lines = ["", "### Per class (int8, PrivateTest)", ""]
     lines += table(
         ["class", "precision", "recall", "F1", "support"],
         [

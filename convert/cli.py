@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from convert.run import ConvertConfig
+from convert.config import ConvertConfig
 from edge.config import BUNDLED_MODELS
 from edge.settings import cli_options
 

@@ -1,4 +1,5 @@
-"""Accuracy of the float Keras model and each TFLite model on FER2013's test splits.
+"""Accuracy of the float Keras model and each TFLite model on FER2013's test splits, the gate, report.md; and the
+int8 model's checks on other data (FER2013's image-folder release, CK+48).
 
 TFLite models run through edge.vision.model.EmotionModel, exactly as the runtime feeds them.
 """
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.labelsets import TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table
+from convert.config import ConvertConfig
+from convert.labelsets import SPLITS, TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table
 from edge import contract
 from edge.metrics import classification_metrics  # noqa: F401  (convert reports with the runtime's metrics)
+from edge.vision.model import EmotionModel
 
 
 def predict_in_batches(classify: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, batch_size: int = 128) -> np.ndarray:
@@ -166,3 +169,46 @@ def markdown_summary(report: dict) -> str:
     lines += ["", f"Gate (max drop {gate_result['max_drop']} points, min accuracy {gate_result['min_accuracy']}): "
               f"{'PASS' if gate_result['passed'] else 'FAIL: ' + '; '.join(gate_result['failures'])}", ""]
     return "\n".join(lines)
+
+
+def ckplus_accuracy(int8: Path, data: str) -> dict:
+    """`edge eval --crops` on CK+48 (a folder per class; contempt, which the 7 labels lack, skipped): accuracy,
+    balanced accuracy, macro-F1 over the classes present (it has no neutral) and per-class recall."""
+    import tempfile
+    import zipfile
+
+    from edge.measure.evaluate import evaluate, labelled_images
+    from edge.vision.stills import StillAnalyzer
+
+    model = EmotionModel(int8)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(data)
+        if root.is_file():
+            with zipfile.ZipFile(root) as archive:
+                archive.extractall(scratch)
+            folders = [p for p in Path(scratch).rglob("*") if p.is_dir() and any(c.is_dir() and c.name == "happy" for c in p.iterdir())]
+            if not folders:
+                raise ValueError(f"--ckplus-data {data}: no folder of class folders (anger, happy, ...) inside")
+            root = folders[0]
+        report = evaluate(labelled_images(root), StillAnalyzer(None, model), crops=True)
+    keys = ("images", "accuracy", "balanced_accuracy", "macro_f1", "classes_averaged", "skipped_folders", "balance", "flip_tta")
+    return {"data": str(data), **{key: report[key] for key in keys},
+            "recall": {name: row["recall"] for name, row in report["per_class"].items() if row["support"]},
+            "note": "evaluation only: never trained on, never used to choose a checkpoint, recipe or setting"}
+
+
+def image_folder_accuracy(int8: Path, config: ConvertConfig) -> dict:
+    """int8 accuracy against FER2013 labels on the image-folder release: its JPEG-decoded pixels differ by
+    a few grey levels from the CSV's, so this is the figure `edge eval --crops` reproduces on its folders."""
+    from train.cache import default_cache_dir
+    from train.data import load_fer2013
+    from train.splits import take_splits
+
+    images = take_splits(load_fer2013(config.images_data, cache_dir=config.cache_dir or default_cache_dir()), config.limit, config.seed)
+    runtime_model = EmotionModel(int8, flip_tta=config.flip_tta, shift_tta=config.shift_tta)  # the sidecar's balance
+    accuracy = {
+        split: round(float((predict_in_batches(runtime_model.classify, images[split].images).argmax(axis=1) == images[split].labels).mean()), 4)
+        for split in SPLITS
+    }
+    return {"data": str(config.images_data), "judged_by": "fer2013", "flip_tta": config.flip_tta, "shift_tta": config.shift_tta,
+            "accuracy": accuracy}

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-LABEL_SETS = ("fer2013", "ferplus")  # what a model can be trained on (train.fit's --labels)
+from edge.metrics import classification_metrics
+
+LABEL_SETS = ("fer2013", "ferplus")  # what a model can be trained on (train fit's --labels)
 # The accuracy a model trained on each label set is judged (and gated) by.
 JUDGED_BY = {"fer2013": "fer2013", "ferplus": "ferplus_majority"}
 TITLES = {"fer2013": "FER2013 labels", "ferplus_majority": "FER+ majority"}
 TRAINED_ON_TITLES = {"fer2013": "FER2013 labels", "ferplus": "FER+ votes"}
 TRAIN_REPORT = "train_report.json"
+SPLITS = ("PublicTest", "PrivateTest")  # the test splits every figure is given on
 
 
 def trained_on(keras_model: str | Path, labels: str | None) -> tuple[str, str]:
@@ -44,7 +47,7 @@ def trained_on(keras_model: str | Path, labels: str | None) -> tuple[str, str]:
 def find_votes(dataset, data: str, ferplus: str | None):
     """(FerPlusVotes or None, why there are none). An explicit `ferplus` file must load; the default one,
     fer2013new.csv beside the data, is used when present and the data is the CSV form."""
-    from train.data import ferplus_path_for, load_ferplus
+    from train.ferplus import ferplus_path_for, load_ferplus
 
     if ferplus:
         return load_ferplus(ferplus, dataset), None
@@ -79,7 +82,7 @@ def judged_truth(split, label_set: str) -> tuple[np.ndarray, np.ndarray]:
 def accuracy_by_label_set(scores: dict[str, dict[bool, np.ndarray]], splits: dict) -> dict:
     """For one model: {"fer2013": {"PublicTest": acc, "PublicTest_flip_tta": acc, ...}, "ferplus_majority": {...},
     "ferplus_excluded": {split: faces without a clear majority}} (FER+ keys only with votes)."""
-    from train.fit import accuracy_both_label_sets
+    from train.report import accuracy_both_label_sets
 
     probabilities = {
         f"{split}{'_flip_tta' if flip else ''}": by_flip[flip] for split, by_flip in scores.items() for flip in (False, True)
@@ -112,3 +115,14 @@ def ferplus_note(report: dict) -> str:
         f"FER+ majority: the class with the most of the 10 annotators' votes (FER+, `{Path(ferplus['votes']).name}`); "
         f"faces without a clear 7-class majority (a tie, or contempt, unknown or not-a-face on top) are left out: {counts}."
     )
+
+
+def metrics_of(scores: np.ndarray, split, label_set: str) -> dict:
+    """classification_metrics of these scores against the label set the model is judged by."""
+    truth, counted = judged_truth(split, label_set)
+    return classification_metrics(truth[counted], scores.argmax(axis=1)[counted])
+
+
+def headline(metrics: dict) -> dict:
+    """The three figures every report gives side by side."""
+    return {key: metrics[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}

@@ -1,4 +1,5 @@
-"""Per-class log-score offsets on top of the class-prior correction, fitted on PublicTest (convert --class-offsets).
+"""The class-prior correction's tau, chosen on PublicTest, and per-class log-score offsets on top of it, fitted
+there too (convert --class-offsets).
 
 One tau moves every class by its training share; rare classes the model confuses (fear with surprise,
 disgust with angry) gain more from their own offset. Plain functions on score arrays, no TensorFlow.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from convert.config import ConvertConfig
+from convert.labelsets import headline, judged_truth, metrics_of
 from edge import contract
 from edge.metrics import balanced_accuracy
 
@@ -87,3 +90,53 @@ def cross_validate(scores: np.ndarray, truth: np.ndarray, prior, floor: float, g
     summary = {name: {"accuracy": round(float(np.mean([r[0] for r in rows])), 4),
                       "balanced_accuracy": round(float(np.mean([r[1] for r in rows])), 4)} for name, rows in held_out.items()}
     return {**summary, "folds": folds, "repeats": repeats, "seed": seed}
+
+
+BALANCE_GRID = tuple(round(0.05 * step, 2) for step in range(21))  # the taus measured on PublicTest
+
+
+def choose_balance(int8_scores: dict, splits: dict, label_set: str, prior: np.ndarray, config: ConvertConfig) -> dict:
+    """The class-prior correction tau and how it was chosen. Every tau of BALANCE_GRID is measured on the int8
+    model's PublicTest scores (with the sidecar's flip setting) against the label set it is judged by; unless
+    --balance names one, the tau kept is the one with the best balanced accuracy whose accuracy is at most
+    --balance-max-cost points below tau 0's (or, with --balance-min-accuracy, at least that). PrivateTest plays no part."""
+    scores = int8_scores["PublicTest"][config.flip_tta]
+    sweep = [{"tau": tau, **headline(metrics_of(contract.balance_scores(scores, prior, tau), splits["PublicTest"], label_set))}
+             for tau in BALANCE_GRID]
+    floor = accuracy_floor(sweep[0]["accuracy"], config)
+    if config.balance is not None:
+        tau, how = config.balance, "--balance"
+    else:
+        if config.balance_min_accuracy is not None:
+            how = f"PublicTest: best balanced accuracy with accuracy of at least {config.balance_min_accuracy:g}%"
+        else:
+            how = f"PublicTest: best balanced accuracy within {config.balance_max_cost:g} accuracy points of tau 0"
+        best = rule_choice(sweep, floor)
+        tau = best["tau"] if best else 0.0
+        if best is None:
+            how += f" (none reached it: tau 0, {sweep[0]['accuracy']:.2%})"
+    return {"tau": float(tau), "chosen_by": how, "class_prior": dict(zip(contract.LABELS, (round(float(v), 6) for v in prior), strict=True)),
+            "accuracy_floor": round(float(floor), 6), "sweep_publictest": sweep}
+
+
+def accuracy_floor(accuracy_at_tau_0: float, config: ConvertConfig) -> float:
+    """The lowest PublicTest accuracy a correction may leave: --balance-min-accuracy, else tau 0's less --balance-max-cost."""
+    if config.balance_min_accuracy is not None:
+        return config.balance_min_accuracy / 100
+    return accuracy_at_tau_0 - config.balance_max_cost / 100
+
+
+def fit_offsets(int8_scores: dict, splits: dict, label_set: str, prior: np.ndarray, balance: dict, config: ConvertConfig):
+    """--class-offsets: per-class offsets fitted on the int8 PublicTest scores at the chosen tau and floor, recorded
+    in `balance` with a cross-validation inside PublicTest of what they add; None (and a note) at tau 0. Their
+    in-sample PublicTest figure is the report's int8 PublicTest result, added to `balance` once it is measured."""
+    if not balance["tau"]:
+        balance["class_offsets_note"] = "not fitted: tau is 0 (scores as trained), and offsets are fitted at a tau"
+        return None
+    truth, counted = judged_truth(splits["PublicTest"], label_set)
+    scores, truth = int8_scores["PublicTest"][config.flip_tta][counted], truth[counted]
+    offsets = fit_class_offsets(scores, truth, prior, balance["tau"], balance["accuracy_floor"])
+    balance["class_offsets"] = dict(zip(contract.LABELS, (float(v) for v in offsets), strict=True))
+    balance["class_offsets_cross_validated"] = cross_validate(scores, truth, prior, balance["accuracy_floor"], BALANCE_GRID,
+                                                              **CROSS_VALIDATION)
+    return offsets

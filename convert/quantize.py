@@ -1,4 +1,5 @@
-"""Keras mini-Xception -> full-integer TFLite (int8 in, int8 out, no float ops) and the sidecar JSON."""
+"""Keras mini-Xception -> full-integer TFLite (int8 in, int8 out, no float ops) and the sidecar JSON; the variants
+convert exports (int8 and the float comparisons), scored as the runtime loads them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from convert.config import ConvertConfig
+from convert.evaluate import predict_in_batches
+from convert.labelsets import SPLITS, with_and_without_flip
 from edge import contract
-from edge.vision.model import Quantization, file_sha256, load_interpreter_api, sidecar_digest, sidecar_path
+from edge.vision.model import (
+    EmotionModel,
+    Quantization,
+    file_sha256,
+    load_interpreter_api,
+    sidecar_digest,
+    sidecar_path,
+)
 
 # Ops that mean a graph is not integer-only end to end.
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
@@ -171,3 +182,42 @@ def update_sidecar(model_path: str | Path, **fields) -> None:
     sidecar.update(fields)
     sidecar["digest"] = sidecar_digest(sidecar)  # re-bound: the accuracy added here is covered too
     write_atomically(path, json.dumps(sidecar, indent=2) + "\n")
+
+
+def export_variants(model, training, keras_path: Path, out_dir: Path, config: ConvertConfig) -> dict[str, Path]:
+    """int8 (checked full-int8) and the comparison exports, each with its sidecar; {variant: path}."""
+    calibration = representative_faces(training.images, training.labels, count=config.calibration_count, seed=config.seed)
+    variants = {"int8": to_int8_tflite(equalize_separable(model, calibration, config.equalize), calibration)}
+    if config.float32:
+        variants["float32"] = to_float_tflite(model)
+    if config.float16:
+        variants["float16"] = to_float_tflite(model, float16=True)
+    paths = {}
+    for variant, content in variants.items():
+        paths[variant] = out_dir / f"{config.name}_{variant}.tflite"
+        paths[variant].write_bytes(content)
+        if variant == "int8":
+            check_full_int8(paths[variant])
+        extra = {"quantization": variant, **({"equalize": config.equalize} if variant == "int8" else {})}
+        write_sidecar(paths[variant], int(model.count_params()), keras_path.name, extra)
+    return paths
+
+
+def score_variants(model, paths: dict[str, Path], splits: dict, shift_tta: int = 0) -> dict:
+    """{model name: {split: {flip: class scores}}}: Keras, and each TFLite file as the Pi loads it; with
+    `shift_tta`, every score is averaged over the shifted copies as the runtime does."""
+    from train.model import predict_probabilities
+
+    classifiers = {"keras": lambda faces: predict_probabilities(model, faces, flip_tta=False)}
+    for variant, path in paths.items():
+        # mirrors, shifts and the class-prior correction applied here, as the runtime does
+        runtime_model = EmotionModel(path, flip_tta=False, shift_tta=0, balance=0.0)
+        classifiers[variant] = lambda faces, m=runtime_model: predict_in_batches(m.classify, faces)
+
+    def shifted(classify):
+        return lambda faces: contract.average_shifts(classify(contract.with_shifts(faces, shift_tta)), shift_tta)
+
+    return {
+        name: {split: with_and_without_flip(shifted(classify), splits[split].images) for split in SPLITS}
+        for name, classify in classifiers.items()
+    }

@@ -23,7 +23,9 @@ import numpy as np
 import tensorflow as tf
 import typer
 
-from train.fit import TrainConfig, build_model, make_eval_dataset, make_train_dataset
+from train.config import TrainConfig
+from train.fit import build_model
+from train.input import make_eval_dataset, make_train_dataset
 
 TRAINING_FACES, PUBLIC_TEST_FACES = 28_709, 3_589
 

@@ -135,8 +135,10 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=4000, help="Training faces for the statistics")
     args = parser.parse_args()
 
-    from train.data import default_cache_dir, load_fer2013, take_splits
+    from train.cache import default_cache_dir
+    from train.data import load_fer2013
     from train.model import make_mini_xception
+    from train.splits import take_splits
 
     model = make_mini_xception()
     batch_norms = assign_folded(model, read_layers(args.tflite))

@@ -31,7 +31,8 @@ def summary(
     ),
 ) -> None:
     """Print class counts per split and save them as a bar chart."""
-    from train.data import default_cache_dir, format_summary, load_fer2013, plot_summary
+    from train.cache import default_cache_dir
+    from train.data import format_summary, load_fer2013, plot_summary
 
     try:
         refuse_shipped_output(out, "--out", allow_shipped_output)  # before the data: nothing read, nothing written
@@ -80,8 +81,10 @@ def soup(
     allow_shipped_output: bool = typer.Option(False, ALLOW_FLAG, help="let --out be inside the shipped models/ or edge/assets/"),
 ) -> None:
     """Average the weights of several runs into one network of the same size (a uniform model soup)."""
-    from train.data import DatasetError, default_cache_dir, load_fer2013, take_splits
+    from train.cache import default_cache_dir
+    from train.data import DatasetError, load_fer2013
     from train.quiet import import_tensorflow
+    from train.splits import take_splits
 
     try:
         refuse_shipped_output(out, "--out", allow_shipped_output)

@@ -10,7 +10,7 @@ from edge.settings import check, setting
 from train.shipped import refuse_shipped_output
 
 LABEL_SETS = ("fer2013", "ferplus")
-SELECTION_METRICS = ("accuracy", "balanced_accuracy")
+SELECTION_METRICS = ("accuracy", "balanced_accuracy", "mean_balanced_accuracy")
 ARCHITECTURES = ("mini_xception", "vgg13", "resnet18")  # built by train/arch.py
 STRATEGIES = ("none", "mirrored", "multi-worker")  # train/distribute.py
 
@@ -45,8 +45,9 @@ class TrainConfig:
         "1 = every class equally often", low=0.0, high=1.0
     )
     select_on: str = setting(
-        "accuracy", "the PublicTest figure that chooses the checkpoint (and early stopping): accuracy or "
-        "balanced_accuracy (mean per-class recall)", choices=SELECTION_METRICS
+        "accuracy", "the PublicTest figure that chooses the checkpoint (and early stopping): accuracy, "
+        "balanced_accuracy (mean per-class recall) on the run's own label set, or mean_balanced_accuracy (the mean "
+        "of the balanced accuracies on FER2013 labels and the FER+ majority; needs the FER+ votes)", choices=SELECTION_METRICS
     )
     epochs: int = setting(80, "epochs to train (early stopping may end sooner)", low=1, high=10_000)
     batch_size: int = setting(64, "faces per training step on each replica (a step sees this x replicas)", low=1, high=4096)
@@ -90,6 +91,10 @@ class TrainConfig:
         if self.ferplus_weight > 0 and self.labels != "fer2013":
             raise ValueError("--ferplus-weight (train.ferplus_weight) mixes FER+ votes into FER2013 labels: use it with --labels fer2013")
         refuse_shipped_output(self.run_dir(), "--out-dir (train.out_dir)", self.allow_shipped_output)
+
+    def votes_needed(self) -> bool:
+        """Whether the run needs the FER+ votes: to train on them, mix them in, or choose its checkpoint by them."""
+        return self.labels == "ferplus" or self.ferplus_weight > 0 or self.select_on == "mean_balanced_accuracy"
 
     def run_dir(self) -> Path:
         return Path(self.out_dir or Path("runs") / self.labels)

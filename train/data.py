@@ -1,13 +1,13 @@
 """FER2013 from any of the forms users have: fer2013.csv, the image-folder release, or its .zip.
 
 Every record is validated; a bad one raises `DatasetError` naming the file and row or path, or is
-skipped and counted with `skip_bad=True`. Decoded arrays are cached, keyed by the source's content.
+skipped and counted with `skip_bad=True`. Decoded arrays are cached (train/cache.py), keyed by the source's
+content. FER+ votes: train/ferplus.py; the splits a run uses: train/splits.py.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import tarfile
@@ -21,10 +21,10 @@ import numpy as np
 from rich.progress import Progress, track
 
 from edge.contract import INPUT_SIZE, LABELS, label_index
+from train.cache import content_key, read_arrays, write_arrays
 
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-CACHE_VERSION = "2"  # bump when decoding changes, so stale caches are not reused
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 
 
@@ -66,17 +66,13 @@ def load_fer2013(path: str | os.PathLike, skip_bad: bool = False, cache_dir: str
         raise DatasetError(f"{path}: no such file or folder (expected fer2013.csv, fer2013.zip or its folder)")
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"fer2013-{_content_key(path, skip_bad)}.npz"
+        cache_file = Path(cache_dir) / f"fer2013-{content_key(path, skip_bad)}.npz"
         if cache_file.exists():
             return _read_cache(cache_file, str(path))
     dataset = _decode(path, skip_bad)
     if cache_file is not None:
         _write_cache(cache_file, dataset)
     return dataset
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer-edge")
 
 
 def _decode(path: Path, skip_bad: bool) -> Fer2013:
@@ -272,49 +268,23 @@ def _progress(reader, source: str) -> Iterator:
             yield row
 
 
-def _content_key(path: Path, skip_bad: bool) -> str:
-    digest = hashlib.sha256(f"v{CACHE_VERSION} skip_bad={skip_bad}\n".encode())
-    _hash_content(digest, path)
-    return digest.hexdigest()[:24]
-
-
-def content_sha256(path: str | os.PathLike) -> str:
-    """What a dataset (or any input file) is, wherever it lies: sha256 of a file's bytes; of a folder, of every
-    file's relative name and bytes. The cache key is made the same way."""
-    digest = hashlib.sha256()
-    _hash_content(digest, Path(path))
-    return digest.hexdigest()
-
-
-def _hash_content(digest, path: Path) -> None:
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
-        with file.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-
-
 def _read_cache(cache_file: Path, source: str) -> Fer2013:
-    with np.load(cache_file) as stored:
-        total_rows = int(stored["total_rows"])
-        return Fer2013(
-            images=stored["images"],
-            labels=stored["labels"],
-            splits=stored["splits"],
-            source=source,
-            skipped=tuple(str(s) for s in stored["skipped"]),
-            rows=stored["rows"] if total_rows else None,
-            total_rows=total_rows,
-        )
+    stored = read_arrays(cache_file)
+    total_rows = int(stored["total_rows"])
+    return Fer2013(
+        images=stored["images"],
+        labels=stored["labels"],
+        splits=stored["splits"],
+        source=source,
+        skipped=tuple(str(s) for s in stored["skipped"]),
+        rows=stored["rows"] if total_rows else None,
+        total_rows=total_rows,
+    )
 
 
 def _write_cache(cache_file: Path, dataset: Fer2013) -> None:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    # renamed into place: no half-written cache; named by process, so parallel test workers never share one
-    partial = cache_file.with_suffix(f".{os.getpid()}.partial.npz")
-    np.savez(
-        partial,
+    write_arrays(
+        cache_file,
         images=dataset.images,
         labels=dataset.labels,
         splits=dataset.splits,
@@ -322,7 +292,6 @@ def _write_cache(cache_file: Path, dataset: Fer2013) -> None:
         rows=dataset.rows if dataset.rows is not None else np.zeros(0, np.int64),
         total_rows=dataset.total_rows,
     )
-    partial.replace(cache_file)
 
 
 def format_summary(dataset: Fer2013) -> str:
@@ -361,143 +330,3 @@ def plot_summary(dataset: Fer2013, out_png: str | os.PathLike) -> Path:
     figure.savefig(out_png, dpi=100)
     plt.close(figure)
     return out_png
-
-
-# FER+ (Barsoum et al. 2016, microsoft/FERPlus): ten annotators' votes per row of fer2013.csv.
-FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
-FERPLUS_EMOTIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy",
-                    "sadness": "sad", "surprise": "surprise", "neutral": "neutral"}  # FER+ column -> our label
-FERPLUS_FILE = "fer2013new.csv"
-CONTEMPT = len(LABELS)  # the 8th class of Microsoft's FER+ protocol
-
-
-@dataclass(frozen=True)
-class FerPlusVotes:
-    """Votes for the canonical 7 classes, and for contempt, unknown and not-a-face, one row per image.
-
-    Contempt has no place among the runtime's 7 labels: its votes are left out of the soft target
-    (the other emotions' votes are renormalised), and a face whose most-voted class is contempt,
-    unknown or not-a-face has no 7-class majority."""
-
-    emotions: np.ndarray  # (N, 7) float32, canonical order
-    others: np.ndarray  # (N, 3) float32: contempt, unknown, NF
-
-    def soft_targets(self) -> np.ndarray:
-        """The vote distribution over the 7 classes (rows without an emotion vote are all zero)."""
-        totals = self.emotions.sum(axis=1, keepdims=True)
-        return np.divide(self.emotions, totals, out=np.zeros_like(self.emotions), where=totals > 0)
-
-    def majority(self) -> np.ndarray:
-        """The FER+ majority label, -1 where there is no clear 7-class majority: a tie for the most
-        votes, or contempt, unknown or not-a-face holding the most."""
-        everything = np.concatenate([self.emotions, self.others], axis=1)
-        best = everything.max(axis=1)
-        clear = ((everything == best[:, None]).sum(axis=1) == 1) & (best > 0)
-        winner = everything.argmax(axis=1)
-        return np.where(clear & (winner < len(LABELS)), winner, -1)
-
-    def trainable(self) -> np.ndarray:
-        """Rows that can train on soft targets: an emotion holds the most votes (ties between
-        emotions allowed); rows whose majority is unknown, not-a-face or contempt are dropped."""
-        return (self.emotions.sum(axis=1) > 0) & (self.emotions.max(axis=1) > self.others.max(axis=1))
-
-    def microsoft_majority(self) -> np.ndarray:
-        """The label under the FERPlus repository's own `majority` mode (what published FER+ figures use):
-        votes of 1 are dropped as outliers, the top class must then hold more than half of the remaining
-        votes, and faces whose top is unknown or not-a-face (or with no majority) are excluded (-1).
-        Eight classes: 0-6 in canonical order, CONTEMPT (7) for contempt, which a 7-label model never says."""
-        votes = np.concatenate([self.emotions, self.others], axis=1)  # 7 emotions, contempt, unknown, NF
-        kept = np.where(votes > 1.0, votes, 0.0)
-        top = kept.argmax(axis=1)
-        has_majority = kept.max(axis=1) > 0.5 * kept.sum(axis=1)
-        return np.where(has_majority & (top <= CONTEMPT), top, -1)
-
-    def take(self, keep: np.ndarray) -> FerPlusVotes:
-        return FerPlusVotes(self.emotions[keep], self.others[keep])
-
-
-def ferplus_path_for(data: str | os.PathLike) -> Path:
-    """Where FER+ votes are looked for by default: fer2013new.csv beside the FER2013 data."""
-    data = Path(data)
-    return (data if data.is_dir() else data.parent) / FERPLUS_FILE
-
-
-def load_ferplus(path: str | os.PathLike, dataset: Fer2013) -> FerPlusVotes:
-    """fer2013new.csv joined row by row with a FER2013 loaded from fer2013.csv; returns the votes of
-    `dataset`'s images. Row count or Usage disagreeing is an error naming the row."""
-    path = Path(path)
-    if dataset.rows is None:
-        raise DatasetError(
-            f"{dataset.source}: FER+ votes are row-aligned with fer2013.csv; train on fer2013.csv "
-            "(or the fer2013.tar.gz that holds it), not the image-folder release"
-        )
-    if not path.is_file():
-        raise DatasetError(f"{path}: FER+ votes not found (fer2013new.csv from microsoft/FERPlus; give it with --ferplus)")
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        reader = csv.reader(stream)
-        header = [c.strip() for c in next(reader, [])]
-        missing = [c for c in ("Usage", *FERPLUS_COLUMNS) if c not in header]
-        if missing:
-            raise DatasetError(f"{path}: header lacks column(s) {', '.join(missing)}; is it FER+'s fer2013new.csv?")
-        usage_at = header.index("Usage")
-        vote_at = [header.index(c) for c in FERPLUS_COLUMNS]
-        usages, votes = [], []
-        for line, row in enumerate(reader, start=2):
-            if not any(field.strip() for field in row):
-                continue
-            try:
-                votes.append([float(row[i]) for i in vote_at])
-            except (ValueError, IndexError):
-                raise DatasetError(f"{path} row {line}: vote counts must be numbers in columns {', '.join(FERPLUS_COLUMNS)}") from None
-            if min(votes[-1]) < 0:
-                raise DatasetError(f"{path} row {line}: negative vote count")
-            usages.append(row[usage_at].strip())
-    if len(votes) != dataset.total_rows:
-        raise DatasetError(f"{path}: {len(votes)} rows, but {dataset.source} has {dataset.total_rows}; the files are not row-aligned")
-    for image_split, row in zip(dataset.splits, dataset.rows, strict=True):
-        if usages[row] != SPLITS[image_split]:
-            raise DatasetError(
-                f"{path} row {row + 2}: Usage {usages[row]!r} but {dataset.source} row {row + 2} is {SPLITS[image_split]!r}; "
-                "the files are not row-aligned"
-            )
-    table = np.asarray(votes, np.float32)[dataset.rows]
-    order = [FERPLUS_COLUMNS.index(next(c for c, ours in FERPLUS_EMOTIONS.items() if ours == label)) for label in LABELS]
-    return FerPlusVotes(emotions=table[:, order], others=table[:, 7:10])
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split's faces, FER2013 labels and, where FER+ is loaded, their votes."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    votes: FerPlusVotes | None = None
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-def training_class_prior(split: Split, labels: str) -> np.ndarray:
-    """The class mix a model trained on `split` learnt: the mean FER+ vote distribution of the faces it
-    trains on (`labels` ferplus), or the FER2013 label frequencies."""
-    if labels == "ferplus":
-        targets = split.votes.soft_targets()[split.votes.trainable()]
-        prior = targets.mean(axis=0).astype(np.float64)
-    else:
-        prior = np.bincount(split.labels, minlength=len(LABELS)).astype(np.float64)
-    prior = np.maximum(prior, 1e-6)  # a class absent from a small subset keeps a finite correction
-    return prior / prior.sum()
-
-
-def take_splits(dataset: Fer2013, limit: int, seed: int, votes: FerPlusVotes | None = None) -> dict[str, Split]:
-    """Training, PublicTest and PrivateTest; `limit` > 0 keeps a seeded random subset of each (smoke runs)."""
-    rng = np.random.default_rng(seed)
-    splits = {}
-    for index, name in enumerate(SPLITS):
-        members = np.flatnonzero(dataset.splits == index)
-        if limit and len(members) > limit:
-            members = np.sort(rng.choice(members, limit, replace=False))
-        if len(members) == 0:
-            raise ValueError(f"{dataset.source}: the {name} split is empty")
-        splits[name] = Split(dataset.images[members], dataset.labels[members], votes.take(members) if votes else None)
-    return splits

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data import Split
 from train.model import load_keras_model, predict_padded
+from train.splits import Split
 
 SOUP_FILE = "soup.json"
 

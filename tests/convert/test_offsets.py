@@ -1,9 +1,12 @@
-"""Per-class offsets fitted on PublicTest (convert --class-offsets): the fit, its floor, its held-out check.
-Made-up score arrays whose answers follow from the definitions; no TensorFlow."""
+"""Tau chosen on PublicTest, and per-class offsets fitted there (convert --class-offsets): the fit, its floor, its
+held-out check. Made-up score arrays whose answers follow from the definitions; no TensorFlow."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from convert.config import ConvertConfig
 from convert.offsets import (
     OFFSET_STEPS,
     accuracy_pair,
@@ -92,3 +95,36 @@ def test_cross_validation_measures_both_on_faces_they_were_not_fitted_on():
 
 def test_the_steps_are_symmetric_and_bounded():
     assert OFFSET_STEPS[0] == -1.0 and OFFSET_STEPS[-1] == 1.0 and 0.0 in OFFSET_STEPS and len(OFFSET_STEPS) == 41
+
+
+def test_tau_is_chosen_on_publictest_within_a_cost_or_above_a_fixed_floor():
+    """Sixteen faces of class 0 (common in training) and four of class 1 (rare): a larger tau says class 1 more
+    often, which gains rare faces and loses common ones; the expected tau is worked out from the same definitions."""
+    from convert.offsets import choose_balance
+    from train.splits import Split
+
+    prior = np.array([0.6, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1])
+    rare_share = np.r_[np.linspace(0.15, 0.35, 4), np.linspace(0.05, 0.4, 16)]  # class 1's score; class 0 has the rest
+    scores = np.zeros((20, 7), np.float32)
+    scores[:, 1], scores[:, 0] = rare_share, 1 - rare_share
+    labels = np.r_[np.ones(4, int), np.zeros(16, int)]
+    splits = {"PublicTest": Split(np.zeros((20, 48, 48), np.uint8), labels)}
+    int8 = {"PublicTest": {True: scores}}
+
+    def accuracy_at(tau):
+        predicted = contract.balance_scores(scores, prior, tau).argmax(axis=1)
+        return np.mean(predicted == labels), np.mean([np.mean(predicted[labels == c] == c) for c in (0, 1)])
+
+    config = ConvertConfig(data="x.csv")
+    taus = np.round(np.arange(21) * 0.05, 2)
+    by_cost = choose_balance(int8, splits, "fer2013", prior, replace(config, balance_max_cost=15.0))
+    allowed = [tau for tau in taus if accuracy_at(tau)[0] >= accuracy_at(0.0)[0] - 0.15 - 1e-9]
+    assert by_cost["tau"] == max(allowed, key=lambda tau: (accuracy_at(tau)[1], -tau)) == 0.35
+    assert "within 15 accuracy points of tau 0" in by_cost["chosen_by"]
+    by_floor = choose_balance(int8, splits, "fer2013", prior, replace(config, balance_min_accuracy=55.0))
+    allowed = [tau for tau in taus if accuracy_at(tau)[0] >= 0.55 - 1e-9]
+    assert by_floor["tau"] == max(allowed, key=lambda tau: (accuracy_at(tau)[1], -tau)) == 0.55
+    assert by_floor["chosen_by"] == "PublicTest: best balanced accuracy with accuracy of at least 55%"
+    out_of_reach = choose_balance(int8, splits, "fer2013", prior, replace(config, balance_min_accuracy=99.0))
+    assert out_of_reach["tau"] == 0.0 and "none reached it" in out_of_reach["chosen_by"]
+    assert [row["tau"] for row in by_cost["sweep_publictest"]] == [round(0.05 * step, 2) for step in range(21)]

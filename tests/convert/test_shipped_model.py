@@ -35,7 +35,9 @@ def report_of(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def real_splits(tmp_path_factory):
-    from train.data import load_fer2013, load_ferplus, take_splits
+    from train.data import load_fer2013
+    from train.ferplus import load_ferplus
+    from train.splits import take_splits
 
     for path in (REAL_CSV, REAL_FERPLUS):
         if not path.exists():
@@ -133,7 +135,7 @@ def test_privatetest_balanced_accuracy_meets_the_target_and_tau_was_chosen_on_pu
 @pytest.mark.parametrize("name", SHIPPED)
 def test_ckplus48_figures_in_the_report_are_what_edge_eval_crops_measures(name):
     """CK+48 is a check the developers can see, never a choice: recomputed here from the zip in ../shared/data."""
-    from convert.run import ckplus_accuracy
+    from convert.evaluate import ckplus_accuracy
 
     if not REAL_CKPLUS.exists():
         pytest.fail(f"{REAL_CKPLUS} is missing: the shipped-model tests need it (CI provides it there)")

@@ -50,7 +50,7 @@ def small_data(tmp_path_factory) -> Path:
 
 
 def test_the_gate_defaults_live_in_the_convert_settings_and_the_makefile_passes_none():
-    from convert.run import ConvertConfig
+    from convert.config import ConvertConfig
 
     config = ConvertConfig(data="fer2013.csv")
     assert (config.max_drop, config.min_accuracy) == (0.3, 60.0)  # README's gate: at most 0.3 points lost, at least 60 %
@@ -129,7 +129,7 @@ def test_train_fit_cli_refuses_a_shipped_out_dir_before_reading_data(tmp_path):
 
 
 def test_convert_refuses_a_shipped_out_dir_or_bundle_dir(tmp_path, monkeypatch):
-    from convert.run import ConvertConfig
+    from convert.config import ConvertConfig
 
     monkeypatch.chdir(ROOT)
     assert not ConvertConfig(data="fer2013.csv").out_dir.startswith("models")  # the default writes nothing shipped
@@ -342,7 +342,7 @@ def test_train_init_from_a_corrupt_keras_file_names_it(small_data, tmp_path):
 
 
 def test_convert_bundle_dir_rules_apply_through_the_api_too(tmp_path, monkeypatch):
-    from convert.run import ConvertConfig
+    from convert.config import ConvertConfig
 
     monkeypatch.chdir(ROOT)
     base = ConvertConfig(data="fer2013.csv", out_dir=str(tmp_path))

@@ -13,8 +13,9 @@ import pytest
 from conftest import ROOT, synthetic_faces, write_csv
 
 from train.arch import PARAMETERS, make_model, model_file
+from train.config import TrainConfig
 from train.distribute import cluster_from_environment
-from train.fit import TrainConfig, fit
+from train.fit import fit
 
 pytestmark = pytest.mark.tf  # needs TensorFlow: make check leaves these to make test
 
@@ -82,12 +83,22 @@ def test_mixed_precision_trains_resumes_and_ships_a_float32_model(small_csv, tmp
                     cache_dir=str(tmp_path / "cache"))
     report = fit(TrainConfig(**settings))
     assert report["compute"]["precision"] == "mixed_float16" and report["parameters"] == 58_423
-    checkpoint = keras.models.load_model(tmp_path / ".train" / "last.keras", compile=False)
-    assert checkpoint.layers[-2].compute_dtype == "float16"  # resumable as it trained
+    # The run ships the epoch it chose on PublicTest, whichever that is on this CPU: the report names it (the best of
+    # the history's monitored column), and the checkpoint kept for it is what ships, as float32.
+    history = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)
+    assert report["epochs_run"] == len(history) == 2
+    assert report["best_epoch"] == int(np.argmax(history["val_accuracy"])) + 1
+    last = keras.models.load_model(tmp_path / ".train" / "last.keras", compile=False)  # the last epoch's, to resume from
+    chosen = keras.models.load_model(tmp_path / ".train" / "mini_xception.keras", compile=False)  # the chosen epoch's
+    for checkpoint in (last, chosen):
+        assert checkpoint.layers[-2].compute_dtype == "float16"  # resumable as it trained
     shipped = keras.models.load_model(tmp_path / "mini_xception.keras")
     assert {layer.dtype_policy.name for layer in shipped.layers} == {"float32"}  # what convert quantizes
-    for trained, plain in zip(checkpoint.get_weights(), shipped.get_weights(), strict=True):
+    for trained, plain in zip(chosen.get_weights(), shipped.get_weights(), strict=True):
         np.testing.assert_array_equal(trained, plain)
+    # the kept checkpoint is the epoch the report names: the last one exactly when the last epoch was chosen
+    same_as_last = all(np.array_equal(a, b) for a, b in zip(last.get_weights(), chosen.get_weights(), strict=True))
+    assert same_as_last == (report["best_epoch"] == report["epochs_run"])
     assert keras.mixed_precision.global_policy().name == "float32"  # the run left the process as it found it
 
     state = json.loads((tmp_path / ".train" / "state.json").read_text())  # stopped after the first epoch
@@ -107,9 +118,11 @@ import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from train.fit import TrainConfig, fit
+from train.config import TrainConfig
+from train.fit import fit
 from train.model import predict_probabilities
-from train.data import load_fer2013, take_splits
+from train.data import load_fer2013
+from train.splits import take_splits
 
 data, folder = sys.argv[1], sys.argv[2]
 # Augmentation off and one step an epoch (the whole Training split, 84 faces): under a strategy Keras iterates
@@ -182,7 +195,8 @@ import json, sys
 import tensorflow as tf
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from train.fit import TrainConfig, fit
+from train.config import TrainConfig
+from train.fit import fit
 
 data, folder = sys.argv[1], sys.argv[2]
 report = fit(TrainConfig(data=data, out_dir=folder + "/run", distribute="mirrored", batch_size=14, balanced_sampling=1.0,
@@ -218,7 +232,8 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.mark.slow
 def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model_converts(tmp_path):
-    from convert.run import ConvertConfig, convert_and_evaluate
+    from convert.config import ConvertConfig
+    from convert.run import convert_and_evaluate
 
     data = write_csv(tmp_path / "fer2013.csv", *synthetic_faces(140))
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
@@ -255,7 +270,8 @@ def test_multi_worker_on_two_local_processes_only_the_chief_writes_and_the_model
 
 
 def test_convert_refuses_a_teacher_before_reading_any_data(tmp_path):
-    from convert.run import ConvertConfig, convert_and_evaluate
+    from convert.config import ConvertConfig
+    from convert.run import convert_and_evaluate
 
     teacher = tmp_path / "resnet18.keras"
     make_model("resnet18").save(teacher)

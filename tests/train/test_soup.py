@@ -7,12 +7,13 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from edge import contract
 from edge.vision.model import file_sha256
-from train.data import Split
 from train.model import load_keras_model, make_mini_xception
 from train.soup import SOUP_FILE, make_soup
+from train.splits import Split
 
 pytestmark = pytest.mark.tf
 
@@ -119,7 +120,7 @@ def test_the_command_refuses_to_overwrite_a_run_it_averages(tmp_path):
     before = file_sha256(one)
     result = subprocess.run(
         [sys.executable, "-m", "train", "soup", str(one), str(two), "--data", str(tmp_path / "none.csv"), "--out", str(one)],
-        capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300,  # this checkout's train, wherever pytest was started
     )
     assert result.returncode == 2
     assert f"--out {one} is one of the models being averaged" in result.stderr
@@ -127,6 +128,6 @@ def test_the_command_refuses_to_overwrite_a_run_it_averages(tmp_path):
     missing = subprocess.run(  # named before the (here absent) data is read
         [sys.executable, "-m", "train", "soup", str(one), str(tmp_path / "gone.keras"), "--data", str(tmp_path / "none.csv"),
          "--out", str(tmp_path / "soup.keras")],
-        capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert missing.returncode == 2 and "gone.keras: no such model file" in missing.stderr and "none.csv" not in missing.stderr

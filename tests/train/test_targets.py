@@ -10,9 +10,13 @@ from conftest import synthetic_faces, synthetic_votes, write_csv, write_ferplus
 from edge.contract import with_shifts
 from train.arch import make_model
 from train.config import TrainConfig
-from train.data import DatasetError, FerPlusVotes, Split, load_fer2013, load_ferplus, take_splits
-from train.fit import fit, make_train_dataset, soften, teacher_predictions, training_targets
+from train.data import DatasetError, load_fer2013
+from train.ferplus import FerPlusVotes, load_ferplus
+from train.fit import fit
+from train.input import make_train_dataset
 from train.model import predict_probabilities
+from train.splits import Split, take_splits
+from train.targets import soften, teacher_predictions, training_targets
 
 # needs TensorFlow: make check leaves these to make test
 pytestmark = pytest.mark.tf
@@ -161,7 +165,7 @@ def test_teacher_predictions_are_cached_by_content_and_a_bad_cache_is_recomputed
     def no_model(*args, **kwargs):
         raise AssertionError("the teacher was loaded although its predictions are cached")
 
-    monkeypatch.setattr("train.fit.load_keras_model", no_model)
+    monkeypatch.setattr("train.targets.load_keras_model", no_model)
     np.testing.assert_array_equal(teacher_predictions(shifted, faces, cache_dir=cache), first)
     assert "from the cache" in capsys.readouterr().out
     # other faces or another shift are other entries, never the cached one

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from edge.contract import LABELS
-from train.data import CONTEMPT, FerPlusVotes, Split, training_class_prior
+from train.ferplus import CONTEMPT, FerPlusVotes
+from train.splits import Split, training_class_prior
 
 
 def votes(*rows: dict) -> FerPlusVotes:

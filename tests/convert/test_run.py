@@ -1,3 +1,6 @@
+"""convert/run.py end to end on a small trained model: the int8 model, its sidecar, reports and card, the runtime
+loading what convert wrote, both label sets, bundling, the class-prior correction and offsets."""
+
 import json
 import shutil
 import subprocess
@@ -9,9 +12,9 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from convert.evaluate import classification_metrics, gate
-from convert.quantize import QuantizationError, check_full_int8, representative_faces, to_float_tflite, write_sidecar
-from convert.run import ConvertConfig, convert_and_evaluate
+from convert.config import ConvertConfig
+from convert.quantize import QuantizationError, check_full_int8
+from convert.run import convert_and_evaluate
 from edge import contract
 from edge.vision.model import EmotionModel, ModelError, Quantization, dequantize, file_sha256, quantize, sidecar_path
 from train.model import make_mini_xception, predict_probabilities
@@ -86,87 +89,6 @@ def test_float_model_is_refused_as_full_int8(converted, tmp_path):
     path.write_bytes(converter.convert())
     with pytest.raises(QuantizationError, match="float tensors in op"):
         check_full_int8(path)
-
-
-def test_gate_fails_a_degraded_model():
-    def report(float_accuracy, int8_accuracy):
-        return {"results": {"keras": {"PrivateTest": {"accuracy": float_accuracy}}, "int8": {"PrivateTest": {"accuracy": int8_accuracy}}}}
-
-    assert gate(report(0.66, 0.657), max_drop=0.5, min_accuracy=65.0) == []
-    failures = gate(report(0.66, 0.64), max_drop=1.0, min_accuracy=None)
-    assert len(failures) == 1 and "2.00 points below float" in failures[0]
-    assert "below --min-accuracy 66" in gate(report(0.66, 0.659), max_drop=1.0, min_accuracy=66.0)[0]
-    balanced = report(0.66, 0.66)
-    balanced["results"]["int8"]["PrivateTest"]["balanced_accuracy"] = 0.55
-    assert gate(balanced, max_drop=1.0, min_accuracy=None, min_balanced_accuracy=55.0) == []
-    (failure,) = gate(balanced, max_drop=1.0, min_accuracy=None, min_balanced_accuracy=60.0)
-    assert "balanced accuracy 55.00%" in failure and "below --min-balanced-accuracy 60" in failure
-
-
-def test_equalization_keeps_the_function_and_evens_the_ranges_between_the_separable_halves():
-    from convert.quantize import equalize_separable
-
-    tf.keras.utils.set_random_seed(3)
-    keras_model = make_mini_xception()
-    rng = np.random.default_rng(3)
-    for layer in keras_model.layers:  # uneven channels, as training leaves them
-        if isinstance(layer, tf.keras.layers.SeparableConv2D):
-            depthwise, pointwise = layer.get_weights()
-            layer.set_weights([depthwise * np.geomspace(0.01, 3.0, depthwise.shape[2])[None, None, :, None], pointwise])
-    faces = rng.integers(0, 256, (40, 48, 48), np.uint8)
-    inputs = contract.with_mirrors(contract.scale_pixels(faces))
-
-    def channel_ranges(model, layer_name):
-        layer = model.get_layer(layer_name)
-        depthwise = layer.get_weights()[0]
-        between = tf.nn.depthwise_conv2d(tf.keras.Model(model.input, layer.input)(inputs), depthwise, [1, 1, 1, 1], "SAME").numpy()
-        return np.abs(between).reshape(-1, between.shape[-1]).max(axis=0)
-
-    name = next(layer.name for layer in keras_model.layers if isinstance(layer, tf.keras.layers.SeparableConv2D))
-    before = channel_ranges(keras_model, name)
-    assert before.max() / before.min() > 10
-    original = [w.copy() for w in keras_model.get_weights()]
-    for strength, spread in ((1.0, 1.0), (0.5, np.sqrt(before.max() / before.min()))):
-        equalized = equalize_separable(keras_model, faces, strength)
-        np.testing.assert_allclose(predict_probabilities(equalized, faces), predict_probabilities(keras_model, faces), atol=1e-5)
-        after = channel_ranges(equalized, name)
-        assert after.max() / after.min() == pytest.approx(spread, rel=1e-3)
-    assert all(np.array_equal(a, b) for a, b in zip(keras_model.get_weights(), original, strict=True))  # a copy is changed
-    assert all(np.array_equal(a, b) for a, b in zip(equalize_separable(keras_model, faces, 0.0).get_weights(), original, strict=True))
-    assert keras_model.get_layer(name).get_weights()[0].shape == equalized.get_layer(name).get_weights()[0].shape
-
-
-def test_tau_is_chosen_on_publictest_within_a_cost_or_above_a_fixed_floor():
-    """Sixteen faces of class 0 (common in training) and four of class 1 (rare): a larger tau says class 1 more
-    often, which gains rare faces and loses common ones; the expected tau is worked out from the same definitions."""
-    from convert.run import choose_balance
-    from train.data import Split
-
-    prior = np.array([0.6, 0.1, 0.05, 0.05, 0.05, 0.05, 0.1])
-    rare_share = np.r_[np.linspace(0.15, 0.35, 4), np.linspace(0.05, 0.4, 16)]  # class 1's score; class 0 has the rest
-    scores = np.zeros((20, 7), np.float32)
-    scores[:, 1], scores[:, 0] = rare_share, 1 - rare_share
-    labels = np.r_[np.ones(4, int), np.zeros(16, int)]
-    splits = {"PublicTest": Split(np.zeros((20, 48, 48), np.uint8), labels)}
-    int8 = {"PublicTest": {True: scores}}
-
-    def accuracy_at(tau):
-        predicted = contract.balance_scores(scores, prior, tau).argmax(axis=1)
-        return np.mean(predicted == labels), np.mean([np.mean(predicted[labels == c] == c) for c in (0, 1)])
-
-    config = ConvertConfig(data="x.csv")
-    taus = np.round(np.arange(21) * 0.05, 2)
-    by_cost = choose_balance(int8, splits, "fer2013", prior, replace(config, balance_max_cost=15.0))
-    allowed = [tau for tau in taus if accuracy_at(tau)[0] >= accuracy_at(0.0)[0] - 0.15 - 1e-9]
-    assert by_cost["tau"] == max(allowed, key=lambda tau: (accuracy_at(tau)[1], -tau)) == 0.35
-    assert "within 15 accuracy points of tau 0" in by_cost["chosen_by"]
-    by_floor = choose_balance(int8, splits, "fer2013", prior, replace(config, balance_min_accuracy=55.0))
-    allowed = [tau for tau in taus if accuracy_at(tau)[0] >= 0.55 - 1e-9]
-    assert by_floor["tau"] == max(allowed, key=lambda tau: (accuracy_at(tau)[1], -tau)) == 0.55
-    assert by_floor["chosen_by"] == "PublicTest: best balanced accuracy with accuracy of at least 55%"
-    out_of_reach = choose_balance(int8, splits, "fer2013", prior, replace(config, balance_min_accuracy=99.0))
-    assert out_of_reach["tau"] == 0.0 and "none reached it" in out_of_reach["chosen_by"]
-    assert [row["tau"] for row in by_cost["sweep_publictest"]] == [round(0.05 * step, 2) for step in range(21)]
 
 
 def test_convert_cli_exits_non_zero_when_the_gate_fails(converted, tmp_path):
@@ -246,33 +168,6 @@ def test_quantize_and_dequantize_saturate_and_widen():
     assert quantized.dtype == np.int8 and quantized.tolist() == [-128, -1, 63, 127]
     out = Quantization(scale=1 / 256, zero_point=-128)
     np.testing.assert_allclose(dequantize(np.array([-128, 127], np.int8), out), [0.0, 255 / 256])
-
-
-def test_representative_faces_are_real_and_balanced(small_dataset):
-    images, labels, _ = small_dataset
-    chosen = representative_faces(images, labels, count=35)
-    assert len(chosen) == 35
-    rows = {image.tobytes() for image in images}
-    assert all(face.tobytes() in rows for face in chosen)
-
-
-def test_metrics_on_a_known_confusion():
-    labels = np.array([0, 0, 1, 1, 1, 2])
-    predicted = np.array([0, 1, 1, 1, 0, 2])
-    metrics = classification_metrics(labels, predicted, names=("a", "b", "c"))
-    assert metrics["accuracy"] == round(4 / 6, 4)
-    assert metrics["confusion_matrix"] == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
-    assert metrics["per_class"]["b"] == {"precision": round(2 / 3, 4), "recall": round(2 / 3, 4), "f1": round(2 / 3, 4), "support": 3}
-    assert metrics["macro_f1"] == round((0.5 + 2 / 3 + 1) / 3, 4)
-
-
-def test_float16_export_loads_in_the_runtime(tmp_path):
-    model = make_mini_xception()
-    path = tmp_path / "f16.tflite"
-    path.write_bytes(to_float_tflite(model, float16=True))
-    write_sidecar(path, model.count_params(), "x.keras", {"quantization": "float16"})
-    faces = np.zeros((3, 48, 48), np.uint8)
-    np.testing.assert_allclose(EmotionModel(path).classify(faces), predict_probabilities(model, faces), atol=1e-2)
 
 
 def direct_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
