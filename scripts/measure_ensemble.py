@@ -34,7 +34,10 @@ BATCH = 256
 
 def load_splits(data: str, ferplus: str | None) -> dict:
     """PublicTest and PrivateTest of the CSV form with their FER+ votes (as convert loads them)."""
-    from train.data import default_cache_dir, ferplus_path_for, load_fer2013, load_ferplus, take_splits
+    from train.cache import default_cache_dir
+    from train.data import load_fer2013
+    from train.ferplus import ferplus_path_for, load_ferplus
+    from train.splits import take_splits
 
     dataset = load_fer2013(data, cache_dir=default_cache_dir())
     if dataset.rows is None:
