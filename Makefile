@@ -37,7 +37,7 @@ help:
 	@echo "make convert [RUN=runs/<labels>]   full-int8 TFLite, report and gate in the run folder (bundles nothing)"
 	@echo "make ship RUN=runs/ferplus NAME=ferplus   convert and gate that run again and, on a pass, install it as the bundled model NAME"
 	@echo "make bench           model and pipeline benchmarks on this machine"
-	@echo "make bench-peer      Haar and BlazeFace next to the fer package (its own venv, with TensorFlow)"
+	@echo "make bench-peer      Haar, BlazeFace and YuNet next to the fer package (its own venv, with TensorFlow)"
 	@echo "make deploy PI=user@host [DRY_RUN=1]   install on a Raspberry Pi over SSH"
 
 # The runtime alone: numpy, OpenCV 4, typer and a TFLite interpreter (no TensorFlow).
@@ -124,7 +124,7 @@ $(PEER)/.fer:
 	$(PEER)/bin/pip install -q "tensorflow-cpu==2.21.*" "opencv-python-headless>=4.6,<5" pillow requests "setuptools<81"
 	touch $@
 
-# Haar and BlazeFace on both clips next to the fer package, one core each, ratios in one table.
+# Haar, BlazeFace and YuNet on both clips next to the fer package, one core each, ratios in one table.
 bench-peer: $(ALL) $(PEER)/.fer
 	$(PY) -m edge bench pipeline --peer $(PEER)/bin/python
 

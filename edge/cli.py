@@ -47,18 +47,30 @@ def run(
         typer.echo(format_summary(result) + format_outputs(run_config), err=True)
 
 
+def format_detector(result: dict) -> str:
+    return f"\ndetector {result['detector']}" if result.get("detector") else ""
+
+
 def format_summary(result: dict) -> str:
     if "images" in result:
         return (
             f"{result['images']} images in {result['seconds']:.2f} s, {result['faces']} faces, {result['errors']} unreadable; "
-            f"stopped: {result['reason']}\npeak memory {result['peak_rss_mb']} MB"
+            f"stopped: {result['reason']}\n{format_memory(result)}{format_detector(result)}"
         )
     stages = ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["stage_ms"].items())
     return (
         f"{result['frames']} frames in {result['seconds']:.2f} s ({result['fps']:.1f} FPS), stopped: {result['reason']}\n"
-        f"faces {result['faces']}, tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
-        f"dropped frames {result['dropped']}\nper frame: {stages}\npeak memory {result['peak_rss_mb']} MB"
+        f"faces {result['faces']} ({result.get('classified', result['faces'])} classified), tracks new {result['new']} / updates {result['update']} / ended {result['end']}, "
+        f"dropped frames {result['dropped']}\nper frame: {stages}\n{format_memory(result)}{format_detector(result)}"
     )
+
+
+def format_memory(result: dict) -> str:
+    """Peak resident memory, and at the end how much of it the run allocated (anonymous) and how much is mapped files."""
+    parts = ""
+    if "rss_anon_mb" in result:
+        parts = f" (at the end: {result['rss_anon_mb']} MB allocated, {result.get('rss_file_mb', '?')} MB of mapped files)"
+    return f"peak memory {result['peak_rss_mb']} MB{parts}"
 
 
 def format_outputs(config: RunConfig) -> str:
@@ -71,7 +83,7 @@ def format_outputs(config: RunConfig) -> str:
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
 MODEL_AND_DETECTOR = (
     "model", "num_threads", "flip_tta", "shift_tta", "balance", "scale_factor", "min_neighbors", "min_face", "cascade",
-    "detector", "blazeface_score", "blazeface_tiles",
+    "detector", "blazeface_score", "blazeface_tiles", "yunet_score", "landmarks",
 )
 
 
@@ -357,8 +369,8 @@ def bench_startup(
 def bench_pipeline(
     source: str = typer.Option("sample,hard", help="comma-separated clips: sample, hard (the bundled ones) or video paths"),
     truth: Path | None = typer.Option(None, help="ground-truth boxes JSON for a video path (bundled clips bring theirs)"),
-    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace) or haar-levers"),
-    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface) to compare"),
+    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace, YuNet) or haar-levers"),
+    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface, yunet) to compare"),
     detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
     scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
     detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
@@ -368,6 +380,8 @@ def bench_pipeline(
     min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
     blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare"),
     blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare"),
+    yunet_score: str | None = typer.Option(None, help="comma-separated YuNet score thresholds to compare"),
+    classify_every: str | None = typer.Option(None, help="comma-separated per-track classification intervals to compare (1 = every frame)"),
     peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios"),
     max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)"),
     model: str | None = typer.Option(None, help=MODEL_HELP),
@@ -392,6 +406,7 @@ def bench_pipeline(
         "detect_every": (detect_every, int), "motion_threshold": (motion_threshold, int),
         "still_detect_every": (still_detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
         "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
+        "yunet_score": (yunet_score, float), "classify_every": (classify_every, int),
     }
     chosen = parse_lists(lists)
     if not chosen and grid not in GRIDS:

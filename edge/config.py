@@ -80,12 +80,18 @@ class RunConfig:
     min_face: int = setting(30, "smallest face side, in pixels of the analysed grey image (picamera2: lores)", low=8, high=2000)
     cascade: str = setting("", 'Haar cascade XML; "" = found in cv2.data, /usr/share/opencv4 or the package')
     # Face detector choice (issue 12): Haar stays the default; BlazeFace's models ship in edge/assets.
-    detector: str = setting("haar", "face detector: haar (OpenCV's cascade) or blazeface (MediaPipe's BlazeFace on the TFLite interpreter)", choices=("haar", "blazeface"))
+    detector: str = setting("haar", "face detector: haar (OpenCV's cascade), blazeface (MediaPipe's BlazeFace on the TFLite interpreter) or yunet (OpenCV Zoo's YuNet, run by OpenCV)", choices=("haar", "blazeface", "yunet"))
     blazeface_score: float = setting(0.6, "BlazeFace: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0)
     blazeface_tiles: int = setting(2, "BlazeFace: full detections also search an N x N grid of overlapping tiles, which finds small faces (1 = whole frame only)", low=1, high=4)
+    # YuNet (issue 30): its model ships in edge/assets; whole frames are searched at detect_width.
+    yunet_score: float = setting(0.7, "YuNet: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0)
+    landmarks: bool = setting(False, "YuNet: add each face's five landmarks (eyes, nose tip, mouth corners) to its records")
     detect_every: int = setting(5, "video: search for new faces at most every N frames while faces are tracked (with the motion gate, only where something moved or a face was lost); in between only around tracked faces", low=1, high=300)
     motion_threshold: int = setting(12, "video: grey-level change between frames (on a 1/8-size thumbnail) outside the tracked people that makes a search for new faces there due", low=1, high=255, zero_means="no motion gate: the whole frame every detect_every frames")
     still_detect_every: int = setting(60, "video: with the motion gate, search the whole frame at least every N frames even when nothing moves", low=1, high=10_000)
+    # Per-track classification (issue 30): a tracked face is classified again when its track needs it.
+    classify_every: int = setting(5, "video: classify a tracked face again at least every N frames (1 = every face on every frame); in between only when its face changed (classify_change)", low=1, high=300)
+    classify_change: float = setting(32.0, "video: with classify_every > 1, classify a tracked face again as soon as its 48x48 crop differs from the one last classified by more than this many grey levels on average", above=0.0, high=255, zero_means="only every classify_every frames")
     smoothing: int = setting(5, "video: frames each face's scores are averaged over", low=1, high=300)
     iou_threshold: float = setting(0.3, "video: box overlap that continues a face's track", above=0.0, below=1.0)
     max_missed: int = setting(10, "video: frames a face may go unseen before its track ends", low=0, high=10_000)

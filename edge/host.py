@@ -73,6 +73,24 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
+def resident_parts_mb(status: Path = Path("/proc/self/status")) -> dict[str, float]:
+    """This process's resident memory now, split as Linux counts it: `rss_anon_mb` (what it allocated: the heap,
+    the interpreter's and the models' buffers) and `rss_file_mb` (pages of mapped files, such as OpenCV's and
+    LiteRT's libraries, which the page cache may or may not hold and which depend on the install). Empty where
+    /proc is absent. Anonymous memory is seldom given back, so at the end of a run it is about its peak."""
+    try:
+        text = status.read_text()
+    except OSError:
+        return {}
+    fields = {"RssAnon": "rss_anon_mb", "RssFile": "rss_file_mb"}
+    parts = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in fields and value.strip().endswith("kB"):
+            parts[fields[key]] = round(int(value.split()[0]) / 1024, 1)
+    return parts
+
+
 def board_name() -> str:
     """/proc/device-tree/model on a Pi, else the CPU model name."""
     model_file = Path("/proc/device-tree/model")

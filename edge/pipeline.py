@@ -31,7 +31,7 @@ from edge.events.records import (
     track_event_record,
 )
 from edge.fleet.forwarder import open_fleet_log
-from edge.host import peak_rss_mb
+from edge.host import peak_rss_mb, resident_parts_mb
 from edge.outputs.csv_export import CsvExport
 from edge.outputs.preview import Outputs, check_outputs
 from edge.signals import install_stop_handlers
@@ -42,7 +42,7 @@ from edge.sources.reopen import ReopeningSource
 from edge.sources.spec import open_source
 from edge.sources.video import PlaybackSource
 from edge.timing import StageTimer
-from edge.vision.faces import FrameResult, build_pipeline, load_model, make_detector
+from edge.vision.faces import FrameResult, build_pipeline, describe_detector, load_model, make_detector
 from edge.vision.model import EmotionModel
 from edge.vision.stills import StillAnalyzer
 from edge.vision.track import TrackEvent
@@ -232,13 +232,14 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     previous: Frame | None = None
     started = time.monotonic()
 
-    def write_events(events: list[TrackEvent] | tuple[TrackEvent, ...]) -> None:
+    def write_events(events: list[TrackEvent] | tuple[TrackEvent, ...], landmarks: dict | None = None) -> None:
         for event in events:
-            sinks.log.write(track_event_record(event, model.labels))
+            sinks.log.write(track_event_record(event, model.labels, landmarks=(landmarks or {}).get(event.box)))
         counters.count_events(events)
 
     try:
-        sinks.log.write(start_record(source.description, model, asdict(config)))
+        detector = describe_detector(pipeline.detector)
+        sinks.log.write(start_record(source.description, model, asdict(config), detector))
         for frame in feed:
             if frame.after_gap and previous is not None:  # faces seen before an outage are gone
                 write_events(pipeline.restart(previous.index, previous.timestamp))
@@ -249,10 +250,11 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             previous = frame  # its tracks are started: a failure from here on still ends them
             faces = [(face.box, face.scores, face.track) for face in result.faces]
             with timer.stage("log"):
-                write_events(result.events)
+                write_events(result.events, {face.box: face.landmarks for face in result.faces if face.landmarks})
                 sinks.write_row(frame, faces)
             counters.frames += 1
             counters.faces += len(faces)
+            counters.classified = pipeline.classified
             counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)
@@ -268,7 +270,8 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             if previous is not None:
                 write_events(pipeline.restart(previous.index, previous.timestamp))
         finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
-            summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb())
+            summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb(), memory=resident_parts_mb(),
+                                   detector=describe_detector(pipeline.detector))
             sinks.close(summary, source)
     return summary
 
@@ -300,7 +303,8 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
     (or an `error` record naming a file that cannot be read, and on to the next)."""
     timer, counters = StageTimer(), Counters()
     model = load_model(config)
-    analyzer = StillAnalyzer(make_detector(config, stills=True), model, timer)
+    detector = make_detector(config, stills=True)
+    analyzer = StillAnalyzer(detector, model, timer)
     root, images = list_stills(config.source_spec())
     log = open_log(config)
     csv = CsvExport(config.csv, model.labels) if config.csv else None
@@ -308,7 +312,7 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
     reason, started = "end of images", time.monotonic()
     try:
         kind = "folder" if Path(config.source_spec()).is_dir() else "image"
-        log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config)))
+        log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config), describe_detector(detector)))
         for index, path in enumerate(images):
             if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
                 reason = "signal" if stop_event.is_set() else "max frames"
@@ -322,7 +326,7 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
                     counters.errors += 1
                     continue
             faces = analyzer.faces(still.gray)
-            record = image_record(name, still.size, [face_record(f.box, f.scores, model.labels) for f in faces], still.original_size)
+            record = image_record(name, still.size, [face_record(f.box, f.scores, model.labels, f.landmarks) for f in faces], still.original_size)
             with timer.stage("log"):
                 log.write(record)
                 if csv is not None:
@@ -335,7 +339,8 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
         reason = f"error: {type(error).__name__}: {error}"
         raise
     finally:
-        summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True)
+        summary = stop_record(reason, time.monotonic() - started, counters, timer, peak_rss_mb(), stills=True, memory=resident_parts_mb(),
+                               detector=describe_detector(detector))
         try:
             log.write(summary)
         finally:

@@ -11,9 +11,17 @@ from edge.timing import StageTimer, utc_now
 from edge.vision.ensemble import inferences_per_face, members_of
 from edge.vision.track import TrackEvent
 
+LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth")  # YuNet's order: the subject's right first
 
-def track_event_record(event: TrackEvent, labels: Sequence[str], time_text: str | None = None) -> dict:
-    """A track event as a JSON-ready dict; `time_text` overrides the wall clock (for tests)."""
+
+def landmarks_field(landmarks) -> dict:
+    """{"landmarks": {"right_eye": [x, y], ...}} for a face with YuNet's five points, {} for one without."""
+    return {"landmarks": {name: [int(x), int(y)] for name, (x, y) in zip(LANDMARK_NAMES, landmarks, strict=True)}} if landmarks else {}
+
+
+def track_event_record(event: TrackEvent, labels: Sequence[str], time_text: str | None = None, landmarks=None) -> dict:
+    """A track event as a JSON-ready dict; `time_text` overrides the wall clock (for tests); `landmarks`: the
+    face's five points this frame (--landmarks)."""
     return {
         "event": event.type.value,
         "time": time_text if time_text is not None else utc_now(),
@@ -24,6 +32,7 @@ def track_event_record(event: TrackEvent, labels: Sequence[str], time_text: str 
         "label": labels[event.label_index],
         "score": round(float(event.score), 4),
         "scores": {name: round(float(s), 4) for name, s in zip(labels, event.scores, strict=True)},
+        **landmarks_field(landmarks),
     }
 
 
@@ -39,6 +48,7 @@ class Counters:
     frames_read: int = 0  # from the source
     frames: int = 0  # through the pipeline (images, for still images)
     faces: int = 0
+    classified: int = 0  # video: faces the classifier saw (per-track classification leaves the others to the smoothing)
     dropped: int = 0  # a live camera's frames that went by while the pipeline was busy
     full_detections: int = 0
     new: int = 0
@@ -109,12 +119,13 @@ class StatsWindow:
 # The other records, built here and written by the loop (edge.pipeline).
 
 
-def start_record(source: str, model, config: dict) -> dict:
+def start_record(source: str, model, config: dict, detector: str = "") -> dict:
     """The run's first record. An ensemble (--model a,b) gives `model` as the --model value that loads it again,
     and `sha256` and `flip_tta` as lists, one entry per model in that order."""
     members = members_of(model)
     return {
-        "event": "start", "time": utc_now(), "source": source, "model": str(model.path),
+        "event": "start", "time": utc_now(), "source": source, **({"detector": detector} if detector else {}),
+        "model": str(model.path),
         "sha256": members[0].sidecar["sha256"] if len(members) == 1 else [member.sidecar["sha256"] for member in members],
         "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta,
         "inferences_per_face": inferences_per_face(model),
@@ -122,17 +133,20 @@ def start_record(source: str, model, config: dict) -> dict:
     }
 
 
-def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False) -> dict:
+def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False,
+                memory: dict | None = None, detector: str = "") -> dict:
+    """The run's summary; `memory` adds the resident memory's parts (edge.host.resident_parts_mb)."""
     counts = counters.snapshot()
     if stills:  # images have no tracks, drops or detection windows
         counts = {"images": counts["frames"], "faces": counts["faces"], "errors": counts["errors"]}
     else:
         del counts["frames_read"], counts["errors"]
     return {
-        "event": "stop", "time": utc_now(), "reason": reason, "seconds": round(seconds, 3), **counts,
+        "event": "stop", "time": utc_now(), "reason": reason, **({"detector": detector} if detector else {}),
+        "seconds": round(seconds, 3), **counts,
         "fps": rate(counters.frames, seconds),
         "stage_ms": {name: round(ms, 3) for name, ms in timer.averages().items()},
-        "peak_rss_mb": peak_rss_mb,
+        "peak_rss_mb": peak_rss_mb, **(memory or {}),
     }
 
 
@@ -148,13 +162,14 @@ def source_gap_record(seconds: float, attempts: int, error: str) -> dict:
     return {"event": "source_gap", "time": utc_now(), "seconds": round(seconds, 3), "reopen_attempts": attempts, "error": error}
 
 
-def face_record(box, scores: Sequence[float], labels: Sequence[str]) -> dict:
+def face_record(box, scores: Sequence[float], labels: Sequence[str], landmarks=None) -> dict:
     best = int(max(range(len(scores)), key=lambda i: scores[i]))
     return {
         "box": list(box),
         "label": labels[best],
         "score": round(float(scores[best]), 4),
         "scores": {name: round(float(s), 4) for name, s in zip(labels, scores, strict=True)},
+        **landmarks_field(landmarks),
     }
 
 

@@ -45,6 +45,10 @@ DETECTOR_GRID: dict[str, dict] = {
     "BlazeFace whole frame, windows + motion gate": dict(detector="blazeface", blazeface_tiles=1),
     "BlazeFace + 2x2 tiles, every 10 + windows, no motion gate": dict(detector="blazeface", blazeface_tiles=2, detect_every=10, **NO_GATE),
     "BlazeFace + 2x2 tiles, every 10 + windows + motion gate": dict(detector="blazeface", blazeface_tiles=2, detect_every=10),
+    "YuNet half-res, windows + motion gate": dict(detector="yunet"),
+    "YuNet full-res, windows + motion gate": dict(detector="yunet", detect_width=0),
+    "YuNet full-res score 0.6, windows + motion gate": dict(detector="yunet", detect_width=0, yunet_score=0.6),
+    "Haar default, classify every face every frame": dict(detector="haar", classify_every=1),
 }
 GRIDS = {"detectors": DETECTOR_GRID, "haar-levers": HAAR_LEVERS}
 CLIPS = {"sample": (SAMPLE_CLIP, SAMPLE_TRUTH), "hard": (HARD_CLIP, HARD_TRUTH)}
@@ -147,17 +151,35 @@ def load_ignored(path: Path) -> dict[int, list[Box]]:
 
 
 def bench_pipeline(config: RunConfig, truth: dict[int, list[Box]] | None, repeat: int = 1, ignored: dict[int, list[Box]] | None = None) -> dict:
-    """One setting on one clip, `repeat` times; the fastest run counts."""
+    """One setting on one clip, `repeat` times; the fastest run counts. With per-track classification
+    (classify_every > 1) the same setting also runs classifying every face on every frame, and the row says how
+    often the two agree (`label_agreement`: the share of (frame, face) whose smoothed expression is the same,
+    and `updates_every_frame`: that run's number of update events, beside this one's `updates`)."""
     rows = [bench_pipeline_once(config, truth, ignored or {}) for _ in range(repeat)]
-    return max(rows, key=lambda row: row["fps"])
+    row = max(rows, key=lambda row: row["fps"])
+    labels = row.pop("labels")
+    if config.classify_every > 1:
+        reference = bench_pipeline_once(replace(config, classify_every=1), None, {})
+        row["label_agreement"] = label_agreement(labels, reference["labels"])
+        row["updates_every_frame"] = reference["updates"]
+    return row
+
+
+def label_agreement(labels: dict, reference: dict) -> float | None:
+    """Share of the reference's (frame, track) labels that `labels` gives too (same detection: same tracks)."""
+    if not reference:
+        return None
+    return round(sum(labels.get(key) == label for key, label in reference.items()) / len(reference), 4)
 
 
 def bench_pipeline_once(config: RunConfig, truth: dict[int, list[Box]] | None, ignored: dict[int, list[Box]]) -> dict:
     tally = {"found": 0, "predicted": 0, "truth": 0, "false": 0}
     cpu_marks: list[float] = []  # process CPU time at the first and at the latest frame
+    labels: dict[tuple[int, int], int] = {}  # (frame, track) -> the track's smoothed top label then
 
     def observe(result: FrameResult) -> None:
         cpu_marks[min(len(cpu_marks), 1):] = [time.process_time()]
+        labels.update(((result.frame.index, face.track), int(np.argmax(face.scores))) for face in result.faces)
         tally["predicted"] += len(result.boxes)
         if truth is not None:
             expected = truth.get(result.frame.index, [])
@@ -171,7 +193,8 @@ def bench_pipeline_once(config: RunConfig, truth: dict[int, list[Box]] | None, i
     row = {
         "frames": frames, "seconds": summary["seconds"], "fps": summary["fps"], "cpu_fps": cpu_fps(frames, cpu_marks),
         "stage_ms": summary["stage_ms"], "faces": tally["predicted"], "full_detections": summary["full_detections"],
-        "tracks": summary["new"], "peak_rss_mb": summary["peak_rss_mb"],
+        "tracks": summary["new"], "updates": summary["update"], "classified": summary.get("classified"), "peak_rss_mb": summary["peak_rss_mb"],
+        "rss_anon_mb": summary.get("rss_anon_mb"), "labels": labels,
     }
     if truth is not None:
         row.update(
@@ -216,7 +239,8 @@ def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict],
                      "scale_factor": config.scale_factor, "min_neighbors": config.min_neighbors, "min_face": config.min_face,
                      "detect_every": config.detect_every, "motion_threshold": config.motion_threshold,
                      "still_detect_every": config.still_detect_every, "blazeface_score": config.blazeface_score,
-                     "blazeface_tiles": config.blazeface_tiles, **row})
+                     "blazeface_tiles": config.blazeface_tiles, "yunet_score": config.yunet_score,
+                     "classify_every": config.classify_every, "classify_change": config.classify_change, **row})
     return rows
 
 
@@ -333,13 +357,21 @@ def print_pipeline_table(rows: list[dict], out: TextIO) -> None:
         print(f"WARNING: {warning}", file=out)
     print(f"board: {board_name()}", file=out)
     stages = list(dict.fromkeys(s for r in rows for s in r["stage_ms"]))
-    print(f"{'clip':7} {'setting':52} {'FPS':>6} {'CPU FPS':>7} {'x fer':>6} {'recall':>7} {'FP/100':>7} " + " ".join(f"{s:>10}" for s in stages) + "  (ms per frame)", file=out)
+    print(f"{'clip':7} {'setting':52} {'FPS':>6} {'CPU FPS':>7} {'x fer':>6} {'recall':>7} {'FP/100':>7} {'agree':>7} "
+          + " ".join(f"{s:>10}" for s in stages) + "  (ms per frame)", file=out)
     for r in rows:
         recall = f"{r['recall'] * 100:.1f}%" if r.get("recall") is not None else "n/a"
         false = r.get("false_per_100_frames")
         ratio = f"{r['x_peer_cpu_fps']:.1f}" if r.get("x_peer_cpu_fps") else "-"
         cpu = f"{r['cpu_fps']:.1f}" if r.get("cpu_fps") else "-"
-        print(f"{r.get('clip', ''):7} {r['setting'][:52]:52} {r['fps']:>6.1f} {cpu:>7} {ratio:>6} {recall:>7} {false if false is not None else 'n/a'!s:>7} "
+        agree = f"{r['label_agreement'] * 100:.1f}%" if r.get("label_agreement") is not None else "-"
+        print(f"{r.get('clip', ''):7} {r['setting'][:52]:52} {r['fps']:>6.1f} {cpu:>7} {ratio:>6} {recall:>7} {false if false is not None else 'n/a'!s:>7} {agree:>7} "
               + " ".join(f"{r['stage_ms'].get(s, 0):>10.2f}" for s in stages), file=out)
     print("x fer: CPU-time FPS over the fer package's on the same clip", file=out)
-    print(f"peak resident memory: {max(r['peak_rss_mb'] for r in rows if r.get('peak_rss_mb'))} MB", file=out)
+    print("agree: faces (per frame) whose smoothed expression is the one classifying every face on every frame gives", file=out)
+    for r in rows:
+        if r.get("updates_every_frame") is not None:
+            print(f"  {r.get('clip', '')} {r['setting'][:52]}: {r['updates']} update events, {r['updates_every_frame']} when classifying every frame", file=out)
+    anonymous = [r["rss_anon_mb"] for r in rows if r.get("rss_anon_mb")]
+    print(f"peak resident memory: {max(r['peak_rss_mb'] for r in rows if r.get('peak_rss_mb'))} MB; "
+          f"allocated (anonymous) at the end of a run: {max(anonymous) if anonymous else 'n/a'} MB at most", file=out)

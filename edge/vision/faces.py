@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge import contract
@@ -16,8 +17,10 @@ from edge.vision.ensemble import ModelEnsemble
 from edge.vision.geometry import Box
 from edge.vision.model import EmotionModel
 from edge.vision.motion import MotionGate
+from edge.vision.reclassify import ClassifySchedule
 from edge.vision.search import SearchSchedule
 from edge.vision.track import Tracker, TrackEvent
+from edge.vision.yunet import YuNetDetector
 
 DUPLICATE_IOU = 0.5
 
@@ -27,13 +30,14 @@ class TrackedFace:
     box: Box
     track: int
     scores: tuple[float, ...]  # the track's smoothed scores: what its events report
+    landmarks: tuple[tuple[int, int], ...] | None = None  # YuNet's five points with --landmarks, frame pixels
 
 
 @dataclass(frozen=True)
 class FrameResult:
     frame: Frame
     faces: tuple[TrackedFace, ...]
-    raw_scores: np.ndarray  # (faces, classes) this frame's own probabilities
+    raw_scores: np.ndarray  # (faces, classes) each face's latest own probabilities (this frame's when it was classified)
     events: tuple[TrackEvent, ...]
     full_detection: bool
 
@@ -55,13 +59,17 @@ class FacePipeline:
     """One video frame at a time: detection in a window around each tracked face, which costs far
     less than a full detection, plus a search for new faces where and when `SearchSchedule` says."""
 
-    def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer):
+    def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer,
+                 classify: ClassifySchedule | None = None):
         self.model, self.detector, self.tracker = model, detector, tracker
         self.schedule, self.timer = schedule, timer
+        self.classify = classify or ClassifySchedule()
+        self.classified = 0  # faces the classifier saw (a face and its mirror count once)
 
     def restart(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
         """End every track and search the next frame whole (after an outage the scene may differ)."""
         self.schedule.restart()
+        self.classify.restart()
         return self.tracker.finish(frame_index, timestamp)
 
     def detect(self, gray: np.ndarray) -> tuple[list[Box], bool]:
@@ -80,15 +88,23 @@ class FacePipeline:
     def process(self, frame: Frame) -> FrameResult:
         with self.timer.stage("detect"):
             boxes, full = self.detect(frame.gray)
+            take = getattr(self.detector, "take_landmarks", None)  # YuNet's, kept with --landmarks
+            landmarks = take() if take is not None else {}
         with self.timer.stage("preprocess"):
             crops = np.stack([contract.crop_face(frame.gray, box) for box in boxes]) if boxes else None
+            due = self.classify.due(frame.index, self.tracker.match_ids(boxes), crops)
         with self.timer.stage("infer"):
-            scores = self.model.classify(crops) if crops is not None else np.zeros((0, len(self.model.labels)), np.float32)
+            scores = np.zeros((len(boxes), len(self.model.labels)), np.float32)
+            if due.any():
+                scores[due] = self.model.classify(crops[due])
+                self.classified += int(due.sum())
         with self.timer.stage("track"):
-            events = self.tracker.update(frame.index, frame.timestamp, boxes, scores)
+            events = self.tracker.update(frame.index, frame.timestamp, boxes, scores, fresh=due)
+            latest = self.tracker.latest()
+            scores = self.classify.classified(frame.index, latest, crops, due, scores, self.tracker.live_ids())
         faces = tuple(
-            TrackedFace(box, track, tuple(float(s) for s in smoothed))
-            for box, (track, smoothed) in zip(boxes, self.tracker.latest(), strict=True)
+            TrackedFace(box, track, tuple(float(s) for s in smoothed), landmarks.get(box))
+            for box, (track, smoothed) in zip(boxes, latest, strict=True)
         )
         return FrameResult(frame, faces, scores, tuple(events), full)
 
@@ -103,9 +119,12 @@ def load_model(config: RunConfig) -> EmotionModel | ModelEnsemble:
     return models[0] if len(models) == 1 else ModelEnsemble(models)
 
 
-def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector:
-    """The face detector the settings ask for (both offer detect and detect_in); still images are
+def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector | YuNetDetector:
+    """The face detector the settings ask for (each offers detect and detect_in); still images are
     searched at their own resolution."""
+    if config.detector == "yunet":
+        return YuNetDetector(score_threshold=config.yunet_score, min_size=config.min_face,
+                             detect_width=None if stills else config.detect_width or None, keep_landmarks=config.landmarks)
     if config.detector == "blazeface":
         return BlazeFaceDetector(
             score_threshold=config.blazeface_score, min_size=config.min_face, tiles=config.blazeface_tiles,
@@ -120,8 +139,20 @@ def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | Bla
     )
 
 
+def describe_detector(detector: FaceDetector | BlazeFaceDetector | YuNetDetector) -> str:
+    """Which detector runs, with its model file and search width: the start and stop records say it."""
+    width = getattr(detector, "detect_width", None)
+    whole = f"whole frames at {width} px wide" if width else "whole frames at full size"
+    if isinstance(detector, YuNetDetector):
+        return f"yunet ({detector.path.name} on OpenCV {cv2.__version__}, score >= {detector.score_threshold:g}; {whole})"
+    if isinstance(detector, BlazeFaceDetector):
+        return f"blazeface ({detector.full.path.name} + {detector.window.path.name} on {detector.interpreter_name}; {detector.tiles}x{detector.tiles} tiles)"
+    return f"haar ({detector.cascade_path.name} on OpenCV {cv2.__version__}; {whole})"
+
+
 def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
     tracker = Tracker(iou_threshold=config.iou_threshold, max_missed=config.max_missed, smoothing=config.smoothing)
     motion = MotionGate(config.motion_threshold) if config.motion_threshold else None
     schedule = SearchSchedule(config.detect_every, config.still_detect_every, motion)
-    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer)
+    classify = ClassifySchedule(config.classify_every, config.classify_change)
+    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer, classify)

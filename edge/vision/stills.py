@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from edge.vision.model import EmotionModel
 class StillFace:
     box: Box
     scores: tuple[float, ...]  # this face's own probabilities, canonical label order
+    landmarks: tuple[tuple[int, int], ...] | None = None  # YuNet's five points with --landmarks
 
 
 class StillAnalyzer:
@@ -28,7 +29,9 @@ class StillAnalyzer:
     def faces(self, gray: np.ndarray) -> list[StillFace]:
         with self.timer.stage("detect"):
             boxes = self.detector.detect(gray)
-        return self.classify(gray, boxes)
+        take = getattr(self.detector, "take_landmarks", None)  # YuNet's, kept with --landmarks
+        landmarks = take() if take is not None else {}
+        return [replace(face, landmarks=landmarks.get(face.box)) for face in self.classify(gray, boxes)]
 
     def classify(self, gray: np.ndarray, boxes: list[Box]) -> list[StillFace]:
         with self.timer.stage("preprocess"):

@@ -58,11 +58,14 @@ class _Track:
     smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0))
     step: tuple[int, int] = (0, 0)  # how far the box moved between its last two frames
 
-    def add(self, box: Box, scores: np.ndarray) -> None:
+    def add(self, box: Box, scores: np.ndarray | None) -> None:
+        """The face's box this frame and its scores; None when it was not classified again this frame
+        (the smoothed scores stay those of its latest classifications)."""
         self.step = (box.x - self.box.x, box.y - self.box.y) if self.missed == 0 else (0, 0)
         self.box = box
-        self.history.append(scores)
-        self.smoothed = np.mean(self.history, axis=0)
+        if scores is not None:
+            self.history.append(scores)
+            self.smoothed = np.mean(self.history, axis=0)
 
 
 class Tracker:
@@ -90,15 +93,27 @@ class Tracker:
         """(track id, smoothed scores) of each box of the latest `update`, in the boxes' order."""
         return list(self._latest)
 
-    def update(self, frame_index: int, timestamp: float, boxes: list[Box], scores: np.ndarray) -> list[TrackEvent]:
-        """Take one frame's faces and their (N, C) probabilities; return the events they cause."""
+    def match_ids(self, boxes: list[Box]) -> list[int | None]:
+        """The track each box would continue in `update` (None: it would start a new one); changes nothing."""
+        owner = {box_index: track_id for track_id, box_index in self._match(boxes).items()}
+        return [owner.get(i) for i in range(len(boxes))]
+
+    def live_ids(self) -> set[int]:
+        return set(self._tracks)
+
+    def update(self, frame_index: int, timestamp: float, boxes: list[Box], scores: np.ndarray,
+               fresh: np.ndarray | None = None) -> list[TrackEvent]:
+        """Take one frame's faces and their (N, C) probabilities; return the events they cause. With `fresh`
+        (N booleans), only the rows it marks are new classifications: a continued track's other rows are
+        ignored (its smoothed scores stay); a face that starts a track must be fresh."""
         scores = _check_scores(boxes, scores)
+        fresh = np.ones(len(boxes), bool) if fresh is None else np.asarray(fresh, bool)
         matches = self._match(boxes)
         events: list[TrackEvent] = []
 
         for track_id, box_index in matches.items():
             track = self._tracks[track_id]
-            track.add(boxes[box_index], scores[box_index])
+            track.add(boxes[box_index], scores[box_index] if fresh[box_index] else None)
             track.missed = 0
             label = top_label(track.smoothed, track.label)
             if should_update(track.label, label):
@@ -115,6 +130,8 @@ class Tracker:
         for box_index, box in enumerate(boxes):
             if box_index in owner:
                 continue
+            if not fresh[box_index]:
+                raise ValueError(f"box {box_index} starts a new track but has no scores (fresh is False)")
             track = owner[box_index] = _Track(self._next_id, box, deque(maxlen=self.smoothing))
             self._next_id += 1
             track.add(box, scores[box_index])

@@ -256,3 +256,18 @@ def test_info_on_an_ensemble_of_other_files_says_it_was_not_measured(tmp_path, m
     (tmp_path / cli.ENSEMBLE_FIGURES).write_text(json.dumps(entries))
     monkeypatch.setattr(paths, "ASSETS", tmp_path)
     assert "accuracy     not measured for these files" in "\n".join(cli.ensemble_lines(pair))
+
+
+def test_pipeline_benchmark_states_agreement_with_classifying_every_frame():
+    grid = {"per track": {"classify_every": 5}, "every frame": {"classify_every": 1}}
+    per_track, every_frame = bench.bench_pipelines("sample", None, grid, "", 1, max_frames=30)
+    assert per_track["label_agreement"] == 1.0 and per_track["updates_every_frame"] == per_track["updates"] == 0
+    assert per_track["classified"] < every_frame["classified"] == every_frame["faces"]
+    assert "label_agreement" not in every_frame and "labels" not in per_track  # the per-frame labels stay internal
+    assert per_track["rss_anon_mb"] > 0
+
+
+def test_label_agreement_counts_the_reference_faces_given_the_same_label():
+    reference = {(0, 1): 3, (1, 1): 3, (1, 2): 6, (2, 1): 4}
+    assert bench.label_agreement({(0, 1): 3, (1, 1): 3, (1, 2): 6, (2, 1): 3}, reference) == 0.75
+    assert bench.label_agreement({}, {}) is None

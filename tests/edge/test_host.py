@@ -1,7 +1,7 @@
 import pytest
 
 from edge import host
-from edge.host import decode_throttled, parse_throttled
+from edge.host import decode_throttled, parse_throttled, resident_parts_mb
 
 
 def test_throttled_decoding():
@@ -37,3 +37,12 @@ def test_cpu_temp(tmp_path):
     zone.write_text("48312\n")
     assert host.cpu_temp_c(zone) == 48.3
     assert host.cpu_temp_c(tmp_path / "absent") is None
+
+
+def test_resident_parts_split_what_the_run_allocated_from_mapped_files(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmHWM:\t  110000 kB\nVmRSS:\t  102400 kB\nRssAnon:\t   40960 kB\nRssFile:\t   61440 kB\nRssShmem:\t       0 kB\n")
+    assert resident_parts_mb(status) == {"rss_anon_mb": 40.0, "rss_file_mb": 60.0}
+    assert resident_parts_mb(tmp_path / "absent") == {}
+    here = resident_parts_mb()  # this process, on Linux
+    assert here["rss_anon_mb"] > 1 and here["rss_file_mb"] > 1

@@ -139,3 +139,15 @@ def test_top_label_keeps_the_previous_label_on_a_tie():
     assert top_label(scores) == 0
     assert top_label(scores, previous=1) == 1
     assert top_label(np.array([0.3, 0.5, 0.2]), previous=0) == 1
+
+
+def test_a_face_not_classified_again_keeps_its_smoothed_scores():
+    tracker = Tracker(smoothing=3)
+    tracker.update(0, 0.0, [Box(10, 10, 50, 50)], scores_for(3))
+    assert tracker.match_ids([Box(12, 10, 50, 50), Box(200, 10, 50, 50)]) == [1, None]  # nothing changed by asking
+    events = tracker.update(1, 0.1, [Box(12, 10, 50, 50)], scores_for(4), fresh=[False])
+    assert events == [] and tracker.latest()[0][0] == 1
+    assert np.allclose(tracker.latest()[0][1], one_hot(3))  # the unused row did not enter the average
+    assert tracker.predicted_boxes() == [Box(14, 10, 50, 50)]  # the box and its step still follow the face
+    with pytest.raises(ValueError, match="new track"):
+        tracker.update(2, 0.2, [Box(14, 10, 50, 50), Box(300, 10, 50, 50)], scores_for(3, 3), fresh=[True, False])
