@@ -2,8 +2,8 @@
 balanced accuracy, PublicTest and PrivateTest, each model run as the runtime runs it (its sidecar's views and
 class-prior correction), an ensemble as `--model a,b` runs it (edge.vision.ensemble).
 
-The FER+ majority is convert's (train.data.FerPlusVotes.majority: the most-voted of the 7 classes; ties, and
-contempt, unknown or not-a-face on top, left out), so a single model's figures equal its convert report's.
+The FER+ majority is convert's (convert.labelsets: the most-voted of the 7 classes; ties, and contempt, unknown
+or not-a-face on top, left out), so a single model's figures equal its convert report's.
 PrivateTest is reported, never used to choose. CK+48 (posed faces from another lab, evaluation only) is
 measured as `edge eval --crops` measures it (edge.measure.evaluate), its contempt folder skipped.
 
@@ -23,26 +23,25 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from convert.labelsets import SPLITS
 from edge.config import RunConfig
-from edge.metrics import classification_metrics
 from edge.vision.ensemble import inferences_per_face, members_of
 from edge.vision.faces import load_model
 
-SPLITS = ("PublicTest", "PrivateTest")
 BATCH = 256
 
 
 def load_splits(data: str, ferplus: str | None) -> dict:
-    """PublicTest and PrivateTest of the CSV form with their FER+ votes (as convert loads them)."""
+    """PublicTest and PrivateTest of the CSV form with their FER+ votes, loaded as convert loads them."""
+    from convert.labelsets import find_votes
     from train.cache import default_cache_dir
     from train.data import load_fer2013
-    from train.ferplus import ferplus_path_for, load_ferplus
     from train.splits import take_splits
 
     dataset = load_fer2013(data, cache_dir=default_cache_dir())
-    if dataset.rows is None:
-        raise ValueError(f"{data}: the image-folder release has no FER+ votes; give fer2013.tar.gz or fer2013.csv")
-    votes = load_ferplus(ferplus or ferplus_path_for(data), dataset)
+    votes, no_votes = find_votes(dataset, data, ferplus)
+    if votes is None:
+        raise ValueError(f"{data}: {no_votes}")
     splits = take_splits(dataset, 0, 0, votes)
     return {name: splits[name] for name in SPLITS}
 
@@ -56,14 +55,16 @@ def scores_of(model, images: np.ndarray) -> np.ndarray:
     return np.concatenate([model.classify(images[start:start + BATCH]) for start in range(0, len(images), BATCH)])
 
 
-def figures(predicted: np.ndarray, split) -> dict:
-    """Accuracy and balanced accuracy against FER2013's labels and against the FER+ majority."""
-    majority = split.votes.majority()
-    clear = majority >= 0
+def figures(scores: np.ndarray, split) -> dict:
+    """Accuracy and balanced accuracy against FER2013's labels and against the FER+ majority, by convert's rule
+    (convert.labelsets.metrics_of: the label set a model trained on each is judged by)."""
+    from convert.labelsets import metrics_of
+
     result = {}
-    for label_set, truth, kept in (("fer2013", split.labels, slice(None)), ("ferplus_majority", majority[clear], clear)):
-        metrics = classification_metrics(truth, predicted[kept])
-        result[label_set] = {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"], "faces": int(len(truth))}
+    for trained_on, label_set in (("fer2013", "fer2013"), ("ferplus", "ferplus_majority")):
+        metrics = metrics_of(scores, split, trained_on)
+        result[label_set] = {"accuracy": metrics["accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
+                             "faces": int(sum(metrics["per_class"][name]["support"] for name in metrics["per_class"]))}
     result["mean_balanced_accuracy"] = round((result["fer2013"]["balanced_accuracy"] + result["ferplus_majority"]["balanced_accuracy"]) / 2, 4)
     return result
 
@@ -95,7 +96,7 @@ def measure(value: str, splits: dict, ckplus: str | None, overrides: dict) -> di
            "flip_tta": [m.flip_tta for m in members], "shift_tta": [m.shift_tta for m in members],
            "balance": [m.balance for m in members], "inferences_per_face": inferences_per_face(model)}
     for name, split in splits.items():
-        row[name] = figures(scores_of(model, split.images).argmax(axis=1), split)
+        row[name] = figures(scores_of(model, split.images), split)
     if ckplus:
         row["ckplus48"] = ckplus_figures(model, ckplus)
     return row
