@@ -8,9 +8,13 @@ PI_SIM_DIR ?= build/pi-sim
 .PHONY: deploy pi-sim
 
 # PI, DRY_RUN and PY reach deploy.sh through the environment, never through the recipe's shell parsing:
-# `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host.
-deploy: export DEPLOY_PI := $(PI)
-deploy: export DEPLOY_DRY_RUN := $(DRY_RUN)
+# `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host. $(value ...)
+# takes PI and DRY_RUN as typed, so make itself expands nothing in them either (PI='$(shell touch X)...').
+# And not exported as they are: make would expand a command-line variable to put it in the environment.
+# (The documented $(PI) and $(DRY_RUN), read here by name only.)
+unexport PI DRY_RUN
+deploy: export DEPLOY_PI := $(value PI)
+deploy: export DEPLOY_DRY_RUN := $(value DRY_RUN)
 deploy: export DEPLOY_PYTHON := $(PY)
 deploy:
 	@if [ -z "$$DEPLOY_PI" ]; then echo "usage: make deploy PI=user@host [DRY_RUN=1]" >&2; exit 2; fi

@@ -80,6 +80,17 @@ if [ -n "$WEB" ] && ! [[ "$WEB" =~ ^([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1
     echo "install.sh: --web $WEB: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080" >&2
     exit 2
 fi
+# Both end up in the systemd unit and in sed replacements: a space (systemd splits ExecStart there), '&' or
+# '|' (sed), a quote or a newline would write a broken unit or config. Refused, naming the flag.
+if ! [[ "$APP_DIR" =~ ^/[A-Za-z0-9._/+@,:~-]+$ ]]; then
+    echo "install.sh: --dir $APP_DIR: expected an absolute folder of letters, digits and . _ / + @ , : ~ - (no spaces," \
+        "quotes, '&', '|' or newlines: the path goes into the systemd unit)" >&2
+    exit 2
+fi
+if ! [[ "$SERVICE_USER" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]]; then
+    echo "install.sh: --user $SERVICE_USER: expected a user name (lower-case letters, digits, '_', '-'; 32 at most)" >&2
+    exit 2
+fi
 VENV="$APP_DIR/venv"
 SERVICE_GROUP=$(id -gn "$SERVICE_USER" 2>/dev/null || echo "$SERVICE_USER")
 MODEL=mini_xception_int8.tflite

@@ -26,7 +26,12 @@ def check_topic_prefix(value: str, name: str) -> str:
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
     """mqtt://host[:port] (1883) or mqtts://host[:port] (8883, TLS) -> (host, port, tls).
     Errors never repeat the URL past its host: a password typed where the port goes must not reach a log."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed "[" (urllib: "Invalid IPv6 URL"); what follows may be a secret
+        scheme = url.partition("://")[0] if url.partition("://")[0] in ("mqtt", "mqtts") else "mqtt"
+        raise ValueError(f"mqtt = {scheme}://...: not a URL urllib can read (an unclosed '[' of an IPv6 host?); "
+                         "expected mqtt://host[:port] or mqtt://[IPv6]:port (the URL is not shown)") from None
     if parts.scheme not in ("mqtt", "mqtts"):
         raise ValueError("mqtt: the broker URL must start with mqtt:// or mqtts://")
     if "@" in parts.netloc:
@@ -34,7 +39,11 @@ def parse_broker_url(url: str) -> tuple[str, int, bool]:
             "mqtt: the broker URL must not hold credentials (they would land in the config and the log); "
             f"set {USERNAME_ENV} and {PASSWORD_ENV} or give mqtt_credentials_file"
         )
-    shown = f"{parts.scheme}://{parts.hostname or ''}"  # what an error may show of the URL
+    try:
+        hostname = parts.hostname
+    except ValueError:
+        hostname = None
+    shown = f"{parts.scheme}://{hostname or ''}"  # what an error may show of the URL
     try:
         port = parts.port
     except ValueError:

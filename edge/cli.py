@@ -456,7 +456,7 @@ def forward(
     settings: dict | None = None,
 ) -> None:
     """Send an event log to an MQTT broker and keep following it (what `run --mqtt` does in a thread);
-    for a runtime started without --mqtt, or to drain a backlog. Stops on Ctrl-C or SIGTERM."""
+    for a runtime started without --mqtt, or to drain a backlog. Stops on Ctrl-C, SIGTERM or SIGHUP."""
     from edge.fleet.forwarder import forwarder_from_config, package_version
     from edge.signals import install_stop_handlers
 

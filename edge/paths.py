@@ -8,6 +8,7 @@ hands over surrogate-escaped) crashes it with SIGSEGV. Images are therefore read
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -35,10 +36,24 @@ def opencv_name(path: str | Path, what: str) -> str:
     return str(path)
 
 
+def refuse_pipe(path: str | Path, flag: str) -> None:
+    """ValueError naming `flag` when `path` is a FIFO (named pipe) or a socket: opening one blocks until
+    another process opens the other end, and a stop signal cannot end that wait."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # not there (yet): the caller creates or reports it
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket"
+        raise ValueError(f"{flag} {printable(path)}: {kind}, not a file (opening it would wait for another process "
+                         "for ever); give a regular file" + (" (--log - writes to stdout)" if flag == "--log" else ""))
+
+
 def read_secret_file(path: str | Path, setting: str) -> str:
     """A credentials or token file's text, or an error naming `setting` and the file: unreadable, not UTF-8,
     NUL bytes (a binary file given by mistake)."""
     path = Path(path)
+    refuse_pipe(path, setting)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:

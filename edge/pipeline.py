@@ -298,6 +298,18 @@ def start_live_view(config: RunConfig, model: EmotionModel, outputs: Outputs, to
     return live, live.tap(log)
 
 
+def stills_stop_reason(config: RunConfig, stop_event: threading.Event, index: int, elapsed: float) -> str:
+    """Why to stop before the next image ("" to go on): a signal, --max-frames, --duration (checked between
+    images: the one being analysed is finished)."""
+    if stop_event.is_set():
+        return "signal"
+    if config.max_frames and index >= config.max_frames:
+        return "max frames"
+    if config.duration and elapsed >= config.duration:
+        return "duration"
+    return ""
+
+
 def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
     """Each image on its own: full-resolution detection, its own classification, one `image` record
     (or an `error` record naming a file that cannot be read, and on to the next)."""
@@ -314,8 +326,8 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
         kind = "folder" if Path(config.source_spec()).is_dir() else "image"
         log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config), describe_detector(detector)))
         for index, path in enumerate(images):
-            if stop_event.is_set() or (config.max_frames and index >= config.max_frames):
-                reason = "signal" if stop_event.is_set() else "max frames"
+            if (why := stills_stop_reason(config, stop_event, index, time.monotonic() - started)):
+                reason = why
                 break
             name = still_name(path, root)
             with timer.stage("capture"):

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -24,12 +25,17 @@ URL_LINE = re.compile(r"live view: (http://\S+/)")
 class LiveRuntime:
     """`python -m edge run --web ... ARGS` until stop(); `url` is where its live view listens."""
 
-    def __init__(self, log: Path, args: list[str], env: dict | None = None, web: str = "127.0.0.1:0", timeout: float = 90):
+    def __init__(self, log: Path, args: list[str], env: dict | None = None, web: str = "127.0.0.1:0", timeout: float = 90,
+                 open_files: int | None = None):
         self.log = log
         environment = {**os.environ, **(env or {})}
         environment.pop("PYTHONPATH", None)
         command = [sys.executable, "-m", "edge", "run", "--web", web, "--log", str(log), *args]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        def limit_open_files() -> None:  # `ulimit -n open_files` for the runtime alone
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                        preexec_fn=limit_open_files if open_files else None)
         self.stderr: list[str] = []
         found = threading.Event()
         self.url = ""

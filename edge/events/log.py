@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import math
 import os
 import stat
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.paths import refuse_pipe
 from edge.timing import utc_now
 
 TAIL_CHUNK = 65536  # bytes read at a time when looking for the last newline of an existing log
@@ -33,6 +36,44 @@ def json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to the event log")
+
+
+def finite(value):
+    """`value` with every NaN or infinite float (also inside numpy values, lists and dicts) made None."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return finite(json_default(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value) -> str:
+    """One compact JSON text, never with NaN or Infinity: they are not JSON (jq, Home Assistant and the
+    page's JSON.parse reject the whole line), so a non-finite number is written as null."""
+    try:
+        return json.dumps(value, separators=(",", ":"), default=json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(value), separators=(",", ":"), default=json_default, allow_nan=False)
+
+
+def why_not_created(error: OSError, folder: Path) -> str:
+    """An OSError from creating a file, in words, with the real cause of an ENOSPC that still shows free
+    space: no inode left."""
+    why = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        try:
+            info = os.statvfs(folder)
+        except OSError:
+            return why
+        if info.f_files and info.f_favail == 0:
+            return f"{why}: no free inodes left on its file system (df -i {folder}); delete some files"
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        return f"{why}: the runtime has no file descriptor left (raise LimitNOFILE)"
+    return why
 
 
 def torn_tail(fd: int) -> tuple[int, bytes]:
@@ -78,11 +119,13 @@ class EventLog:
         self._notes: list[dict] = []  # the log's own records, written before the next record
         self._lost = ""  # why the open file was let go and could not be reopened yet
         self._closed = False
+        self._rotation_failed = ""  # why the last rotation could not make a new file ("" when none failed)
         self.stamp = None  # callable(record) applied to each record before it is written
         if self.path is not None:
             self._open()
 
     def _open(self) -> None:
+        refuse_pipe(self.path, "--log")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: every os.write lands at the end, one line per call.
@@ -93,7 +136,7 @@ class EventLog:
             cut, torn = self._torn_tail() if self._size else (0, b"")
         except OSError as error:
             self._close_fd()
-            raise ValueError(f"cannot write events to {self.path}: {error.strerror or error}") from error
+            raise ValueError(f"cannot write events to {self.path}: {why_not_created(error, self.path.parent)}") from error
         except ValueError:
             self._close_fd()
             raise
@@ -177,7 +220,7 @@ class EventLog:
     def _write_one(self, record: dict) -> None:
         if self.stamp is not None and "seq" not in record:
             self.stamp(record)
-        line = json.dumps(record, separators=(",", ":"), default=json_default) + "\n"
+        line = json_text(record) + "\n"
         if self.path is None:
             self._write_stdout(line)
             return
@@ -219,17 +262,60 @@ class EventLog:
             raise EventLogError(f"event log on stdout: {error.strerror or error}") from error
 
     def _rotate(self) -> None:
-        self._close_fd()
+        """file -> file.1 -> ... The new file is made first (under a hidden name), so a log that cannot get
+        one (no file descriptor left, no inode left) moves nothing and writes on in the live file, said once."""
+        fresh = self.path.with_name(f".{self.path.name}.rotating")
+        try:
+            fd = self._create(fresh)
+        except OSError as error:
+            self._not_rotated(why_not_created(error, self.path.parent))
+            return
+        placed = False
         try:
             for n in range(self.backups - 1, 0, -1):
                 older = self.path.with_name(f"{self.path.name}.{n}")
                 if older.exists():
                     older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
             self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+            os.replace(fresh, self.path)
+            placed = True
         except OSError as error:  # e.g. the log was moved away: keep logging rather than lose events
             sys.stderr.write(f"warning: could not rotate {self.path}: {error}\n")
-        finally:  # even when interrupted (a second Ctrl-C), reopen so the stop record has somewhere to go
-            self._open()
+        finally:  # even when interrupted (a second Ctrl-C), leave the path naming a file the next record can go to
+            placed = placed or self._place(fresh)
+            self._adopt(fd) if placed else os.close(fd)
+
+    def _create(self, path: Path) -> int:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _place(self, fresh: Path) -> bool:
+        """After an interrupted rotation: the new file takes the path if the old one already left it."""
+        try:
+            if self.path.exists():
+                fresh.unlink()
+                return False
+            os.replace(fresh, self.path)
+            return True
+        except OSError:
+            return False
+
+    def _adopt(self, fd: int) -> None:
+        self._close_fd()
+        info = os.fstat(fd)
+        self._fd, self._size, self._identity = fd, info.st_size, (info.st_dev, info.st_ino)
+        self._rotation_failed = ""
+
+    def _not_rotated(self, why: str) -> None:
+        if not self._rotation_failed:  # said once, until a rotation works again
+            sys.stderr.write(f"warning: {self.path}: cannot rotate the event log ({why}); writing on in {self.path} past "
+                             "log_max_bytes until it can\n")
+        self._rotation_failed = why
 
     def close(self) -> None:
         if self._fd is not None and self._notes:  # a repaired log closed before any record: keep the note

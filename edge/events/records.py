@@ -123,7 +123,7 @@ def start_record(source: str, model, config: dict, detector: str = "") -> dict:
     """The run's first record. An ensemble (--model a,b) gives `model` as the --model value that loads it again,
     and `sha256` and `flip_tta` as lists, one entry per model in that order."""
     members = members_of(model)
-    return {
+    record = {
         "event": "start", "time": utc_now(), "source": source, **({"detector": detector} if detector else {}),
         "model": str(model.path),
         "sha256": members[0].sidecar["sha256"] if len(members) == 1 else [member.sidecar["sha256"] for member in members],
@@ -131,6 +131,9 @@ def start_record(source: str, model, config: dict, detector: str = "") -> dict:
         "inferences_per_face": inferences_per_face(model),
         "sidecar_verified": model.sidecar_verified, "sidecar": model.sidecar_status, "config": config,
     }
+    if getattr(model, "output_note", ""):  # outputs that are not probabilities (the model still loads)
+        record["model_note"] = model.output_note
+    return record
 
 
 def stop_record(reason: str, seconds: float, counters: Counters, timer: StageTimer, peak_rss_mb: float, stills: bool = False,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 16
+MARK = 256  # bytes before our place kept to recognise the same file content (a truncation, its copy)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,9 @@ class LogTail:
         self._offset = 0  # file offset just after the last line handed out (= _buffer[_pos])
         self._buffer = b""
         self._pos = 0  # where the next line starts in _buffer (no copy per line)
+        self._mark = b""  # the file's last bytes before _offset, as read: gone or changed means it was truncated
         self.resumed: str = ""  # how start() found its place, for the report
+        self.truncations = 0  # times the live file was cut to a smaller size under us (logrotate copytruncate)
 
     def start(self, position: Position | None) -> None:
         """Continue after `position` (checked against its line's id), else from the oldest file."""
@@ -156,6 +159,7 @@ class LogTail:
             return False
         self.close()
         self._fd, self._inode, self._offset, self._buffer, self._pos = fd, inode, offset, b"", 0
+        self._mark = os.pread(fd, min(offset, MARK), offset - min(offset, MARK))
         os.lseek(fd, offset, os.SEEK_SET)
         return True
 
@@ -174,9 +178,15 @@ class LogTail:
                 return torn, Position(self._inode, 0)
         line, self._pos = self._buffer[self._pos:newline], newline + 1
         self._offset += len(line) + 1
+        self._mark = self._buffer[max(0, self._pos - MARK):self._pos]
         return line, Position(self._inode, self._offset)
 
     def _fill(self) -> bool:
+        if self._truncated():
+            self._after_truncation()
+        elif self._partial_changed():  # the writer cut a line it could not finish, and wrote on: from its start
+            self._buffer, self._pos = b"", 0
+            os.lseek(self._fd, self._offset, os.SEEK_SET)
         data = os.read(self._fd, CHUNK)
         if data:
             self._buffer, self._pos = self._buffer[self._pos:] + data, 0
@@ -192,6 +202,7 @@ class LogTail:
         if live == self._inode:
             if os.fstat(self._fd).st_size < os.lseek(self._fd, 0, os.SEEK_CUR):
                 # the writer cut a line it could not finish (disk full): read again from its start
+                # (a cut below _offset, by someone else, is a truncation: _fill sees it)
                 self._buffer, self._pos = b"", 0
                 os.lseek(self._fd, self._offset, os.SEEK_SET)
             return None  # still the file being written: wait for more
@@ -216,6 +227,36 @@ class LogTail:
             return None  # renamed since the listing: list again next time
         return torn
 
+    def _truncated(self) -> bool:
+        """Cut under us (logrotate's copytruncate: copy the file, then truncate it, same inode): its size is
+        below our place, or the bytes before our place are no longer the ones we read (it was cut and has
+        grown again since). The writer itself only ever cuts a line it could not finish, after our place."""
+        if not self._offset:
+            return False
+        if os.fstat(self._fd).st_size < self._offset:
+            return True
+        return os.pread(self._fd, len(self._mark), self._offset - len(self._mark)) != self._mark
+
+    def _partial_changed(self) -> bool:
+        """The start of a line we hold (read before its newline was written) is no longer in the file."""
+        partial = self._buffer[self._pos:]
+        if not partial:
+            return False
+        end = self._offset + len(partial)
+        return os.pread(self._fd, min(len(partial), MARK), end - min(len(partial), MARK)) != partial[-MARK:]
+
+    def _after_truncation(self) -> None:
+        """Everything at least once, nothing from mid-line: finish the copy (the rotated file holding the
+        same bytes at our place) if there is one, then the live file from its start; else the live file
+        from its start. Lines both in the copy and read already are not read again."""
+        self.truncations += 1
+        offset, mark = self._offset, self._mark
+        for file, inode in _inodes(self.path):
+            if inode != self._inode and file != self.path and _holds(file, offset, mark) and self._open(file, offset, None, inode):
+                return
+        self._buffer, self._pos, self._offset, self._mark = b"", 0, 0, b""
+        os.lseek(self._fd, 0, os.SEEK_SET)
+
     def backlog_bytes(self) -> int:
         """Bytes written but not yet read: the rest of our file plus every newer file."""
         files = _inodes(self.path)
@@ -235,6 +276,16 @@ class LogTail:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _holds(file: Path, offset: int, mark: bytes) -> bool:
+    """`file` has `mark` just before `offset` (a copy of the file we were reading, up to our place)."""
+    try:
+        with open(file, "rb") as handle:
+            handle.seek(offset - len(mark))
+            return handle.read(len(mark)) == mark
+    except (OSError, ValueError):
+        return False
 
 
 def _key_before(fd: int, offset: int) -> tuple | None:

@@ -6,6 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge.paths import refuse_pipe
 from edge.vision.geometry import Box
 
 
@@ -16,6 +17,7 @@ class CsvExport:
 
     def __init__(self, path: str | Path, labels: Sequence[str]):
         self.path, self.labels = Path(path), tuple(labels)
+        refuse_pipe(self.path, "--csv")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", newline="", encoding="utf-8")

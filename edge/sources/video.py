@@ -84,9 +84,14 @@ class VideoSource(SourceBase):
         self._close_fd()
 
 
+CATCH_UP_S = 1.0  # --realtime: a frame this late (the process was stopped, say) means skip to the one due now
+MAX_SKIP_S = 60.0  # ... reading through at most this much of the file at once
+
+
 class PlaybackSource(SourceBase):
     """A video file played the way a camera delivers frames, for the live view and demos: `realtime` never
-    hands a frame out before its time in the file (a slow pipeline just falls behind; nothing is dropped),
+    hands a frame out before its time in the file (a pipeline a little slow falls behind; one more than
+    CATCH_UP_S behind, as after SIGSTOP/SIGCONT, skips to the frame due now, as a camera would),
     `loop` starts the file again at its end. Each start again is marked `after_gap` (the scene jumps, so
     tracks end), and indices and timestamps keep counting up across the starts."""
 
@@ -110,6 +115,33 @@ class PlaybackSource(SourceBase):
         self.inner.close()
 
     def read(self) -> Frame | None:
+        frame = self._next()
+        if frame is None or not self.realtime:
+            return frame
+        now = self._clock()
+        if self._started is None:
+            self._started = now - frame.timestamp
+        wait = self._started + frame.timestamp - now
+        if wait > 0:
+            self.stop_event.wait(wait)
+        elif -wait > CATCH_UP_S:  # stopped (SIGSTOP, a suspended laptop) or far behind: skip to now, as a camera would
+            frame = self._skip_to(now - self._started, frame)
+            self._started = self._clock() - frame.timestamp  # paced from here on
+        return frame
+
+    def _skip_to(self, due: float, frame: Frame) -> Frame:
+        """The first frame due at `due` (file seconds) or later, the ones before it dropped; marked after_gap
+        (the scene jumps, so tracks end). At most MAX_SKIP_S of the file is read through, so a decoder slower
+        than the file's rate still hands frames out."""
+        limit = frame.timestamp + MAX_SKIP_S
+        while frame.timestamp + 1.0 / (self.inner.fps or 30.0) <= due and frame.timestamp < limit:
+            following = self._next()
+            if following is None:
+                break
+            frame = following
+        return dataclasses.replace(frame, after_gap=True)
+
+    def _next(self) -> Frame | None:
         frame, again = self.inner.read(), False
         if frame is None and self.loop and self._next_index and not self.stop_event.is_set():
             self.inner.close()
@@ -122,11 +154,4 @@ class PlaybackSource(SourceBase):
                                     after_gap=frame.after_gap or again)
         self._next_index += 1
         self._last = frame.timestamp
-        if self.realtime:
-            now = self._clock()
-            if self._started is None:
-                self._started = now - frame.timestamp
-            wait = self._started + frame.timestamp - now
-            if wait > 0:
-                self.stop_event.wait(wait)
         return frame

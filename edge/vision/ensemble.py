@@ -98,6 +98,11 @@ class ModelEnsemble:
         return "; ".join(f"{sidecar_path(member.path).name}: {member.sidecar_status}" for member in self.members)
 
     @property
+    def output_note(self) -> str:
+        """Each member's note on outputs that are not probabilities (EmotionModel.output_note), naming its file."""
+        return "; ".join(f"{member.path.name}: {member.output_note}" for member in self.members if getattr(member, "output_note", ""))
+
+    @property
     def inferences_per_face(self) -> int:
         return inferences_per_face(self)
 

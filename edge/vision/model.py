@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from edge import contract
 from edge.quiet import notices_filtered
+
+PROBABILITY_TOLERANCE = 0.05  # an int8 softmax's outputs sum to 1 within a few steps of 1/256
 
 
 class ModelError(ValueError):
@@ -242,6 +245,32 @@ class EmotionModel:
         if output_details["shape"][-1] != len(self.labels):
             raise ModelError(f"{self.path}: {output_details['shape'][-1]} outputs but {len(self.labels)} labels in {where}")
         self._batch = int(input_details["shape"][0])
+        self.output_note = self._probe()
+
+    def _probe(self) -> str:
+        """One inference on probe faces before any frame: outputs that are not numbers (NaN, infinity) refuse
+        the model, since every face would get a score that is not JSON; outputs that are not probabilities (a
+        last layer without softmax) load, said once, as `output_note` (the start record carries it).
+        The raw outputs, before averaging and balance."""
+        grey = np.full((1, *contract.INPUT_SHAPE[:2]), 128, np.uint8)
+        ramp = np.tile(np.linspace(0, 255, contract.INPUT_SHAPE[1], dtype=np.uint8), (contract.INPUT_SHAPE[0], 1))[None]
+        faces = np.concatenate([grey, ramp])
+        tensor = contract.scale_pixels(faces)
+        if self.input_quantization is not None and self.input_dtype.kind == "i":
+            tensor = quantize(tensor, self.input_quantization, self.input_dtype)
+        raw = self.invoke(tensor.astype(self.input_dtype))
+        scores = dequantize(raw, self.output_quantization) if self.output_quantization else raw.astype(np.float64)
+        if not np.all(np.isfinite(scores)):
+            raise ModelError(f"{self.path}: its outputs on a probe face are not numbers ({scores[0][:3].tolist()} ...): "
+                             "a broken model; convert it again")
+        sums = scores.sum(axis=-1)
+        if scores.min() < -PROBABILITY_TOLERANCE or np.abs(sums - 1).max() > PROBABILITY_TOLERANCE:
+            note = (f"{self.path}: its outputs are not probabilities (on a probe face they sum to {float(sums[0]):.4g}, "
+                    f"range {float(scores.min()):.3g} .. {float(scores.max()):.3g}): a last layer without softmax? "
+                    "Scores will not be between 0 and 1, and thresholds on them mean nothing")
+            sys.stderr.write(f"warning: {note}\n")
+            return note
+        return ""
 
     @property
     def sidecar_status(self) -> str:

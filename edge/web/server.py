@@ -14,9 +14,11 @@ Endpoints: / (the page, /app.js, /app.css), /stream.mjpg, /events (Server-Sent E
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
-import json
+import os
+import resource
 import socket
 import sys
 import threading
@@ -30,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from edge.addresses import is_loopback, parse_web_address
-from edge.events.log import json_default
+from edge.events.log import json_text
 from edge.timing import utc_now
 from edge.web.access import COOKIE
 from edge.web.state import COLOURS, LiveState, RecordFeed, TappedLog, model_summary
@@ -40,7 +42,15 @@ STATIC = Path(__file__).resolve().parent / "static"  # the page, its script and 
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/app.css": ("app.css", "text/css; charset=utf-8")}
 MAX_CONNECTIONS = 32  # streams and event feeds open at once; more are refused (memory stays bounded)
+MAX_OPEN = 64  # connections of any kind open at once; more are closed as soon as they are accepted
+MAX_UNREAD = 16  # connections still sending their request; a new one beyond this closes the oldest of them
+REQUEST_DEADLINE_S = 5.0  # the request line and every header must arrive within this, however they trickle in
+FD_RESERVE = 64  # file descriptors the web server never takes: the log, its rotation, a camera reopen
+ACCEPT_BACKOFF_S = 0.1  # after accept() fails (EMFILE...): wait, rather than spin on a socket that stays readable
 SOCKET_TIMEOUT_S = 10.0  # a viewer that takes nothing for this long is dropped
+PING_S = 1.0  # an idle event feed sends a keep-alive comment this often
+PING_BYTES = 8192  # ... this long, so a viewer that never reads fills its buffers and is dropped (see events())
+FEED_SEND_BUFFER = 8192  # the event feed's socket send buffer: small, so a stalled viewer blocks a write soon
 STALE_S = 5.0  # /healthz: no frame for this long means the source is not delivering
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
@@ -132,14 +142,91 @@ class LiveView:
         self.server.server_close()
 
 
+def connection_limit(reserve: int = FD_RESERVE) -> int:
+    """MAX_OPEN, or fewer where the open-file limit is low: the runtime keeps `reserve` descriptors
+    for its own files whatever the web server is asked to do."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_OPEN
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 64  # not Linux: a guess at what a running runtime holds
+    return max(2, min(MAX_OPEN, soft - in_use - reserve))
+
+
 class LiveViewServer(ThreadingHTTPServer):
+    """Bounded: at most `max_open` connections, at most MAX_UNREAD of them still sending their request,
+    each given REQUEST_DEADLINE_S in all for it (a client trickling a byte at a time is cut off, not kept
+    alive by every byte as a per-recv timeout would). Connections beyond that are closed at once."""
+
     daemon_threads = True  # a stalled viewer never keeps the runtime from exiting
     allow_reuse_address = True
     request_queue_size = 16
     live_view: LiveView
 
+    def __init__(self, address, handler):
+        self.max_open = connection_limit()
+        self._connections: dict[socket.socket, float | None] = {}  # open socket -> request deadline (None once read)
+        self._connections_lock = threading.Lock()
+        self.refused = 0  # connections closed at once, over a limit
+        super().__init__(address, handler)
+
     def handle_error(self, request, client_address) -> None:
         pass  # a viewer that went away is not an error worth a traceback in the journal
+
+    def get_request(self):
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(ACCEPT_BACKOFF_S)  # the listening socket stays readable: without a pause this spins
+            raise
+
+    def verify_request(self, request, client_address) -> bool:
+        """Admit a connection within the limits (False closes it at once, before any thread or read)."""
+        now = time.monotonic()
+        with self._connections_lock:
+            if len(self._connections) >= self.max_open:
+                self.refused += 1
+                return False
+            unread = sorted((deadline, sock) for sock, deadline in self._connections.items() if deadline is not None)
+            if len(unread) >= MAX_UNREAD:  # the slowest sender makes room: a real request arrives in one go
+                self._cut(unread[0][1])
+                self.refused += 1
+            self._connections[request] = now + REQUEST_DEADLINE_S
+        return True
+
+    def request_read(self, request) -> None:
+        with self._connections_lock:
+            if request in self._connections:
+                self._connections[request] = None
+
+    def service_actions(self) -> None:
+        """Every poll of serve_forever (0.2 s): cut connections whose request is past its deadline."""
+        super().service_actions()
+        now = time.monotonic()
+        with self._connections_lock:
+            for sock, deadline in list(self._connections.items()):
+                if deadline is not None and now > deadline:
+                    self._cut(sock)
+
+    def _cut(self, sock: socket.socket) -> None:
+        """End a connection's reads from another thread: its handler's recv returns at once, empty."""
+        self._connections[sock] = None  # its handler's thread closes it
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def shutdown_request(self, request) -> None:
+        with self._connections_lock:
+            self._connections.pop(request, None)
+        super().shutdown_request(request)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
 
 
 class IPv6Server(LiveViewServer):
@@ -160,6 +247,11 @@ class LiveViewHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         super().end_headers()
 
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.server.request_read(self.connection)  # the request is in (or refused): its deadline no longer applies
+        return ok
+
     def do_HEAD(self) -> None:
         self.do_GET(head=True)
 
@@ -178,7 +270,10 @@ class LiveViewHandler(BaseHTTPRequestHandler):
             return self.send_body(b"", "image/x-icon", HTTPStatus.NO_CONTENT, head=True)
         if url.path == "/api/state":
             return self.send_json(view.api_state(), HTTPStatus.OK, head)
-        if url.path in ("/stream.mjpg", "/events") and not head:
+        if url.path in ("/stream.mjpg", "/events") and head:
+            kind = "multipart/x-mixed-replace; boundary=frame" if url.path == "/stream.mjpg" else "text/event-stream; charset=utf-8"
+            return self.send_body(b"", kind, HTTPStatus.OK, head=True)
+        if url.path in ("/stream.mjpg", "/events"):
             if not view.connections.acquire(blocking=False):
                 return self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "too many viewers")
             try:
@@ -195,8 +290,7 @@ class LiveViewHandler(BaseHTTPRequestHandler):
         """Loopback without a token: only requests naming a loopback host (a page elsewhere cannot reach it
         by pointing a name at 127.0.0.1). With a token: the Bearer header, the cookie, or ?token= once."""
         if not view.token:
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-            if not is_loopback(host):
+            if not is_loopback(host_name(self.headers.get("Host") or "")):
                 self.send_text(HTTPStatus.FORBIDDEN, "live view: a loopback address only (reach it with ssh -L)")
                 return False
             return True
@@ -210,8 +304,8 @@ class LiveViewHandler(BaseHTTPRequestHandler):
                 self.end_headers()
                 return False
             return True
-        header = self.headers.get("Authorization") or ""
-        if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), view.token.encode()):
+        scheme, _, credentials = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), view.token.encode()):
             return True
         if hmac.compare_digest(self.cookie_value().encode(), view.cookie.encode()):
             return True
@@ -244,7 +338,7 @@ class LiveViewHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_json(self, value: dict, status: HTTPStatus, head: bool = False) -> None:
-        self.send_body(json.dumps(value, default=json_default).encode(), "application/json", status, head)
+        self.send_body(json_text(value).encode(), "application/json", status, head)
 
     def send_text(self, status: HTTPStatus, text: str) -> None:
         self.send_body((text + "\n").encode(), "text/plain; charset=utf-8", status)
@@ -265,22 +359,39 @@ class LiveViewHandler(BaseHTTPRequestHandler):
                     self.wfile.flush()
 
     def events(self, view: LiveView) -> None:
-        """Server-Sent Events: each record the log writes from now on, as the same JSON line, id = its seq."""
+        """Server-Sent Events: each record the log writes from now on, as the same JSON line, id = its seq.
+
+        A viewer that never reads must not hold its place for ever, but a feed sends little, so its socket
+        buffers would take hours to fill and no write would ever block. So the send buffer is small, an idle
+        feed sends a padded keep-alive comment every PING_S, and a write that cannot finish within
+        SOCKET_TIMEOUT_S (the progress deadline) drops the viewer: one that never reads is gone within
+        about 20 s (its receive buffer, ~100 KB on Linux, fills first). A browser reads them and moves on."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FEED_SEND_BUFFER)
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(b"retry: 2000\n\n")
         self.wfile.flush()
-        position = view.feed.position
+        ping = b": still here" + b" " * (PING_BYTES - 14) + b"\n\n"
+        position, pinged = view.feed.position, time.monotonic()
         while not view.feed.closed:
-            position, records = view.feed.after(position, timeout=15.0)
-            if not records:
-                self.wfile.write(b": still here\n\n")  # keeps proxies and the browser from timing out
+            position, records = view.feed.after(position, timeout=PING_S)
             for record in records:
-                line = json.dumps(record, separators=(",", ":"), default=json_default)
-                self.wfile.write(f"id: {record.get('seq', '')}\ndata: {line}\n\n".encode())
+                self.wfile.write(f"id: {record.get('seq', '')}\ndata: {json_text(record)}\n\n".encode())
+            if time.monotonic() - pinged >= PING_S:  # keeps proxies and the browser from timing out, and tests progress
+                self.wfile.write(ping)
+                pinged = time.monotonic()
             self.wfile.flush()
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: "[::1]:8080" and "[::1]" -> "::1", "pi:8080" -> "pi"."""
+    host = host.strip()
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name if rest == "" or (rest.startswith(":") and rest[1:].isdigit()) else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def open_live_view(config, model, annotate: Annotate, token: str) -> LiveView | None:

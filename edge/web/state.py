@@ -44,10 +44,11 @@ class LiveState:
     """What the page shows, rebuilt from the records as they are written: faces in view, tracks started per
     label, faces per label per minute over the last 30 minutes, recent events and the latest stats."""
 
-    def __init__(self, labels: Sequence[str], model: dict, clock: Callable[[], float] = time.time):
-        self.labels, self.model, self._clock = tuple(labels), model, clock
+    def __init__(self, labels: Sequence[str], model: dict, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.labels, self.model, self._clock, self._monotonic = tuple(labels), model, clock, monotonic
         self._lock = threading.Lock()
-        self.started = clock()
+        self.started = monotonic()  # uptime from a clock that a wall-clock jump (NTP, a date change) cannot move
         self.tracks: dict[int, dict] = {}
         self.started_by_label: Counter = Counter()
         self.minutes: collections.OrderedDict[int, dict[str, set[int]]] = collections.OrderedDict()
@@ -112,7 +113,7 @@ class LiveState:
             faces = sorted(self.tracks.values(), key=lambda face: face["track"])
             return {
                 "seq": self.seq, "source": self.source, "labels": list(self.labels), "model": self.model,
-                "uptime_s": round(self._clock() - self.started, 1),
+                "uptime_s": round(self._monotonic() - self.started, 1),
                 "faces": faces,
                 "faces_by_label": dict(Counter(str(face["label"]) for face in faces)),
                 "tracks_by_label": dict(self.started_by_label),

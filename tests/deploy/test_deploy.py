@@ -84,6 +84,33 @@ def test_make_deploy_needs_pi(tmp_path):
     assert "PI=user@host" in result.stderr
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_deploy_expands_nothing_in_pi(tmp_path):
+    """Issue 28: make expanded `$(shell ...)` in PI before deploy.sh could check it."""
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"PY := {sys.executable}\ninclude deploy/deploy.mk\n")
+    mark = tmp_path / "pwned"
+    result = run(["make", "-s", "-f", str(makefile), "deploy", f"PI=$(shell touch {mark})pi@host", "DRY_RUN=$(shell touch {mark})1"])
+    assert result.returncode != 0 and "is not user@host" in result.stderr
+    assert not mark.exists()
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--dir", "/home/pi/my fer"), ("--dir", "/home/pi/a&b"), ("--dir", "/home/pi/x|y"), ("--dir", "/home/pi/a\nb"),
+    ("--dir", "relative/dir"), ("--dir", '/home/pi/"q"'), ("--user", "a|b"), ("--user", "a b"), ("--user", "pi\n"),
+])
+@pytest.mark.parametrize("dry_run", ["0", "1"])
+def test_install_refuses_a_dir_or_user_that_would_break_the_unit(tmp_path, flag, value, dry_run):
+    """Issue 28: a space gave a unit systemd rejects (and DRY_RUN=1 exited 0), '&' wrote a@VENV@b through sed,
+    '|' and newlines failed with a raw sed error."""
+    args = ["bash", "deploy/install.sh", flag, value] + (["--user", "nobody"] if flag == "--dir" else [])
+    for command in (args, args + ["--print-unit"]):
+        result = run(command, DRY_RUN=dry_run, HOME=str(tmp_path))
+        assert result.returncode == 2, result.stdout[-1000:]
+        assert result.stderr.startswith(f"install.sh: {flag} {value}") and "sed:" not in result.stderr
+        assert result.stdout == ""
+
+
 def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
     result = run(["bash", "deploy/install.sh", "--user", "nobody"], DRY_RUN="1", HOME=str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -165,6 +192,7 @@ def test_rendered_unit_is_filled_in(tmp_path):
         "WantedBy=multi-user.target",
         "SupplementaryGroups=video",
         "UMask=0077",
+        "LimitNOFILE=4096",  # an explicit open-file limit: the live view's bound on connections stays well below it
         "IPAddressDeny=any",
         # the cameras stay reachable: V4L2, libcamera's media controller, the Pi camera's buffers
         "DevicePolicy=closed",

@@ -161,3 +161,15 @@ def test_a_jpeg_over_the_limit_is_decoded_reduced_not_whole(tmp_path, monkeypatc
     monkeypatch.setattr(cv2, "imdecode", spy)
     read_still(path, max_pixels=big.shape[0] * big.shape[1] // 20)
     assert decoded == [(big.shape[0] // 4, big.shape[1] // 4)]  # the JPEG library decoded it at 1/4 scale
+
+
+def test_duration_is_honoured_for_an_image_folder(tmp_path):
+    """Issue 28: --duration was ignored for image folders (every image was analysed)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in range(5):
+        cv2.imwrite(str(folder / f"{n}.png"), np.full((64, 64, 3), 40 * n, np.uint8))
+    log = tmp_path / "e.jsonl"
+    summary = pipeline.run(RunConfig(source=str(folder), log=str(log), duration=0.001))
+    assert summary["reason"] == "duration" and summary["images"] <= 1  # checked between images
+    assert json.loads(log.read_text().splitlines()[-1])["reason"] == "duration"

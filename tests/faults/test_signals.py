@@ -21,9 +21,10 @@ STARTUP_SCRIPT = textwrap.dedent("""
     from edge import pipeline
     from edge.config import RunConfig
     from edge.sources.spec import open_source
+    from edge.vision import faces
 
     step, signame, log = sys.argv[1], sys.argv[2], sys.argv[3]
-    real_model = pipeline.EmotionModel
+    real_model = faces.EmotionModel  # the frame pipeline loads the model
     opened = []
 
     def send():
@@ -45,7 +46,7 @@ STARTUP_SCRIPT = textwrap.dedent("""
         inner.open = open_
         return inner
 
-    pipeline.EmotionModel, pipeline.open_source = model, source
+    faces.EmotionModel, pipeline.open_source = model, source
     summary = pipeline.run(RunConfig(source="sample", log=log))
     print(summary["reason"], summary["frames"], opened[0]._capture is None)
 """)
@@ -126,3 +127,35 @@ def test_sigterm_while_the_log_rotates_leaves_whole_lines_in_every_file(tmp_path
     assert records[0]["event"] == "start" and records[-1]["event"] == "stop" and records[-1]["reason"] == "signal"
     news = {r["track"] for r in records if r["event"] == "new"}
     assert news == {r["track"] for r in records if r["event"] == "end"}
+
+
+@pytest.mark.slow
+def test_sighup_ends_a_run_like_sigterm(tmp_path):
+    """Issue 28: closing the ssh terminal (SIGHUP) ended `edge run` with exit 129, no stop record, tracks
+    never ended. Now it is a stop request like SIGTERM."""
+    log = tmp_path / "e.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "edge", "run", "--source", "sample", "--realtime", "--loop", "--log", str(log)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and '"event":"new"' not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records[-1]["event"] == "stop" and records[-1]["reason"] == "signal"
+    assert {r["track"] for r in records if r["event"] == "new"} == {r["track"] for r in records if r["event"] == "end"}
+
+
+@pytest.mark.slow
+def test_sighup_ends_edge_forward_with_its_summary(tmp_path):
+    log = tmp_path / "e.jsonl"
+    EventLog(log).write({"event": "start"})
+    process = subprocess.Popen([sys.executable, "-m", "edge", "forward", "--log", str(log), "--mqtt", "mqtt://127.0.0.1:1"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()  # running: the broker is unreachable, it keeps trying
+    assert "unreachable" in first
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, first + err
+    assert "delivered 0 events" in err

@@ -189,3 +189,60 @@ def test_the_tail_waits_while_the_log_path_is_a_folder(tmp_path):
     write(log, 1)
     assert seqs(drain(tail)) == [1]  # a new run's first line
     log.close()
+
+
+def copytruncate(path, copy_name=".1"):
+    """What logrotate's copytruncate does: copy the live file to path.1 (older copies shifted), then cut the
+    live file to 0 bytes; the writer goes on appending to the same inode."""
+    copy = path.with_name(path.name + copy_name)
+    copy.write_bytes(path.read_bytes())
+    os.truncate(path, 0)
+    return copy
+
+
+@pytest.mark.parametrize("read_before", [20, 12], ids=["caught_up", "lagging"])
+@pytest.mark.parametrize("written_after", [3, 40], ids=["shorter", "grown_past_the_old_place"])
+def test_copytruncate_is_read_from_the_copy_then_the_start_never_mid_line(tmp_path, read_before, written_after):
+    """Issue 28: after a copytruncate the tail waited for the file to pass its old offset and went on from
+    mid-line, so the forwarder reported the lines in between as DROPPED and one as unreadable."""
+    path = tmp_path / "e.jsonl"
+    log = sequenced_log(path, max_bytes=0)
+    write(log, 20)
+    tail = started_tail(path)
+    got = [tail.read() for _ in range(read_before)]
+    copytruncate(path)
+    write(log, written_after, start=20)
+    got += drain(tail)
+    log.close()
+    assert seqs(got) == list(range(1, 21 + written_after))  # each line once, all of them, whole
+    assert tail.truncations == 1
+
+
+def test_copytruncate_without_a_copy_to_find_goes_on_from_the_start(tmp_path):
+    path = tmp_path / "e.jsonl"
+    log = sequenced_log(path, max_bytes=0)
+    write(log, 10)
+    tail = started_tail(path)
+    got = drain(tail)
+    copytruncate(path, copy_name="-20261207")  # dateext: not a name the tail follows
+    write(log, 30, start=10)
+    got += drain(tail)
+    log.close()
+    assert seqs(got) == list(range(1, 41))
+
+
+def test_the_writer_cutting_its_own_torn_line_is_not_a_truncation(tmp_path):
+    path = tmp_path / "e.jsonl"
+    log = sequenced_log(path, max_bytes=0)
+    write(log, 5)
+    tail = started_tail(path)
+    got = drain(tail)
+    size = path.stat().st_size
+    with open(path, "ab") as handle:
+        handle.write(b'{"event":"half a li')  # a line the writer could not finish (disk full) ...
+    assert tail.read() is None
+    os.truncate(path, size)  # ... and cut back to where it began
+    write(log, 3, start=5)
+    got += drain(tail)
+    log.close()
+    assert seqs(got) == list(range(1, 9)) and tail.truncations == 0

@@ -89,6 +89,14 @@ def test_credentials_come_from_the_environment_or_a_file_and_never_show(tmp_path
         broker_settings("mqtt://h", environ={"FER_MQTT_PASSWORD": PASSWORD})
 
 
+@pytest.mark.parametrize("url", ["mqtt://[S3cretPW", "mqtts://[S3cretPW]x", "mqtt://h[S3cretPW"])
+def test_an_unreadable_broker_url_names_the_setting_and_never_its_secret(url):
+    """Issue 28: `mqtt://[S3cretPW` gave a bare "Invalid IPv6 URL" that named no setting."""
+    with pytest.raises(ValueError) as error:
+        parse_broker_url(url)
+    assert str(error.value).startswith("mqtt = mqtt") and "S3cretPW" not in str(error.value), error.value
+
+
 def test_a_malformed_broker_url_never_shows_its_secret_part():
     for url in ("mqtt://host:S3cretPW", "mqtts://host:S3cretPW/x", "mqtt://host/S3cretPW", "mqtt://host?S3cretPW"):
         with pytest.raises(ValueError, match="mqtt") as error:
@@ -379,6 +387,31 @@ def test_events_rotated_away_before_delivery_are_counted_and_reported(tmp_path, 
     assert counts["dropped"] == kept[0][2] - 1 and counts["delivered"] + counts["dropped"] == 500
     assert any(f"DROPPED {kept[0][2] - 1} events" in line for line in reports)
     assert json.loads(sub.on("/forwarder")[-1])["dropped"] == counts["dropped"]
+
+
+@needs_mosquitto
+def test_logrotate_copytruncate_loses_nothing_and_reports_no_drop(tmp_path, broker, subscriber_factory):
+    """Issue 28: logrotate's copytruncate (copy to .1, cut the live file to 0) mid-run made the forwarder
+    report "DROPPED 43 events" and an unreadable line though every record was on disk."""
+    path = tmp_path / "events.jsonl"
+    log = SequencedLog(EventLog(path, max_bytes=0), "pi1")
+    broker.start()
+    sub = subscriber_factory(broker)
+    reports = []
+    sender = forwarder(path, broker, reports=reports).start()
+    for n in range(30):
+        log.write({"event": "update", "track": n})
+    wait_until(lambda: len(sub.on("/track")) >= 20, 15, "the first events")
+    path.with_name(path.name + ".1").write_bytes(path.read_bytes())  # copy ...
+    os.truncate(path, 0)  # ... and truncate, as logrotate does
+    for n in range(30, 71):
+        log.write({"event": "update", "track": n})
+    log.close()
+    wait_until(lambda: len({key for key in keys(sub.on("/track"))}) >= 71, 15, "all 71 events")
+    counts = sender.stop()
+    assert sorted(set(keys(sub.on("/track")))) == [("pi1", log.run, seq) for seq in range(1, 72)]
+    assert counts["dropped"] == 0 and counts["unreadable"] == 0, (counts, reports)
+    assert not any("DROPPED" in line or "skipped an unreadable" in line for line in reports), reports
 
 
 @needs_mosquitto

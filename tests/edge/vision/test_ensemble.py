@@ -74,6 +74,13 @@ def test_models_with_other_labels_or_preprocessing_are_refused_naming_both(pair,
         ModelEnsemble(pair[:1])
 
 
+def test_a_members_note_on_its_outputs_names_its_file(pair):
+    noted = copy.copy(pair[1])
+    noted.output_note = "outputs are not probabilities (no softmax?)"
+    assert ModelEnsemble(pair).output_note == ""
+    assert ModelEnsemble([pair[0], noted]).output_note == "fer2013_int8.tflite: outputs are not probabilities (no softmax?)"
+
+
 def test_the_model_flag_takes_a_comma_separated_list(tmp_path):
     config = RunConfig(model="ferplus, fer2013")
     assert config.model_paths() == [bundled_model("ferplus"), bundled_model("fer2013")]
@@ -110,6 +117,7 @@ def test_the_start_record_and_the_live_view_name_every_model(tmp_path):
     assert start["sidecar_verified"] is True and start["sidecar"].startswith("ferplus_int8.json: digest verified")
     assert "; fer2013_int8.json: digest verified" in start["sidecar"]
     assert load_model(RunConfig(model=start["model"])).path == start["model"]  # the record's model loads it again
+    assert "model_note" not in start  # both bundled models give probabilities
     summary = model_summary(load_model(RunConfig(model="ferplus,fer2013")))
     assert summary["name"] == "ferplus_int8 + fer2013_int8" and summary["trained_on"] == "ferplus + fer2013"
     assert summary["sha256"] == shas and summary["accuracy"] == {} and summary["inferences_per_face"] == 12

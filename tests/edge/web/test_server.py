@@ -143,6 +143,93 @@ def test_loopback_needs_no_token_but_a_loopback_host_name(runtime):
     assert runtime.get("/api/state", headers={"Host": f"localhost:{runtime.port}"})[0] == 200
 
 
+def test_a_bracketed_ipv6_host_without_a_port_is_loopback(runtime):
+    """Issue 28: `Host: [::1]` (no port) was cut at its last colon and refused."""
+    assert runtime.get("/api/state", headers={"Host": "[::1]"})[0] == 200
+    assert runtime.get("/api/state", headers={"Host": f"[::1]:{runtime.port}"})[0] == 200
+    assert runtime.get("/api/state", headers={"Host": "[::1].evil.example"})[0] == 403
+    assert [web.host_name(h) for h in ("[::1]", "[::1]:80", "pi:8080", "pi", "::1")] == ["::1", "::1", "pi", "pi", "::1"]
+
+
+@pytest.mark.parametrize("path, kind", [("/stream.mjpg", "multipart/x-mixed-replace"), ("/events", "text/event-stream")])
+def test_head_on_the_stream_and_the_feed_answers_headers_only(runtime, path, kind):
+    connection = runtime.connection()
+    try:
+        connection.request("HEAD", path)
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("Content-Type").startswith(kind)
+        assert response.read() == b""
+    finally:
+        connection.close()
+
+
+def test_event_feeds_that_never_read_are_dropped_so_viewers_get_in_again(runtime):
+    """Issue 28: 32 /events clients that never read locked every viewer out (503) for as long as they stayed,
+    since a feed sends too little to ever fill a socket buffer. Padded keep-alive pings fill it, and a write
+    that cannot finish in time drops the viewer."""
+    stalled = [stalled_client(runtime.host, runtime.port, "/events") for _ in range(web.MAX_CONNECTIONS)]
+    try:
+        def a_viewer_gets_in() -> bool:
+            connection = runtime.connection(timeout=5)
+            try:
+                connection.request("GET", "/events")
+                return connection.getresponse().status == 200
+            finally:
+                connection.close()
+        wait_until(a_viewer_gets_in, 60, "a slot freed by dropping a feed that never reads", interval=1)
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_uptime_comes_from_a_monotonic_clock():
+    wall, steady = [1_000_000.0], [50.0]
+    state = LiveState(["happy"], {}, clock=lambda: wall[0], monotonic=lambda: steady[0])
+    wall[0] -= 7200  # the wall clock is set back two hours (NTP after a boot without a clock)
+    steady[0] += 14
+    assert state.snapshot()["uptime_s"] == 14
+
+
+class TokenView:
+    """Just what the handler's token check and /api/state need."""
+
+    token, cookie, loopback_only = TOKEN, "cookie-value", False
+
+    def health(self):
+        return True, "frames arriving"
+
+    def api_state(self):
+        return {"score": float("nan")}
+
+
+@pytest.fixture
+def token_server():
+    server = web.LiveViewServer(("127.0.0.1", 0), web.LiveViewHandler)
+    server.live_view = TokenView()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive_and_state_is_json(token_server, scheme):
+    import http.client
+
+    connection = http.client.HTTPConnection(*token_server.server_address, timeout=5)
+    try:
+        connection.request("GET", "/api/state", headers={"Authorization": f"{scheme} {TOKEN}"})
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read(), parse_constant=lambda name: pytest.fail(name)) == {"score": None}
+        connection.request("GET", "/api/state", headers={"Authorization": f"{scheme} wrong"})
+        response = connection.getresponse()
+        assert response.status == 401
+        response.read()
+    finally:
+        connection.close()
+
+
 def test_a_viewer_that_never_reads_does_not_slow_the_run_or_grow_memory(tmp_path):
     """Unpaced, so the run goes as fast as it can: stats per second before and after five viewers connect
     and never read (one more reads): the loop keeps its pace, memory stays put. Generous margins."""
@@ -457,6 +544,23 @@ def test_playback_loops_the_clip_at_its_own_pace():
     once = PlaybackSource(VideoSource(SAMPLE_CLIP), realtime=False, loop=False)
     with once:
         assert sum(1 for _ in iter(once.read, None)) == 150
+
+
+def test_realtime_playback_after_a_pause_skips_to_now_instead_of_racing(monkeypatch):
+    """Issue 28: after SIGSTOP/SIGCONT, --realtime handed out every missed frame at once (143 FPS). A camera
+    drops them: the frame after the pause is the one due now, marked as a gap. A fake clock, no sleeping."""
+    now = [100.0]
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda seconds: now.__setitem__(0, now[0] + seconds))  # time passes while it waits
+    paced = PlaybackSource(VideoSource(SAMPLE_CLIP), realtime=True, loop=True, stop_event=stop, clock=lambda: now[0])
+    with paced:
+        before = [paced.read() for _ in range(10)]
+        now[0] += 3.0  # stopped for 3 s
+        after = [paced.read() for _ in range(10)]
+    assert [f.index for f in before] == list(range(10)) and not any(f.after_gap for f in before[1:])
+    assert after[0].after_gap and after[0].timestamp >= before[-1].timestamp + 3.0 - 1 / 30  # the frame due now
+    assert [f.index for f in after[1:]] == list(range(after[0].index + 1, after[0].index + 10))  # then paced again
+    assert not any(f.after_gap for f in after[1:])
 
 
 def test_picamera2_fetches_colour_only_while_someone_watches(tmp_path, monkeypatch):
