@@ -40,38 +40,44 @@ help:
 	@echo "make bench-peer      Haar, BlazeFace and YuNet next to the fer package (its own venv, with TensorFlow)"
 	@echo "make deploy PI=user@host [DRY_RUN=1]   install on a Raspberry Pi over SSH"
 
+# pip, quietly: setuptools's "Editable installation" notice reaches the terminal as a warning even with -q.
+PIP = PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q
+
 # The runtime alone: numpy, OpenCV 4, typer and a TFLite interpreter (no TensorFlow).
 $(VENV)/.edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[litert]"
+	$(PIP) --upgrade pip
+	$(PIP) -e ".[litert]"
 	touch $@
 
 # Training, conversion and development tools on top: tensorflow-cpu, or with GPU=1 the CUDA build. The two
 # provide the same `tensorflow` package, so switching uninstalls the other first.
 $(VENV)/.all: $(VENV)/.edge
 	$(if $(wildcard $(VENV)/.all-gpu),$(PY) -m pip uninstall -q -y tensorflow && rm -f $(VENV)/.all-gpu)
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PIP) -e ".[train,dev]"
 	touch $@
 
 $(VENV)/.all-gpu: $(VENV)/.edge
 	$(if $(wildcard $(VENV)/.all),$(PY) -m pip uninstall -q -y tensorflow-cpu && rm -f $(VENV)/.all)
-	$(PY) -m pip install -q -e ".[train-gpu,dev]"
+	$(PIP) -e ".[train-gpu,dev]"
 	touch $@
 
 venv: $(ALL)
 
-# The events go to a file (DEMO_LOG=- streams them to stdout); the summary on stderr says where they and the video went.
+# The events go to a file, fresh each run (DEMO_LOG=- streams them to stdout); the summary on stderr says where
+# they and the video went. OpenCV's pip wheel writes MPEG-4 Part 2: DEMO_VIDEO=out/demo.webm for a browser.
 DEMO_LOG ?= $(OUT)/demo.jsonl
+DEMO_VIDEO ?= $(OUT)/demo.mp4
 # WEB=1: the live view instead of a video file. The clip plays at its own 30 FPS (--realtime), over and over
 # (--loop), until Ctrl-C; open http://127.0.0.1:8080/ (WEB_ADDRESS= to change it; docs/live-view.md).
 WEB ?=
 WEB_ADDRESS ?= 127.0.0.1:8080
 demo: $(VENV)/.edge
+	$(if $(filter-out -,$(DEMO_LOG)),rm -f $(DEMO_LOG))
 ifeq ($(WEB),1)
 	$(PY) -m edge run --source sample --web $(WEB_ADDRESS) --realtime --loop --emoji --log $(DEMO_LOG) --summary
 else
-	$(PY) -m edge run --source sample --save-video $(OUT)/demo.mp4 --log $(DEMO_LOG) --emoji --summary
+	$(PY) -m edge run --source sample --save-video $(DEMO_VIDEO) --log $(DEMO_LOG) --emoji --summary
 endif
 
 check: $(ALL)
@@ -131,4 +137,6 @@ bench-peer: $(ALL) $(PEER)/.fer
 clean:
 	rm -rf $(OUT) build dist *.egg-info
 
+# From a fresh clone too: the runtime's venv builds the bundle's wheel (deploy.mk alone has no venv rule).
+deploy pi-sim: $(VENV)/.edge
 -include deploy/deploy.mk

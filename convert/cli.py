@@ -15,11 +15,14 @@ app = typer.Typer(add_completion=False)
 
 
 @app.command()
-@cli_options(ConvertConfig, exclude=("data",))
+# One way to install a model: `make ship` (which runs --bundle); the bundle folder is no flag of its own.
+@cli_options(ConvertConfig, exclude=("data", "bundle_dir"))
 def main(
-    data: Path = typer.Option(..., "--data", help="FER2013: fer2013.csv (or the fer2013.tar.gz holding it), the image-folder .zip, or its folder"),
+    data: Path = typer.Option(..., "--data", help="FER2013: fer2013.csv (or the fer2013.tar.gz holding it), the image-folder .zip, or its folder",
+                              rich_help_panel="Input"),
     bundle: bool = typer.Option(
-        False, "--bundle", help=f"when the gate passes, install as the bundled model NAME ({' or '.join(BUNDLED_MODELS)}) in edge/assets"
+        False, "--bundle", metavar=" ", rich_help_panel="Output",
+        help=f"when the gate passes, install as the bundled model NAME ({' or '.join(BUNDLED_MODELS)}) in edge/assets (what `make ship` runs)",
     ),
     settings: dict | None = None,
 ) -> None:
@@ -31,8 +34,6 @@ def main(
     from train.data import DatasetError
 
     name = settings.get("name", "mini_xception")
-    if bundle and settings.get("bundle_dir"):
-        raise typer.BadParameter("give --bundle or --bundle-dir, not both", param_hint="--bundle")
     if bundle:
         if name not in BUNDLED_MODELS:
             raise typer.BadParameter(f"--bundle installs a bundled model: --name {' or '.join(BUNDLED_MODELS)}, got {name!r}", param_hint="--name")

@@ -20,63 +20,73 @@ class ConvertConfig:
     """Every conversion setting, once: `python -m convert --FLAG` is made from these fields."""
 
     data: str
-    keras_model: str = setting("models/mini_xception.keras", "the trained Keras model")
-    out_dir: str = setting("out/convert", "where the .tflite models, sidecars and reports go (never the shipped models/ unless --allow-shipped-output)")
-    name: str = setting("mini_xception", "file stem: NAME_int8.tflite, NAME_float32.tflite, ...")
-    calibration_count: int = setting(300, "Training faces (class-balanced, with their mirrors) that calibrate int8", low=7, high=28_709)
+    keras_model: str = setting("models/mini_xception.keras", "the trained Keras model", panel="Input")
+    out_dir: str = setting("out/convert", "where the .tflite models, sidecars and reports go (never the shipped models/ unless --allow-shipped-output)", panel="Output")
+    name: str = setting("mini_xception", "file stem: NAME_int8.tflite, NAME_float32.tflite, ...", panel="Output")
+    calibration_count: int = setting(300, "Training faces (class-balanced, with their mirrors) that calibrate int8", low=7, high=28_709, panel="Quantization")
     equalize: float = setting(
         0.5, "cross-layer equalization before int8: evens out the channel ranges between each separable convolution's "
-        "two halves (the same function in float); 0 = off, 1 = fully even", low=0.0, high=1.0
+        "two halves (the same function in float); 0 = off, 1 = fully even", low=0.0, high=1.0,
+        panel="Quantization",
     )
-    float32: bool = setting(True, "also export a float32 .tflite for comparison")
-    float16: bool = setting(False, "also export a float16-weight .tflite for comparison")
-    max_drop: float = setting(0.3, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0)
+    float32: bool = setting(True, "also export a float32 .tflite for comparison", panel="Output")
+    float16: bool = setting(False, "also export a float16-weight .tflite for comparison", panel="Output")
+    max_drop: float = setting(0.3, "fail when int8 loses more PrivateTest points than this against float", low=0.0, high=100.0, panel="Accuracy gate")
     min_accuracy: float | None = setting(
         MIN_ACCURACY_FLOOR, "fail when int8 PrivateTest accuracy (%) is below this, a floor that catches a broken model (0 = none; "
-        "--bundle needs one, the default model at least this default)", low=0.0, high=100.0
+        "--bundle needs one, the default model at least this default)", low=0.0, high=100.0,
+        panel="Accuracy gate",
     )
-    limit: int = setting(0, "evaluate on at most this many faces per split (smoke runs)", low=1, zero_means="all")
-    skip_bad: bool = setting(False, "skip and count malformed records instead of stopping")
-    cache_dir: str | None = setting(None, "decoded-dataset cache (default ~/.cache/fer-edge)")
-    seed: int = setting(0, "seed of the calibration sample", low=0, high=2**31 - 1)
-    bundle_dir: str | None = setting(None, "when the gate passes, copy the int8 model, sidecar, card and report here")
-    labels: str | None = setting(None, "label set the model was trained on (default: train_report.json beside it)", choices=LABEL_SETS)
-    ferplus: str | None = setting(None, "FER+ votes (default: fer2013new.csv beside --data, CSV form)")
+    limit: int = setting(0, "evaluate on at most this many faces per split (smoke runs)", low=1, zero_means="all", panel="Input")
+    skip_bad: bool = setting(False, "skip and count malformed records instead of stopping", panel="Input")
+    cache_dir: str | None = setting(None, "decoded-dataset cache (default ~/.cache/fer-edge)", panel="Input")
+    seed: int = setting(0, "seed of the calibration sample", low=0, high=2**31 - 1, panel="Quantization")
+    bundle_dir: str | None = setting(None, "when the gate passes, copy the int8 model, sidecar, card and report here", panel="Output")
+    labels: str | None = setting(None, "label set the model was trained on (default: train_report.json beside it)", choices=LABEL_SETS, panel="Input")
+    ferplus: str | None = setting(None, "FER+ votes (default: fer2013new.csv beside --data, CSV form)", panel="Input")
     images_data: str | None = setting(
         None, "FER2013's image-folder release (.zip or folder): also report int8 accuracy on its JPEG-decoded faces, "
-        "what `edge eval --crops` on its extracted test folder measures"
+        "what `edge eval --crops` on its extracted test folder measures",
+        panel="Input",
     )
-    flip_tta: bool = setting(contract.FLIP_TTA, "the sidecar's flip averaging; the gated figures use it")
+    flip_tta: bool = setting(contract.FLIP_TTA, "the sidecar's flip averaging; the gated figures use it", panel="Averaging and balance")
     shift_tta: int = setting(
         contract.SHIFT_TTA, "the sidecar's shift averaging, pixels (0 = off); every figure uses it, with and without flip", low=0,
-        high=contract.SHIFT_TTA_MAX
+        high=contract.SHIFT_TTA_MAX,
+        panel="Averaging and balance",
     )
     balance: float | None = setting(
         None, "the sidecar's class-prior correction tau (0 = scores as trained, 1 = fully balanced); every figure uses it. "
         "Default: chosen on PublicTest, the tau with the best balanced accuracy whose accuracy is at most "
-        "--balance-max-cost points below tau 0's", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
+        "--balance-max-cost points below tau 0's", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1],
+        panel="Averaging and balance",
     )
     ckplus_data: str | None = setting(
         None, "CK+48 (its .zip or folder): also report int8 on these posed faces from another lab, as `edge eval --crops` "
-        "does; evaluation only, it chooses nothing"
+        "does; evaluation only, it chooses nothing",
+        panel="Input",
     )
     balance_max_cost: float = setting(
-        2.5, "when choosing tau on PublicTest: the most accuracy points it may cost against tau 0", low=0.0, high=100.0
+        2.5, "when choosing tau on PublicTest: the most accuracy points it may cost against tau 0", low=0.0, high=100.0,
+        panel="Averaging and balance",
     )
     balance_min_accuracy: float | None = setting(
         None, "when choosing tau on PublicTest: the lowest PublicTest accuracy (%) it may leave, a fixed floor used "
-        "instead of --balance-max-cost", low=0.0, high=100.0
+        "instead of --balance-max-cost", low=0.0, high=100.0,
+        panel="Averaging and balance",
     )
     class_offsets: bool = setting(
         False, "after choosing tau, also fit per-class log-score offsets on PublicTest (best balanced accuracy whose "
         "accuracy stays at tau's floor; recorded in the sidecar, every figure uses them) and report, from held-out "
-        "halves of PublicTest, what they gain over tau alone"
+        "halves of PublicTest, what they gain over tau alone",
+        panel="Averaging and balance",
     )
     min_balanced_accuracy: float | None = setting(
-        None, "fail when int8 PrivateTest balanced accuracy (%, mean per-class recall) is below this", low=0.0, high=100.0
+        None, "fail when int8 PrivateTest balanced accuracy (%, mean per-class recall) is below this", low=0.0, high=100.0,
+        panel="Accuracy gate",
     )
 
-    allow_shipped_output: bool = setting(False, "let --out-dir or --bundle-dir be inside the shipped models/ or edge/assets/")
+    allow_shipped_output: bool = setting(False, "let --out-dir be inside the shipped models/ or edge/assets/", panel="Output")
 
     def __post_init__(self):
         check(self, "convert")
@@ -85,13 +95,17 @@ class ConvertConfig:
             check_bundle(self)
 
 
+# The groups of `python -m convert --help`, in order; set after the class so it is no dataclass field.
+ConvertConfig.PANELS = ("Input", "Output", "Quantization", "Averaging and balance", "Accuracy gate")
+
+
 def check_bundle(config: ConvertConfig) -> None:
     """A bundle is gated on the whole test splits; installing a bundled model (edge/assets/NAME, what
     --bundle does) needs the accuracy floor, and the default model at least the default floor."""
     if config.limit:
         raise ValueError(
             f"--limit (convert.limit) {config.limit} gates on a sample of the test faces; a model gated so is never bundled: "
-            "drop --limit, or --bundle / --bundle-dir"
+            "drop --limit, or --bundle"
         )
     installs = config.name in BUNDLED_MODELS and Path(config.bundle_dir).resolve() == bundled_model(config.name).parent.resolve()
     if not installs:

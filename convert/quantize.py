@@ -3,7 +3,10 @@ convert exports (int8 and the float comparisons), scored as the runtime loads th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +101,19 @@ def to_int8_tflite(model: tf.keras.Model, calibration_faces: np.ndarray) -> byte
         # The converter asks for quantization-aware training's input statistics, which post-training
         # quantization does not use: it calibrates the input scale itself (check_full_int8 checks it).
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected", category=UserWarning)
-        return converter.convert()
+        return quietly_converted(converter)
+
+
+def quietly_converted(converter) -> bytes:
+    """converter.convert() without Keras's export listing on stdout ("Saved artifact at ...", then a
+    TensorSpec line for every captured variable, 160-odd lines a model); shown after all when it fails."""
+    listing = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(listing):
+            return converter.convert()
+    except BaseException:
+        sys.stderr.write(listing.getvalue())
+        raise
 
 
 def to_float_tflite(model: tf.keras.Model, float16: bool = False) -> bytes:
@@ -107,7 +122,7 @@ def to_float_tflite(model: tf.keras.Model, float16: bool = False) -> bytes:
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    return quietly_converted(converter)
 
 
 def graph_summary(model_path: str | Path) -> dict:

@@ -7,6 +7,13 @@ PI_SIM_DIR ?= build/pi-sim
 
 .PHONY: deploy pi-sim
 
+# Asked before anything is built: a fresh clone should not make a venv only to hear PI is missing.
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+ifeq ($(strip $(value PI)),)
+$(error usage: make deploy PI=user@host [DRY_RUN=1])
+endif
+endif
+
 # PI, DRY_RUN and PY reach deploy.sh through the environment, never through the recipe's shell parsing:
 # `make deploy PI='x;touch pwned'` runs no touch; deploy.sh then checks that PI is user@host. $(value ...)
 # takes PI and DRY_RUN as typed, so make itself expands nothing in them either (PI='$(shell touch X)...').

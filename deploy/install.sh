@@ -11,6 +11,7 @@
 #   FER_WEB_TOKEN=... bash install.sh --web 0.0.0.0:8080   # on the network: a token (made for you if not given)
 #   bash install.sh --print-unit [--dir DIR] [--user USER]   # print the rendered systemd unit
 #   DRY_RUN=1 bash install.sh                                 # print each command, run none
+#   bash install.sh --uninstall [--delete-logs]               # remove the service and the app (asks about logs)
 set -euo pipefail
 
 usage() {
@@ -27,6 +28,8 @@ usage: install.sh [--no-systemd] [--dir DIR] [--user USER] [--network] [--allow-
   --web HOST:PORT  serve the live view there (sets web in a new edge.toml); the service may then listen on
                  loopback only, or on the network when HOST is not loopback (which needs a token)
   --print-unit   print the rendered systemd unit and exit
+  --uninstall    remove the service (unit and drop-ins) and the app folder; asks before deleting the
+                 event logs (kept when nobody can be asked), --delete-logs deletes them too
   --print-network-conf   print the drop-in that --network installs and exit
   --print-web-conf       print the drop-in that --web HOST:PORT installs and exit
   DRY_RUN=1      print each command instead of running it
@@ -49,7 +52,10 @@ NETWORK=0
 ALLOW_ROOT=0
 MQTT_URL=
 DEVICE_ID=
+UNINSTALL=0
+DELETE_LOGS=0
 DRY_RUN=${DRY_RUN:-0}
+SYSTEMD_DIR=${FER_SYSTEMD_DIR:-/etc/systemd/system}  # a scratch folder in tests
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-systemd) SYSTEMD=0 ;;
@@ -63,6 +69,8 @@ while [ $# -gt 0 ]; do
         --allow-root) ALLOW_ROOT=1 ;;
         --mqtt) MQTT_URL=${2:?--mqtt needs a broker URL}; NETWORK=1; shift ;;
         --device-id) DEVICE_ID=${2:?--device-id needs a name}; shift ;;
+        --uninstall) UNINSTALL=1 ;;
+        --delete-logs) DELETE_LOGS=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -117,6 +125,39 @@ write_to() { # write_to FILE COMMAND...: the command's output into FILE (printed
         "$@" >"$dest"
     fi
 }
+
+uninstall() { # the service, its unit and drop-ins, the app folder; the logs only when asked
+    say "removing the $UNIT service"
+    if [ -f "$SYSTEMD_DIR/$UNIT" ] || [ "$DRY_RUN" = 1 ]; then
+        run "${SUDO[@]}" systemctl disable --now "$UNIT" || true
+        run "${SUDO[@]}" rm -f "$SYSTEMD_DIR/$UNIT"
+        run "${SUDO[@]}" rm -rf "$SYSTEMD_DIR/$UNIT.d"
+        run "${SUDO[@]}" systemctl daemon-reload
+    else
+        echo "    no $SYSTEMD_DIR/$UNIT: no service to remove"
+    fi
+    if [ "$DELETE_LOGS" != 1 ] && [ -d "$APP_DIR/logs" ] && [ -n "$(ls -A "$APP_DIR/logs" 2>/dev/null)" ]; then
+        if [ -t 0 ]; then
+            read -r -p "delete the event logs in $APP_DIR/logs too? [y/N] " answer
+            case "$answer" in [yY]*) DELETE_LOGS=1 ;; esac
+        else
+            echo "    nobody to ask (no terminal): the event logs stay (--delete-logs deletes them)"
+        fi
+    fi
+    say "removing $APP_DIR"
+    if [ "$DELETE_LOGS" = 1 ] || [ ! -d "$APP_DIR/logs" ]; then
+        run rm -rf "$APP_DIR"
+    else
+        run find "$APP_DIR" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+        say "kept $APP_DIR/logs"
+    fi
+    echo "    apt's python3-opencv, python3-numpy and python3-picamera2 stay (other programs may use them)"
+}
+
+if [ "$UNINSTALL" = 1 ]; then
+    uninstall
+    exit 0
+fi
 
 unit_sed=(sed -e "s|@USER@|$SERVICE_USER|g" -e "s|@GROUP@|$SERVICE_GROUP|g"
     -e "s|@VENV@|$VENV|g" -e "s|@APP_DIR@|$APP_DIR|g" "$BUNDLE/$UNIT")
@@ -325,6 +366,17 @@ if [ "$DRY_RUN" = 1 ] || [ "${systemd_version:-0}" -ge 254 ] 2>/dev/null; then
     run "${SUDO[@]}" install -D -m 644 "$APP_DIR/backoff.conf" "/etc/systemd/system/$UNIT.d/backoff.conf"
 fi
 run "${SUDO[@]}" systemctl daemon-reload
+# A service whose camera cannot open would only fail and stay failed: say what to do instead of enabling it.
+if [ "$DRY_RUN" != 1 ] && grep -Eq '^[[:space:]]*source[[:space:]]*=[[:space:]]*"picamera2"' "$CONFIG" \
+    && ! "$VENV/bin/python" -c 'import picamera2' >/dev/null 2>&1; then
+    say "not enabling $UNIT: $CONFIG sets source = \"picamera2\", which this system cannot import"
+    echo "    on Raspberry Pi OS: sudo apt install python3-picamera2, then run this installer again"
+    if compgen -G '/dev/video*' >/dev/null; then
+        echo "    a USB webcam is here (/dev/video*): set source = \"usb:0\" in $CONFIG, then: sudo systemctl enable --now $UNIT"
+    fi
+    exit 0
+fi
+if [ "$DRY_RUN" = 1 ]; then echo "# only if edge.toml's camera source can open (picamera2 imports, or another source):"; fi
 run "${SUDO[@]}" systemctl enable --now "$UNIT"
 if [ "$was_active" = 1 ]; then
     run "${SUDO[@]}" systemctl restart "$UNIT" # pick up the new code and configuration

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
 from edge.config import BUNDLED_MODELS, DEFAULT_MODEL, RunConfig, build_config
 from edge.settings import cli_options
@@ -27,8 +29,9 @@ def fail(message: str, code: int = 2) -> None:
 @cli_options(RunConfig)
 def run(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (settings under its run table); flags override it"),
-    camera_id: int | None = typer.Option(None, help="USB camera index; same as --source usb:N"),
-    summary: bool = typer.Option(False, "--summary", help="print a readable summary to stderr at the end"),
+    # Deprecated: one way to name a camera (--source usb:N); kept, hidden, so old scripts still run.
+    camera_id: int | None = typer.Option(None, hidden=True, help="deprecated: use --source usb:N"),
+    summary: bool = typer.Option(False, "--summary", metavar=" ", help="print a readable summary to stderr at the end"),
     settings: dict | None = None,
 ) -> None:
     """Detect faces and classify their expressions, headless, logging JSON Lines events."""
@@ -37,6 +40,7 @@ def run(
     if camera_id is not None:
         if "source" in settings:
             fail("give either --source or --camera-id, not both")
+        typer.echo(f"note: --camera-id is deprecated; use --source usb:{camera_id}", err=True)
         settings["source"] = f"usb:{camera_id}"
     try:
         run_config = build_config(config, settings)
@@ -75,9 +79,13 @@ def format_memory(result: dict) -> str:
 
 def format_outputs(config: RunConfig) -> str:
     """Where the run's files went, one line each (nothing for what it did not write)."""
+    from edge.outputs.preview import playback_note
+
     written = {"events": "" if config.log == "-" else config.log, "video": config.save_video,
                "images": config.save_images, "csv": config.csv}
-    return "".join(f"\n{what:<7}{path}" for what, path in written.items() if path)
+    lines = "".join(f"\n{what:<7}{path}" for what, path in written.items() if path)
+    note = playback_note(config.save_video) if config.save_video else ""
+    return lines + (f"\n{'':7}{note}" if note else "")
 
 
 # The settings that choose and run the model and the face detector: shared by run, eval and bench.
@@ -123,12 +131,22 @@ def eval_folder(
 
 @app.command()
 def settings(
-    toml: bool = typer.Option(False, "--toml", help="print the Raspberry Pi's edge.toml instead"),
+    markdown: bool = typer.Option(False, "--markdown", metavar=" ", help="print docs/configuration.md (Markdown) instead"),
+    toml: bool = typer.Option(False, "--toml", metavar=" ", help="print the Raspberry Pi's edge.toml instead"),
 ) -> None:
-    """Every runtime setting: flag, config key, default, valid range, meaning (Markdown)."""
+    """Every runtime setting: flag, config key, default, valid range, meaning, grouped as in `run --help`."""
     from edge.config import pi_toml, settings_markdown
 
-    typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
+    if markdown and toml:
+        fail("give --markdown or --toml, not both")
+    if markdown or toml:
+        typer.echo(pi_toml() if toml else settings_markdown(), nl=False)
+        return
+    from edge.settings import terminal_tables
+
+    console = Console()
+    for table in terminal_tables(RunConfig, "run"):
+        console.print(table)
 
 
 @app.command()
@@ -338,12 +356,28 @@ def bench_model(
     except ValueError:
         fail(f"--threads must be comma-separated integers, got {threads!r}")
     try:
-        rows = bench_models([resolve_models(model), *compare], thread_counts, count, warmup, batch)
+        with bench_progress() as progress:
+            rows = bench_models([resolve_models(model), *compare], thread_counts, count, warmup, batch, progress)
     except (ValueError, ImportError) as error:
         fail(str(error))
     print_table(rows, sys.stdout)
     for path in save_results(rows, out_dir, "model"):
         typer.echo(f"wrote {path}")
+
+
+@contextmanager
+def bench_progress():
+    """A progress bar on stderr, gone when done: (what, done, total) -> the bar names what runs now."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def show(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield show
 
 
 @bench_app.command("startup")
@@ -367,27 +401,27 @@ def bench_startup(
 
 @bench_app.command("pipeline")
 def bench_pipeline(
-    source: str = typer.Option("sample,hard", help="comma-separated clips: sample, hard (the bundled ones) or video paths"),
-    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON for a video path (bundled clips bring theirs)"),
-    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace, YuNet) or haar-levers"),
-    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface, yunet) to compare"),
-    detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare"),
-    scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare"),
-    detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare"),
-    motion_threshold: str | None = typer.Option(None, help="comma-separated motion thresholds (0 = no motion gate) to compare"),
-    still_detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals without motion to compare"),
-    min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare"),
-    min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare"),
-    blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare"),
-    blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare"),
-    yunet_score: str | None = typer.Option(None, help="comma-separated YuNet score thresholds to compare"),
-    classify_every: str | None = typer.Option(None, help="comma-separated per-track classification intervals to compare (1 = every frame)"),
-    peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios"),
-    max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)"),
-    model: str | None = typer.Option(None, help=MODEL_HELP),
-    repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)"),
-    one_core: bool = typer.Option(True, "--one-core/--all-cores", help="pin the benchmark to one CPU (as the peer is)"),
-    out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
+    source: str = typer.Option("sample,hard", help="comma-separated clips: sample, hard (the bundled ones) or video paths", rich_help_panel="Clips and runs"),
+    truth: Path | None = typer.Option(None, help="ground-truth boxes JSON for a video path (bundled clips bring theirs)", rich_help_panel="Clips and runs"),
+    grid: str = typer.Option("detectors", help="built-in grid: detectors (Haar full-res, Haar default, BlazeFace, YuNet) or haar-levers", rich_help_panel="Compare settings"),
+    detector: str | None = typer.Option(None, help="comma-separated detectors (haar, blazeface, yunet) to compare", rich_help_panel="Compare settings"),
+    detect_width: str | None = typer.Option(None, help="comma-separated detection widths (0 = full) to compare", rich_help_panel="Compare settings"),
+    scale_factor: str | None = typer.Option(None, help="comma-separated Haar scale factors to compare", rich_help_panel="Compare settings"),
+    detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals to compare", rich_help_panel="Compare settings"),
+    motion_threshold: str | None = typer.Option(None, help="comma-separated motion thresholds (0 = no motion gate) to compare", rich_help_panel="Compare settings"),
+    still_detect_every: str | None = typer.Option(None, help="comma-separated full-detection intervals without motion to compare", rich_help_panel="Compare settings"),
+    min_neighbors: str | None = typer.Option(None, help="comma-separated Haar min neighbours to compare", rich_help_panel="Compare settings"),
+    min_face: str | None = typer.Option(None, help="comma-separated smallest face sides to compare", rich_help_panel="Compare settings"),
+    blazeface_tiles: str | None = typer.Option(None, help="comma-separated BlazeFace tile grids to compare", rich_help_panel="Compare settings"),
+    blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare", rich_help_panel="Compare settings"),
+    yunet_score: str | None = typer.Option(None, help="comma-separated YuNet score thresholds to compare", rich_help_panel="Compare settings"),
+    classify_every: str | None = typer.Option(None, help="comma-separated per-track classification intervals to compare (1 = every frame)", rich_help_panel="Compare settings"),
+    peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios", rich_help_panel="Against the fer package"),
+    max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)", rich_help_panel="Clips and runs"),
+    model: str | None = typer.Option(None, help=MODEL_HELP, rich_help_panel="Clips and runs"),
+    repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)", rich_help_panel="Clips and runs"),
+    one_core: bool = typer.Option(True, "--one-core/--all-cores", metavar=" ", help="pin the benchmark to one CPU (as the peer is)", rich_help_panel="Clips and runs"),
+    out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go", rich_help_panel="Clips and runs"),
 ) -> None:
     """End-to-end FPS, per-stage ms and detection recall/false detections, settings side by side on each clip.
     Without a list option, compares a built-in grid (--grid)."""
@@ -416,7 +450,8 @@ def bench_pipeline(
     rows, peers = [], {}
     try:
         for clip in source.split(","):
-            rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames)
+            with bench_progress() as progress:
+                rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames, progress)
             if peer is not None:
                 peers[clip] = bench_peer(peer, clip, max_frames)
     except (ValueError, RuntimeError, ImportError) as error:

@@ -66,73 +66,74 @@ class RunConfig:
     """Every runtime setting, once: `python -m edge run --FLAG`, the [run] table of edge.toml, and
     docs/configuration.md are all made from these fields."""
 
-    source: str = setting("sample", "where frames come from: picamera2, usb:N, a video file, an image, a folder of images, or sample (the bundled clip)")
-    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; several, comma-separated (ferplus,fer2013), average their scores, each with its own sidecar\'s views and correction; "" = the default bundled model')
-    num_threads: int = setting(1, "TFLite interpreter threads", low=1, high=64)
-    frame_width: int = setting(640, "camera frame width, pixels", low=16, high=8192)
-    frame_height: int = setting(480, "camera frame height, pixels", low=16, high=8192)
-    fps: float = setting(30.0, "camera frame rate (files play at their own)", low=1, high=240)
-    lores_width: int = setting(320, "picamera2's low-resolution analysis stream width (<= frame width)", low=16, high=8192)
-    lores_height: int = setting(240, "picamera2's analysis stream height (<= frame height)", low=16, high=8192)
-    detect_width: int = setting(320, "video: full-frame detection runs on the frame shrunk to this width", low=48, high=8192, zero_means="full size")
-    scale_factor: float = setting(1.1, "Haar: step between detection scales (bigger is faster, may miss faces)", above=1.0, high=2.0)
-    min_neighbors: int = setting(5, "Haar: overlapping hits a face needs (bigger means fewer false faces)", low=0, high=50)
-    min_face: int = setting(30, "smallest face side, in pixels of the analysed grey image (picamera2: lores)", low=8, high=2000)
-    cascade: str = setting("", 'Haar cascade XML; "" = found in cv2.data, /usr/share/opencv4 or the package')
+    source: str = setting("sample", "where frames come from: picamera2, usb:N, a video file, an image, a folder of images, or sample (the bundled clip)", panel="Source")
+    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; several, comma-separated (ferplus,fer2013), average their scores, each with its own sidecar\'s views and correction; "" = the default bundled model', panel="Model")
+    num_threads: int = setting(1, "TFLite interpreter threads", low=1, high=64, panel="Model")
+    frame_width: int = setting(640, "camera frame width, pixels", low=16, high=8192, panel="Source")
+    frame_height: int = setting(480, "camera frame height, pixels", low=16, high=8192, panel="Source")
+    fps: float = setting(30.0, "camera frame rate (files play at their own)", low=1, high=240, panel="Source")
+    lores_width: int = setting(320, "picamera2's low-resolution analysis stream width (<= frame width)", low=16, high=8192, panel="Source")
+    lores_height: int = setting(240, "picamera2's analysis stream height (<= frame height)", low=16, high=8192, panel="Source")
+    detect_width: int = setting(320, "video: full-frame detection runs on the frame shrunk to this width", low=48, high=8192, zero_means="full size", panel="Detection")
+    scale_factor: float = setting(1.1, "Haar: step between detection scales (bigger is faster, may miss faces)", above=1.0, high=2.0, panel="Detection")
+    min_neighbors: int = setting(5, "Haar: overlapping hits a face needs (bigger means fewer false faces)", low=0, high=50, panel="Detection")
+    min_face: int = setting(30, "smallest face side, in pixels of the analysed grey image (picamera2: lores)", low=8, high=2000, panel="Detection")
+    cascade: str = setting("", 'Haar cascade XML; "" = found in cv2.data, /usr/share/opencv4 or the package', panel="Detection")
     # Face detector choice (issue 12): Haar stays the default; BlazeFace's models ship in edge/assets.
-    detector: str = setting("haar", "face detector: haar (OpenCV's cascade), blazeface (MediaPipe's BlazeFace on the TFLite interpreter) or yunet (OpenCV Zoo's YuNet, run by OpenCV)", choices=("haar", "blazeface", "yunet"))
-    blazeface_score: float = setting(0.6, "BlazeFace: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0)
-    blazeface_tiles: int = setting(2, "BlazeFace: full detections also search an N x N grid of overlapping tiles, which finds small faces (1 = whole frame only)", low=1, high=4)
+    detector: str = setting("haar", "face detector: haar (OpenCV's cascade), blazeface (MediaPipe's BlazeFace on the TFLite interpreter) or yunet (OpenCV Zoo's YuNet, run by OpenCV)", choices=("haar", "blazeface", "yunet"), panel="Detection")
+    blazeface_score: float = setting(0.6, "BlazeFace: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0, panel="Detection")
+    blazeface_tiles: int = setting(2, "BlazeFace: full detections also search an N x N grid of overlapping tiles, which finds small faces (1 = whole frame only)", low=1, high=4, panel="Detection")
     # YuNet (issue 30): its model ships in edge/assets; whole frames are searched at detect_width.
-    yunet_score: float = setting(0.7, "YuNet: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0)
-    landmarks: bool = setting(False, "YuNet: add each face's five landmarks (eyes, nose tip, mouth corners) to its records")
-    detect_every: int = setting(5, "video: search for new faces at most every N frames while faces are tracked (with the motion gate, only where something moved or a face was lost); in between only around tracked faces", low=1, high=300)
-    motion_threshold: int = setting(12, "video: grey-level change between frames (on a 1/8-size thumbnail) outside the tracked people that makes a search for new faces there due", low=1, high=255, zero_means="no motion gate: the whole frame every detect_every frames")
-    still_detect_every: int = setting(60, "video: with the motion gate, search the whole frame at least every N frames even when nothing moves", low=1, high=10_000)
+    yunet_score: float = setting(0.7, "YuNet: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0, panel="Detection")
+    landmarks: bool = setting(False, "YuNet: add each face's five landmarks (eyes, nose tip, mouth corners) to its records", panel="Detection")
+    detect_every: int = setting(5, "video: search for new faces at most every N frames while faces are tracked (with the motion gate, only where something moved or a face was lost); in between only around tracked faces", low=1, high=300, panel="Detection")
+    motion_threshold: int = setting(12, "video: grey-level change between frames (on a 1/8-size thumbnail) outside the tracked people that makes a search for new faces there due", low=1, high=255, zero_means="no motion gate: the whole frame every detect_every frames", panel="Detection")
+    still_detect_every: int = setting(60, "video: with the motion gate, search the whole frame at least every N frames even when nothing moves", low=1, high=10_000, panel="Detection")
     # Per-track classification (issue 30): a tracked face is classified again when its track needs it.
-    classify_every: int = setting(5, "video: classify a tracked face again at least every N frames (1 = every face on every frame); in between only when its face changed (classify_change)", low=1, high=300)
-    classify_change: float = setting(32.0, "video: with classify_every > 1, classify a tracked face again as soon as its 48x48 crop differs from the one last classified by more than this many grey levels on average", above=0.0, high=255, zero_means="only every classify_every frames")
-    smoothing: int = setting(5, "video: frames each face's scores are averaged over", low=1, high=300)
-    iou_threshold: float = setting(0.3, "video: box overlap that continues a face's track", above=0.0, below=1.0)
-    max_missed: int = setting(10, "video: frames a face may go unseen before its track ends", low=0, high=10_000)
-    log: str = setting("-", "JSON Lines event log: a file path, or - for stdout")
-    log_max_bytes: int = setting(10_000_000, "rotate the log when it reaches this many bytes", low=1000, zero_means="never rotate")
-    log_backups: int = setting(5, "rotated logs to keep", low=0, high=1000)
-    stats_interval: float = setting(10.0, "seconds between stats records", above=0.0, high=86_400)
-    display: bool = setting(False, "show an annotated preview window (needs a desktop session)")
-    save_video: str = setting("", 'write the annotated video to this file; "" = none')
+    classify_every: int = setting(5, "video: classify a tracked face again at least every N frames (1 = every face on every frame); in between only when its face changed (classify_change)", low=1, high=300, panel="Tracking (video)")
+    classify_change: float = setting(32.0, "video: with classify_every > 1, classify a tracked face again as soon as its 48x48 crop differs from the one last classified by more than this many grey levels on average", above=0.0, high=255, zero_means="only every classify_every frames", panel="Tracking (video)")
+    smoothing: int = setting(5, "frames each face's scores are averaged over", low=1, high=300, panel="Tracking (video)")
+    iou_threshold: float = setting(0.3, "box overlap that continues a face's track", above=0.0, below=1.0, panel="Tracking (video)")
+    max_missed: int = setting(10, "frames a face may go unseen before its track ends", low=0, high=10_000, panel="Tracking (video)")
+    log: str = setting("-", "JSON Lines event log: a file path, or - for stdout", panel="Output")
+    log_max_bytes: int = setting(10_000_000, "rotate the log when it reaches this many bytes", low=1000, zero_means="never rotate", panel="Output")
+    log_backups: int = setting(5, "rotated logs to keep", low=0, high=1000, panel="Output")
+    stats_interval: float = setting(10.0, "seconds between stats records", above=0.0, high=86_400, panel="Output")
+    display: bool = setting(False, "show an annotated preview window (needs a desktop session)", panel="Output")
+    save_video: str = setting("", 'write the annotated video to this file; "" = none', panel="Output")
     # 12 MP: a phone photo (4032x3024) is read whole; an 8000x8000 scan is decoded at 1/2 scale by the JPEG
     # library and resized, so it takes ~100 MB instead of ~2 GB, which would kill a 1-2 GB Pi.
-    max_image_pixels: int = setting(12_000_000, "images: one with more pixels is scaled down to this many when read (memory stays bounded; the record keeps its original size)", low=10_000, high=1_000_000_000, zero_means="never scale down")
-    save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none')
-    csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none')
-    emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output")
-    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured; with several models, given for each)")
+    max_image_pixels: int = setting(12_000_000, "images: one with more pixels is scaled down to this many when read (memory stays bounded; the record keeps its original size)", low=10_000, high=1_000_000_000, zero_means="never scale down", panel="Source")
+    save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none', panel="Output")
+    csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none', panel="Output")
+    emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output", panel="Output")
+    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured; with several models, given for each)", panel="Model")
     balance: float | None = setting(
         None, "class-prior correction tau: 0 = the scores as trained (right for scenes with the training mix, mostly "
         "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
-        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's; with several models, given for each)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1]
+        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's; with several models, given for each)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1],
+        panel="Model",
     )
-    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off; with several models, given for each)", low=0, high=contract.SHIFT_TTA_MAX)
-    max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit")
-    duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit")
+    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off; with several models, given for each)", low=0, high=contract.SHIFT_TTA_MAX, panel="Model")
+    max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit", panel="Source")
+    duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit", panel="Source")
     # Fleet: event ids and MQTT (edge/fleet/topics.py, edge/fleet/forwarder.py). A broker login never lives here: it comes from
     # FER_MQTT_USERNAME / FER_MQTT_PASSWORD or the file mqtt_credentials_file names.
-    device_id: str = setting("", 'this device\'s name in every event\'s id and in MQTT topics; "" = the host name')
-    mqtt: str = setting("", 'send events to this MQTT broker: mqtt://host[:1883] or mqtts://host[:8883] (TLS); "" = none')
-    mqtt_prefix: str = setting("fer-edge", "MQTT topics: PREFIX/DEVICE/track, /image, /stats, /run, /state, /availability")
-    mqtt_ca_file: str = setting("", 'CA certificate for an mqtts:// broker; "" = the system\'s')
-    mqtt_credentials_file: str = setting("", 'file of FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600); "" = those environment variables')
-    mqtt_discovery: bool = setting(True, "publish Home Assistant MQTT discovery configs")
-    mqtt_discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
+    device_id: str = setting("", 'this device\'s name in every event\'s id and in MQTT topics; "" = the host name', panel="Fleet")
+    mqtt: str = setting("", 'send events to this MQTT broker: mqtt://host[:1883] or mqtts://host[:8883] (TLS); "" = none', panel="Fleet")
+    mqtt_prefix: str = setting("fer-edge", "MQTT topics: PREFIX/DEVICE/track, /image, /stats, /run, /state, /availability", panel="Fleet")
+    mqtt_ca_file: str = setting("", 'CA certificate for an mqtts:// broker; "" = the system\'s', panel="Fleet")
+    mqtt_credentials_file: str = setting("", 'file of FER_MQTT_USERNAME=... and FER_MQTT_PASSWORD=... lines (chmod 600); "" = those environment variables', panel="Fleet")
+    mqtt_discovery: bool = setting(True, "publish Home Assistant MQTT discovery configs", panel="Fleet")
+    mqtt_discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix", panel="Fleet")
     # Live view (edge/web/server.py): off unless an address is given. Any address but loopback needs an access token,
     # which never lives here: it comes from FER_WEB_TOKEN or the file web_token_file names.
-    web: str = setting("", 'serve the live view (annotated stream, faces, expression timeline, health) at HOST:PORT, e.g. 127.0.0.1:8080; an address other than loopback needs a token; "" = none')
-    web_max_fps: float = setting(5.0, "live view: stream frames per second at most (each encoded once, however many watch)", low=0.5, high=30)
-    web_max_width: int = setting(640, "live view: stream frames are shrunk to this width at most", low=64, high=8192, zero_means="the frame's own width")
-    web_token_file: str = setting("", 'file holding the live view\'s access token (FER_WEB_TOKEN=... or the token alone; chmod 600); "" = the FER_WEB_TOKEN environment variable')
-    loop: bool = setting(False, "video files: start again at the end, until --duration, --max-frames or a stop (a demo that keeps going)")
-    realtime: bool = setting(False, "video files: deliver frames no faster than the file's own frame rate, as a camera would (to watch the live view)")
+    web: str = setting("", 'serve the live view (annotated stream, faces, expression timeline, health) at HOST:PORT, e.g. 127.0.0.1:8080; an address other than loopback needs a token; "" = none', panel="Live view")
+    web_max_fps: float = setting(5.0, "stream frames per second at most (each encoded once, however many watch)", low=0.5, high=30, panel="Live view")
+    web_max_width: int = setting(640, "stream frames are shrunk to this width at most", low=64, high=8192, zero_means="the frame's own width", panel="Live view")
+    web_token_file: str = setting("", 'file holding the live view\'s access token (FER_WEB_TOKEN=... or the token alone; chmod 600); "" = the FER_WEB_TOKEN environment variable', panel="Live view")
+    loop: bool = setting(False, "video files: start again at the end, until --duration, --max-frames or a stop (a demo that keeps going)", panel="Source")
+    realtime: bool = setting(False, "video files: deliver frames no faster than the file's own frame rate, as a camera would (to watch the live view)", panel="Source")
 
     def __post_init__(self):
         check(self, "run")
@@ -170,6 +171,10 @@ class RunConfig:
 
     def source_spec(self) -> str:
         return str(SAMPLE_CLIP) if self.source == "sample" else self.source
+
+
+# The groups of `run --help` and docs/configuration.md, in order; set after the class so it is no dataclass field.
+RunConfig.PANELS = ("Source", "Detection", "Tracking (video)", "Model", "Output", "Live view", "Fleet")
 
 
 def check_setting(name: str, value) -> None:
@@ -237,8 +242,9 @@ def settings_markdown() -> str:
 
     return (
         "# Runtime settings\n\nUse this page to look up any setting of the runtime: its flag, its config-file key, its default "
-        "and the values it accepts.\n\nGenerated from `edge/config.py` by `python -m edge settings > docs/configuration.md`; a test keeps it "
+        "and the values it accepts.\n\nGenerated from `edge/config.py` by `python -m edge settings --markdown > docs/configuration.md`; a test keeps it "
         "current. Each setting is a flag of `python -m edge run` and a key of the `[run]` table of a config file "
-        "(`--config`, e.g. [`deploy/edge.toml`](../deploy/edge.toml)); flags override the file.\n\n"
+        "(`--config`, e.g. [`deploy/edge.toml`](../deploy/edge.toml)); flags override the file. The groups are those "
+        "of `python -m edge run --help`; `python -m edge settings` prints the same tables in a terminal.\n\n"
         + markdown_table(RunConfig, "run")
     )

@@ -8,6 +8,7 @@ what a user asked to see or keep goes to edge.outputs.preview and edge.outputs.c
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from edge.events.records import (
 )
 from edge.fleet.forwarder import open_fleet_log
 from edge.host import peak_rss_mb, resident_parts_mb
+from edge.outputs.console import VideoProgress, image_line
 from edge.outputs.csv_export import CsvExport
 from edge.outputs.preview import Outputs, check_outputs
 from edge.signals import install_stop_handlers
@@ -82,6 +84,13 @@ class FrameFeed:
         early = getattr(self.source, "ended_early", "")  # a video file shorter than its header says
         return f"end of source: {early}" if early else "end of source"
 
+    def _split_pacing(self) -> None:
+        """--realtime's wait for a frame's time in the file is pacing, not capture: shown apart ("pace")."""
+        waited = getattr(self.source, "last_wait_ms", 0.0)
+        if waited:
+            self.timer.total_ms["capture"] -= waited
+            self.timer.add("pace", waited)
+
     def __iter__(self) -> Iterator[Frame]:
         deadline = threading.Timer(self.duration, self._time_up) if self.duration else None
         if deadline is not None:
@@ -92,6 +101,7 @@ class FrameFeed:
             while (reason := self._why_stop(count)) is None:
                 with self.timer.stage("capture"):
                     frame = self.source.read()
+                self._split_pacing()
                 if frame is None:
                     reason = self._why_stop(count) or self._end_of_source()
                     break
@@ -219,6 +229,22 @@ def open_sinks(config: RunConfig, model: EmotionModel, source: Source, web_token
     return Sinks(log, outputs, csv, live)
 
 
+def events_to_file(config: RunConfig) -> bool:
+    """The events go to a file, so the terminal is free for lines a person reads."""
+    return config.log.strip() not in ("", "-")
+
+
+def video_progress(config: RunConfig, source: Source) -> VideoProgress | None:
+    """A progress line on a terminal while the events go to a file; none for a service's journal."""
+    if not events_to_file(config) or not sys.stderr.isatty():
+        return None
+    inner = getattr(source, "inner", source)
+    total = 0 if config.loop else getattr(inner, "expected_frames", 0)
+    if config.max_frames:
+        total = min(total, config.max_frames) if total else 0
+    return VideoProgress(sys.stderr, total)
+
+
 def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable[[FrameResult], None] | None = None,
               web_token: str = "") -> dict:
     timer, counters = StageTimer(), Counters()
@@ -229,6 +255,7 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
     sinks = open_sinks(config, model, source, web_token)
     feed = FrameFeed(source, config.max_frames, config.duration, stop_event, timer)
     stats = StatsWindow(config.stats_interval, counters, timer)
+    progress = video_progress(config, source)
     previous: Frame | None = None
     started = time.monotonic()
 
@@ -258,6 +285,8 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             counters.full_detections += result.full_detection
             if observer is not None:
                 observer(result)
+            if progress is not None:
+                progress.update(counters.frames, len(faces))
             if not sinks.show(frame, faces, source.scale_to_main):
                 feed.stop("preview closed")
             if stats.due(now := time.monotonic()):
@@ -270,6 +299,8 @@ def run_video(config: RunConfig, stop_event: threading.Event, observer: Callable
             if previous is not None:
                 write_events(pipeline.restart(previous.index, previous.timestamp))
         finally:  # the stop record is attempted, and everything closed, even when ending tracks failed
+            if progress is not None:
+                progress.close()
             summary = stop_record(feed.reason, time.monotonic() - started, counters, timer, peak_rss_mb(), memory=resident_parts_mb(),
                                    detector=describe_detector(pipeline.detector))
             sinks.close(summary, source)
@@ -322,6 +353,8 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
     csv = CsvExport(config.csv, model.labels) if config.csv else None
     outputs = Outputs(config, model.labels)
     reason, started = "end of images", time.monotonic()
+    total = min(len(images), config.max_frames) if config.max_frames else len(images)
+    say = print if events_to_file(config) else (lambda line: None)  # one line a photo; JSON only with --log -
     try:
         kind = "folder" if Path(config.source_spec()).is_dir() else "image"
         log.write(start_record(f"{kind} {config.source_spec()}", model, asdict(config), describe_detector(detector)))
@@ -329,16 +362,18 @@ def run_stills(config: RunConfig, stop_event: threading.Event) -> dict:
             if (why := stills_stop_reason(config, stop_event, index, time.monotonic() - started)):
                 reason = why
                 break
-            name = still_name(path, root)
+            name, began = still_name(path, root), time.perf_counter()
             with timer.stage("capture"):
                 try:
                     still = read_still(path, config.max_image_pixels)
                 except ValueError as error:
-                    log.write(image_error_record(name, str(error)))
+                    log.write(record := image_error_record(name, str(error)))
+                    say(image_line(index + 1, total, record, 0))
                     counters.errors += 1
                     continue
             faces = analyzer.faces(still.gray)
             record = image_record(name, still.size, [face_record(f.box, f.scores, model.labels, f.landmarks) for f in faces], still.original_size)
+            say(image_line(index + 1, total, record, (time.perf_counter() - began) * 1000))
             with timer.stage("log"):
                 log.write(record)
                 if csv is not None:

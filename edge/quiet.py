@@ -10,6 +10,12 @@ from contextlib import contextmanager
 
 # LiteRT/TFLite says this once a process, at the first interpreter; TF_CPP_MIN_LOG_LEVEL does not reach it.
 TFLITE_NOTICES = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+# OpenCV's own lines when a USB camera index does not open; our error that follows says it better.
+OPENCV_CAMERA_NOTICES = (
+    "can't be used to capture by index",
+    "can't open camera by index",
+    "Camera index out of range",
+)
 
 
 @contextmanager

@@ -28,6 +28,7 @@ class Setting:
     below: float | None = None  # exclusive upper bound
     choices: tuple[str, ...] | None = None
     zero_means: str | None = None  # 0 (or "") is allowed and means this, whatever the bounds
+    panel: str | None = None  # the group it is listed under in --help and the docs (Source, Detection, ...)
 
     def bounds_text(self) -> str:
         if self.choices:
@@ -103,9 +104,16 @@ def check(config, section: str) -> None:
 
 
 def help_text(f: dataclasses.Field, meta: Setting) -> str:
+    """The help, its default (unless the help already says it: a `(default: ...)`, or `"" = ...` for an
+    empty default) and its valid range."""
     bounds = meta.bounds_text()
-    default = f.default if f.default not in ("", None) else '""' if f.default == "" else "none"
-    return f"{meta.help} (default: {default}{'; ' + bounds if bounds else ''})"
+    if isinstance(f.default, bool):
+        default = "on" if f.default else "off"
+    else:
+        default = f.default if f.default not in ("", None) else '""' if f.default == "" else "none"
+    said = "(default:" in meta.help or (f.default == "" and '"" =' in meta.help)
+    extra = "; ".join(([] if said else [f"default: {default}"]) + ([bounds] if bounds else []))
+    return f"{meta.help} ({extra})" if extra else meta.help
 
 
 def cli_options(config_class, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Callable:
@@ -114,12 +122,15 @@ def cli_options(config_class, exclude: tuple[str, ...] = (), only: tuple[str, ..
     import typer
 
     generated = []
-    for f, meta in described(config_class):
+    for f, meta in (row for rows in by_panel(config_class).values() for row in rows):
         if f.name in exclude or (only is not None and f.name not in only):
             continue
         kind = SCALARS[kind_of(f)]
         names = [f"{flag(f.name)}/--no-{f.name.replace('_', '-')}"] if kind is bool else [flag(f.name)]
-        option = typer.Option(None, *names, help=help_text(f, meta), show_default=False)
+        # A flag takes no value: a blank metavar keeps typer from printing `<bool>` after it.
+        option = typer.Option(
+            None, *names, help=help_text(f, meta), show_default=False, rich_help_panel=meta.panel, metavar=" " if kind is bool else None
+        )
         generated.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=typing.Optional[kind]))  # noqa: UP045 (typer needs a real type here)
 
     def decorate(command: Callable) -> Callable:
@@ -143,12 +154,43 @@ def cli_options(config_class, exclude: tuple[str, ...] = (), only: tuple[str, ..
     return decorate
 
 
-def markdown_table(config_class, section: str) -> str:
-    lines = ["| key | flag | default | valid | what |", "|---|---|---|---|---|"]
+def by_panel(config_class) -> dict[str, list[tuple[dataclasses.Field, Setting]]]:
+    """The described fields grouped by panel: panels in the order of the class's PANELS, then any other
+    in the order its first field comes."""
+    groups: dict[str, list] = {name: [] for name in getattr(config_class, "PANELS", ())}
     for f, meta in described(config_class):
-        default = f"`{f.default!r}`".replace("'", '"')
-        lines.append(f"| `{section}.{f.name}` | `{flag(f.name)}` | {default} | {meta.bounds_text() or 'any'} | {meta.help} |")
-    return "\n".join(lines) + "\n"
+        groups.setdefault(meta.panel or "Other", []).append((f, meta))
+    return {name: rows for name, rows in groups.items() if rows}
+
+
+def default_text(f: dataclasses.Field) -> str:
+    return repr(f.default).replace("'", '"')
+
+
+def markdown_table(config_class, section: str) -> str:
+    """One table per panel, under a heading each."""
+    blocks = []
+    for panel, rows in by_panel(config_class).items():
+        lines = [f"## {panel}", "", "| key | flag | default | valid | what |", "|---|---|---|---|---|"]
+        for f, meta in rows:
+            lines.append(f"| `{section}.{f.name}` | `{flag(f.name)}` | `{default_text(f)}` | {meta.bounds_text() or 'any'} | {meta.help} |")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def terminal_tables(config_class, section: str) -> list:
+    """The same as `markdown_table`, as rich tables for a terminal: flag, default, valid, what."""
+    from rich.table import Table
+
+    tables = []
+    for panel, rows in by_panel(config_class).items():
+        table = Table(title=panel, title_justify="left", title_style="bold", expand=True, show_lines=False)
+        for name, ratio in (("flag", 2), ("default", 1), ("valid", 2), ("what", 5)):
+            table.add_column(name, ratio=ratio, overflow="fold")
+        for f, meta in rows:
+            table.add_row(flag(f.name), default_text(f), meta.bounds_text() or "any", meta.help)
+        tables.append(table)
+    return tables
 
 
 def toml_value(value) -> str:

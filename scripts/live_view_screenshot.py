@@ -42,10 +42,13 @@ def main() -> None:
             time.sleep(args.minutes * 60)
             with sync_playwright() as driver:
                 browser = driver.chromium.launch(executable_path=args.chromium, args=LAUNCH_ARGS, headless=True)
-                page = browser.new_page(viewport={"width": 1280, "height": 960})
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(url)
                 page.wait_for_function("() => document.getElementById('stream').naturalWidth > 0", timeout=30_000)
                 page.wait_for_timeout(8000)  # a few events arrive and the state refreshes
+                # both people of the clip in view (the second leaves and comes back every pass)
+                page.wait_for_function("() => document.querySelectorAll('#faces tbody tr').length >= 2", timeout=30_000)
+                page.wait_for_timeout(400)  # the stream's next frame (5 FPS) shows them too
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.out), full_page=True)
                 browser.close()

@@ -79,12 +79,19 @@ def test_check_runs_lint_and_the_quick_tests_and_test_runs_everything_in_paralle
     assert flag(everything, "-n") == "auto" and flag(everything, "--dist") == "loadgroup" and "-m" not in everything[3:]
 
 
-def test_demo_writes_the_video_and_the_events_to_files(venv):
-    (demo,) = commands(make(venv, "demo"))
+def test_demo_writes_the_video_and_a_fresh_event_log_to_files(venv):
+    fresh, demo = commands(make(venv, "demo"))
+    assert fresh == ["rm", "-f", "out/demo.jsonl"]  # each demo's events on their own, not appended
     assert demo[1:4] == ["-m", "edge", "run"]
     assert flag(demo, "--save-video") == "out/demo.mp4" and flag(demo, "--log") == "out/demo.jsonl" and "--summary" in demo
     (streamed,) = commands(make(venv, "demo", "DEMO_LOG=-"))
     assert flag(streamed, "--log") == "-"
+
+
+def test_installs_keep_setuptools_notices_off_the_terminal(tmp_path):
+    dry = make(tmp_path / "fresh-venv", "demo")  # no markers: the venv is made first
+    installs = [line for line in dry.stdout.splitlines() if "pip install" in line]
+    assert installs and all(line.startswith("PYTHONWARNINGS=ignore::UserWarning ") and " -q" in line for line in installs)
 
 
 def test_every_target_that_help_lists_exists(venv):
@@ -135,3 +142,11 @@ def test_make_train_convert_end_to_end_on_a_tiny_run(venv, small_csv, tmp_path):
     assert failed.returncode != 0 and "accuracy gate FAILED" in failed.stderr, failed.stderr[-2000:]
     assert json.loads((run / "report.json").read_text())["gate"]["passed"] is False
     assert tree_digest(ROOT / "edge" / "assets") == assets
+
+
+@pytest.mark.parametrize("target", [["deploy", "PI=pi@raspberrypi.local", "DRY_RUN=1"], ["pi-sim"]])
+def test_deploy_targets_make_the_venv_they_need_from_a_fresh_clone(tmp_path, target):
+    fresh = tmp_path / "fresh-venv"  # no markers: nothing installed yet
+    lines = make(fresh, *target).stdout.splitlines()
+    assert any(line.endswith(f"-m venv {fresh}") for line in lines), lines
+    assert any("pip install" in line and '-e ".[litert]"' in line for line in lines)

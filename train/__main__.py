@@ -4,6 +4,9 @@ import os
 # come before any of ours; 1 hides INFO only, so warnings and errors still show. TF_CPP_MIN_LOG_LEVEL=0 shows all.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from train.cli import app
+from train.extra import training_extra  # noqa: E402
 
-app(prog_name="python -m train")
+with training_extra("python -m train"):  # a runtime-only venv: one line naming the extra, exit 2
+    from train.cli import app
+
+    app(prog_name="python -m train")

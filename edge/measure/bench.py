@@ -9,6 +9,7 @@ import platform
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,14 +117,16 @@ def bench_model(path: Path | list[Path], threads: int, xnnpack: bool, flip_tta: 
     }
 
 
-def bench_models(paths: list[Path | list[Path]], thread_counts: list[int], count: int, warmup: int, faces: int) -> list[dict]:
-    """Every model (a list of paths: an ensemble) in every setting, side by side."""
+def bench_models(paths: list[Path | list[Path]], thread_counts: list[int], count: int, warmup: int, faces: int,
+                 progress: Callable[[str, int, int], None] = lambda what, done, total: None) -> list[dict]:
+    """Every model (a list of paths: an ensemble, timed as one) at every setting; `progress(what, done, total)`
+    hears of each before it runs."""
+    settings = [(t, x, f, p) for t in thread_counts for x in (True, False) for f in (False, True) for p in paths]
     rows = []
-    for threads in thread_counts:
-        for xnnpack in (True, False):
-            for flip_tta in (False, True):
-                for path in paths:  # models side by side within each setting, so drift hits all alike
-                    rows.append(bench_model(path, threads, xnnpack, flip_tta, count, warmup, faces))
+    for done, (threads, xnnpack, flip_tta, path) in enumerate(settings):  # models side by side within each setting
+        name = "+".join(Path(p).name for p in path) if isinstance(path, list | tuple) else Path(path).name
+        progress(f"{name}, {threads} thread(s){', XNNPACK' if xnnpack else ''}{', flip TTA' if flip_tta else ''}", done, len(settings))
+        rows.append(bench_model(path, threads, xnnpack, flip_tta, count, warmup, faces))
     return rows
 
 
@@ -222,7 +225,8 @@ def custom_grid(choices: dict[str, list]) -> dict[str, dict]:
     return {", ".join(f"{name} {value}" for name, value in setting.items()): setting for setting in grid}
 
 
-def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict], model: str, repeat: int, max_frames: int = 0) -> list[dict]:
+def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict], model: str, repeat: int, max_frames: int = 0,
+                    progress: Callable[[str, int, int], None] = lambda what, done, total: None) -> list[dict]:
     """Every grid setting on one clip: `source` is a video path or a bundled clip's name (sample, hard)."""
     clip = source
     if source in CLIPS:
@@ -232,7 +236,8 @@ def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict],
     truth = load_truth(truth_path) if truth_path else None
     ignored = load_ignored(truth_path) if truth_path else None
     rows = []
-    for name, overrides in grid.items():
+    for done, (name, overrides) in enumerate(grid.items()):
+        progress(f"{source}: {name}", done, len(grid))
         config = replace(base, **overrides)
         row = bench_pipeline(config, truth, repeat, ignored)
         rows.append({"clip": source, "setting": name, "detector": config.detector, "detect_width": config.detect_width,

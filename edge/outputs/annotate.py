@@ -1,7 +1,9 @@
-"""Drawing for the optional outputs (preview, annotated video or image): boxes, captions, score bars, emoji.
+"""Drawing for the optional outputs (preview, annotated video or image, live view): boxes, captions,
+score panels, emoji.
 
-Everything draws on a BGR uint8 image in place with OpenCV primitives and returns it. OpenCV clips
-whatever falls outside the frame, so faces at or beyond the border are safe to draw.
+Everything draws on a BGR uint8 image in place with OpenCV primitives and returns it. Where each overlay
+goes is decided first for all faces of the frame at once (`edge.outputs.layout.plan`), so nothing is
+stamped over another face or another overlay; OpenCV clips whatever falls outside the frame.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.vision.geometry import Box
+from edge.outputs.emoji import EMOJI_FEATURES, draw_emoji
+from edge.outputs.layout import Placed, Wants, plan
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR, chosen to be told apart at a glance on a camera image.
@@ -25,20 +28,9 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "neutral": (190, 190, 190),
 }
 OTHER_COLOUR = (255, 255, 255)  # labels of some other model
-INK = (25, 35, 70)  # dark brown: emoji eyes and mouths
-EMOJI_SKIN: dict[str, tuple[int, int, int]] = {
-    "angry": (70, 90, 235),
-    "disgust": (120, 205, 150),
-    "fear": (60, 205, 255),
-    "happy": (40, 205, 255),
-    "sad": (40, 205, 255),
-    "surprise": (40, 205, 255),
-    "neutral": (40, 205, 255),
-}
-FEAR_BLUE = (225, 160, 95)  # the pale-blue forehead of the "fearful face" emoji
-TEAR_BLUE = (245, 190, 90)
 PANEL_ALPHA = 0.6
 MARGIN = 8
+CAPTION_PAD = 3
 
 
 @dataclass(frozen=True)
@@ -87,34 +79,6 @@ def caption(face: FaceAnnotation) -> str:
     return f"{prefix}{face.label} {face.score:.0%}"
 
 
-def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
-    """Intersection area of two (x, y, w, h) boxes."""
-    return Box(*a).intersection(Box(*b))
-
-
-def panel_origin(
-    frame_size: tuple[int, int],
-    panel_size: tuple[int, int],
-    avoid: tuple[int, int, int, int],
-    others: list[tuple[int, int, int, int]] = (),
-) -> tuple[int, int]:
-    """Top-left of the corner whose panel covers `avoid` least, then the `others` boxes least.
-
-    frame_size and panel_size are (width, height). Corners are tried top-left, top-right, bottom-right,
-    bottom-left: bottom-left comes last because the status line lives there.
-    """
-    (fw, fh), (pw, ph) = frame_size, panel_size
-    left, top = MARGIN, MARGIN
-    right, bottom = max(fw - pw - MARGIN, 0), max(fh - ph - MARGIN, 0)
-    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
-
-    def cost(corner):
-        panel = (*corner, pw, ph)
-        return overlap(panel, avoid), sum(overlap(panel, box) for box in others)
-
-    return min(corners, key=cost)  # min keeps the first of ties
-
-
 def blend_rect(image: np.ndarray, rect: tuple[int, int, int, int], colour, alpha: float) -> None:
     """Darken/tint a rectangle (clipped to the frame) so text on it stays readable over any scene."""
     x, y, w, h = rect
@@ -126,200 +90,131 @@ def blend_rect(image: np.ndarray, rect: tuple[int, int, int, int], colour, alpha
     image[y0:y1, x0:x1] = cv2.addWeighted(roi, 1 - alpha, np.full_like(roi, colour), alpha, 0)
 
 
-def draw_bars(
-    image: np.ndarray, face: FaceAnnotation, labels: tuple[str, ...], others: list[tuple[int, int, int, int]] = ()
-) -> np.ndarray:
-    """Per-class probability bars for one face, in a semi-transparent corner panel avoiding it (then `others`).
+@dataclass(frozen=True)
+class PanelStyle:
+    """One size of the score panel: font scale and the lengths that follow from it."""
 
-    Skipped on frames too small to hold the panel.
-    """
-    if len(face.scores) != len(labels):
-        raise ValueError(f"face has {len(face.scores)} scores but there are {len(labels)} labels")
-    scale = font_scale(image)
-    thick = thickness_for(scale)
-    (name_w, text_h), _ = cv2.getTextSize(max(labels, key=len), FONT, scale, thick)
-    (pct_w, _), _ = cv2.getTextSize("100%", FONT, scale, thick)
-    row_h, bar_w, pad = round(text_h * 1.8), round(150 * scale), round(6 * scale) + 2
-    panel = (name_w + bar_w + pct_w + 4 * pad, row_h * len(labels) + 2 * pad)
-    if panel[0] + 2 * MARGIN > image.shape[1] or panel[1] + 2 * MARGIN > image.shape[0]:
-        return image  # a frame too small for the panel: it would hide everything and be unreadable
-    bx, by, bw, bh = face.box
-    avoid = (bx, by - row_h, bw, bh + row_h)  # the box and its caption above
-    x, y = panel_origin((image.shape[1], image.shape[0]), panel, avoid, others)
-    blend_rect(image, (x, y, *panel), (0, 0, 0), PANEL_ALPHA)
+    scale: float
+    thick: int
+    name_w: int
+    text_h: int
+    pct_w: int
+    row_h: int
+    bar_w: int
+    pad: int
+
+    @classmethod
+    def at(cls, scale: float, labels: tuple[str, ...]) -> PanelStyle:
+        thick = max(1, round(scale * 1.2))
+        (name_w, text_h), _ = cv2.getTextSize(max(labels, key=len), FONT, scale, thick)
+        (pct_w, _), _ = cv2.getTextSize("100%", FONT, scale, thick)
+        return cls(scale, thick, name_w, text_h, pct_w, round(text_h * 1.7), round(110 * scale), round(5 * scale) + 2)
+
+    def size(self, rows: int) -> tuple[int, int]:
+        """(width, height) of a panel with a header row and `rows` score rows."""
+        return self.name_w + self.bar_w + self.pct_w + 4 * self.pad, self.row_h * (rows + 1) + 2 * self.pad
+
+
+def panel_styles(image: np.ndarray, labels: tuple[str, ...]) -> list[PanelStyle]:
+    """The panel's sizes, best first: a little smaller than the captions, then compact."""
+    caption_scale = font_scale(image)
+    return [PanelStyle.at(max(0.35, caption_scale * f), labels) for f in (0.8, 0.6)]
+
+
+def draw_panel(image: np.ndarray, origin: tuple[int, int], face: FaceAnnotation, labels: tuple[str, ...], style: PanelStyle) -> None:
+    """A face's score bars under a header in its box's colour naming it (#id), so nobody wonders whose they are."""
+    x, y = origin
+    width, height = style.size(len(labels))
+    colour = colour_for(face.label)
+    blend_rect(image, (x, y, width, height), (0, 0, 0), PANEL_ALPHA)
+    cv2.rectangle(image, (x, y), (x + width - 1, y + style.row_h + style.pad - 1), colour, -1)
+    title = f"#{face.track_id} scores" if face.track_id is not None else "scores"
+    baseline = y + style.pad + (style.row_h + style.text_h) // 2
+    cv2.putText(image, title, (x + style.pad, baseline), FONT, style.scale, text_colour(colour), style.thick, cv2.LINE_AA)
     for i, (name, score) in enumerate(zip(labels, face.scores, strict=True)):
-        top = y + pad + i * row_h
-        baseline = top + (row_h + text_h) // 2
-        bar_x = x + 2 * pad + name_w
-        cv2.putText(image, name, (x + pad, baseline), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
-        bar_top, bar_bottom = top + row_h // 5, top + row_h - row_h // 5
-        filled = round(bar_w * min(max(float(score), 0.0), 1.0))
-        cv2.rectangle(image, (bar_x, bar_top), (bar_x + bar_w, bar_bottom), (90, 90, 90), -1)
+        top = y + style.pad + (i + 1) * style.row_h
+        baseline = top + (style.row_h + style.text_h) // 2
+        bar_x = x + 2 * style.pad + style.name_w
+        cv2.putText(image, name, (x + style.pad, baseline), FONT, style.scale, (255, 255, 255), style.thick, cv2.LINE_AA)
+        bar_top, bar_bottom = top + style.row_h // 5, top + style.row_h - style.row_h // 5
+        filled = round(style.bar_w * min(max(float(score), 0.0), 1.0))
+        cv2.rectangle(image, (bar_x, bar_top), (bar_x + style.bar_w, bar_bottom), (90, 90, 90), -1)
         if filled > 0:
             cv2.rectangle(image, (bar_x, bar_top), (bar_x + filled, bar_bottom), colour_for(name), -1)
-        pct = f"{float(score):.0%}"
-        cv2.putText(image, pct, (bar_x + bar_w + pad, baseline), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return image
+        pct_at = (bar_x + style.bar_w + style.pad, baseline)
+        cv2.putText(image, f"{float(score):.0%}", pct_at, FONT, style.scale, (255, 255, 255), style.thick, cv2.LINE_AA)
+
+
+def caption_size(image: np.ndarray, face: FaceAnnotation) -> tuple[int, int]:
+    scale = font_scale(image)
+    (tw, th), base = cv2.getTextSize(caption(face), FONT, scale, thickness_for(scale))
+    return tw + 2 * CAPTION_PAD, th + base + 2 * CAPTION_PAD
+
+
+def draw_caption(image: np.ndarray, face: FaceAnnotation, origin: tuple[int, int]) -> None:
+    """The filled caption (#id label score) at its planned place."""
+    scale = font_scale(image)
+    thick = thickness_for(scale)
+    colour = colour_for(face.label)
+    (tw, th), base = cv2.getTextSize(caption(face), FONT, scale, thick)
+    x, y = origin
+    cv2.rectangle(image, (x, y), (x + tw + 2 * CAPTION_PAD - 1, y + th + base + 2 * CAPTION_PAD - 1), colour, -1)
+    cv2.putText(image, caption(face), (x + CAPTION_PAD, y + CAPTION_PAD + th), FONT, scale, text_colour(colour), thick, cv2.LINE_AA)
 
 
 def draw_box(image: np.ndarray, face: FaceAnnotation) -> np.ndarray:
-    """The face box and a filled caption above it (inside its top when there is no room above)."""
+    """The face box, in its label's colour."""
     x, y, w, h = (int(v) for v in face.box)
-    colour = colour_for(face.label)
-    scale = font_scale(image)
-    thick = thickness_for(scale)
-    cv2.rectangle(image, (x, y), (x + w, y + h), colour, thick + 1, cv2.LINE_AA)
-    text = caption(face)
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
-    pad = 3
-    cap_h = th + base + 2 * pad
-    # Keep the caption on screen: above the box if it fits, else just inside its top; never off the sides.
-    cap_y = y - cap_h if y - cap_h >= 0 else max(y, 0)
-    cap_x = min(max(x, 0), max(image.shape[1] - tw - 2 * pad, 0))
-    cv2.rectangle(image, (cap_x, cap_y), (cap_x + tw + 2 * pad, cap_y + cap_h), colour, -1)
-    cv2.putText(image, text, (cap_x + pad, cap_y + pad + th), FONT, scale, text_colour(colour), thick, cv2.LINE_AA)
+    thick = thickness_for(font_scale(image))
+    cv2.rectangle(image, (x, y), (x + w, y + h), colour_for(face.label), thick + 1, cv2.LINE_AA)
     return image
 
 
-def _at(center: tuple[int, int], r: int, fx: float, fy: float) -> tuple[int, int]:
-    """A point at (fx, fy) emoji radii from the centre."""
-    return round(center[0] + fx * r), round(center[1] + fy * r)
+def emoji_diameters(box: tuple[int, int, int, int]) -> tuple[int, ...]:
+    """Emoji sizes to try, best first: a third of the face's shorter side as radius, then smaller."""
+    r = max(10, min(int(box[2]), int(box[3])) // 3)
+    return tuple(2 * max(8, round(r * f)) for f in (1.0, 0.75, 0.5))
 
 
-def _size(r: int, fx: float, fy: float) -> tuple[int, int]:
-    return max(1, round(fx * r)), max(1, round(fy * r))
-
-
-def _eyes(image, c, r, fy=-0.2, rx=0.08, ry=0.13):
-    for side in (-1, 1):
-        cv2.ellipse(image, _at(c, r, 0.33 * side, fy), _size(r, rx, ry), 0, 0, 360, INK, -1, cv2.LINE_AA)
-
-
-def _brows(image, c, r, t, outer_y, inner_y):
-    """Straight brows; inner end lower than outer reads as anger, higher as worry."""
-    for side in (-1, 1):
-        cv2.line(image, _at(c, r, 0.58 * side, outer_y), _at(c, r, 0.14 * side, inner_y), INK, t, cv2.LINE_AA)
-
-
-def _arc(image, c, r, t, fy, ax, ay, start, end):
-    """Part of an ellipse; angles run clockwise from 3 o'clock, so 0-180 is a smile and 180-360 a frown."""
-    cv2.ellipse(image, _at(c, r, 0, fy), _size(r, ax, ay), 0, start, end, INK, t, cv2.LINE_AA)
-
-
-def _happy(image, c, r, t):
-    _eyes(image, c, r)
-    _arc(image, c, r, t, 0.05, 0.55, 0.5, 20, 160)
-
-
-def _sad(image, c, r, t):
-    _eyes(image, c, r)
-    _brows(image, c, r, t, -0.38, -0.52)
-    _arc(image, c, r, t, 0.72, 0.4, 0.28, 205, 335)
-    # A tear under the right eye: a drop is a circle with a triangle on top.
-    tip, left, right = _at(c, r, 0.36, 0.02), _at(c, r, 0.27, 0.25), _at(c, r, 0.45, 0.25)
-    cv2.fillConvexPoly(image, np.array([tip, left, right], np.int32), TEAR_BLUE, cv2.LINE_AA)
-    cv2.circle(image, _at(c, r, 0.36, 0.28), max(1, round(0.09 * r)), TEAR_BLUE, -1, cv2.LINE_AA)
-
-
-def _angry(image, c, r, t):
-    _eyes(image, c, r, fy=-0.12, ry=0.1)
-    _brows(image, c, r, t + 1, -0.52, -0.28)
-    _arc(image, c, r, t, 0.75, 0.35, 0.22, 200, 340)
-
-
-def _surprise(image, c, r, t):
-    _eyes(image, c, r, fy=-0.12, rx=0.1, ry=0.16)
-    for side in (-1, 1):  # brows raised high, as arcs
-        cv2.ellipse(image, _at(c, r, 0.33 * side, -0.42), _size(r, 0.18, 0.1), 0, 200, 340, INK, t, cv2.LINE_AA)
-    cv2.ellipse(image, _at(c, r, 0, 0.47), _size(r, 0.16, 0.21), 0, 0, 360, INK, -1, cv2.LINE_AA)
-
-
-def _fear(image, c, r, t):
-    for side in (-1, 1):  # wide white eyes with small pupils
-        eye = _at(c, r, 0.33 * side, -0.08)
-        cv2.circle(image, eye, max(1, round(0.15 * r)), (255, 255, 255), -1, cv2.LINE_AA)
-        cv2.circle(image, eye, max(1, round(0.15 * r)), INK, max(1, t // 2), cv2.LINE_AA)
-        cv2.circle(image, eye, max(1, round(0.06 * r)), INK, -1, cv2.LINE_AA)
-    _brows(image, c, r, t, -0.32, -0.5)
-    mouth = _at(c, r, 0, 0.5)
-    cv2.ellipse(image, mouth, _size(r, 0.3, 0.15), 0, 0, 360, INK, -1, cv2.LINE_AA)
-    cv2.ellipse(image, mouth, _size(r, 0.2, 0.05), 0, 180, 360, (255, 255, 255), -1, cv2.LINE_AA)  # teeth
-
-
-def _disgust(image, c, r, t):
-    for side in (-1, 1):  # squinting eyes: short lines
-        cv2.line(image, _at(c, r, 0.33 * side - 0.12, -0.15), _at(c, r, 0.33 * side + 0.12, -0.15), INK, t, cv2.LINE_AA)
-    _brows(image, c, r, t, -0.45, -0.32)
-    # A wavy, tilted mouth: one and a half periods of a sine wave.
-    xs = np.linspace(-0.4, 0.4, 25)
-    ys = 0.5 + 0.08 * np.sin(xs / 0.4 * 3 * np.pi) - 0.15 * xs
-    points = np.array([_at(c, r, fx, fy) for fx, fy in zip(xs, ys, strict=True)], np.int32)
-    cv2.polylines(image, [points], False, INK, t, cv2.LINE_AA)
-
-
-def _neutral(image, c, r, t):
-    _eyes(image, c, r)
-    cv2.line(image, _at(c, r, -0.32, 0.45), _at(c, r, 0.32, 0.45), INK, t, cv2.LINE_AA)
-
-
-EMOJI_FEATURES = {
-    "angry": _angry,
-    "disgust": _disgust,
-    "fear": _fear,
-    "happy": _happy,
-    "sad": _sad,
-    "surprise": _surprise,
-    "neutral": _neutral,
-}
-
-
-def draw_emoji(image: np.ndarray, label: str, center: tuple[int, int], radius: int) -> np.ndarray:
-    """An emoji for one of the 7 emotions, from circles, arcs and lines (OpenCV cannot draw colour emoji fonts)."""
-    if label not in EMOJI_FEATURES:
-        raise ValueError(f"no emoji for {label!r}; expected one of {', '.join(EMOJI_FEATURES)}")
-    c, r = (int(center[0]), int(center[1])), max(int(radius), 4)
-    t = max(1, round(r / 9))
-    cv2.circle(image, c, r, EMOJI_SKIN[label], -1, cv2.LINE_AA)
-    if label == "fear":
-        cv2.ellipse(image, c, (r, r), 0, 180, 360, FEAR_BLUE, -1, cv2.LINE_AA)  # upper half
-    cv2.circle(image, c, r, INK, max(1, t // 2), cv2.LINE_AA)
-    EMOJI_FEATURES[label](image, c, r, t)
-    return image
-
-
-def emoji_place(frame_size: tuple[int, int], box: tuple[int, int, int, int]) -> tuple[tuple[int, int], int]:
-    """Centre and radius of the emoji beside a box: right of it, or left when the right has no room."""
-    fw, fh = frame_size
-    x, y, w, h = (int(v) for v in box)
-    r = max(10, min(w, h) // 3)
-    gap = max(4, r // 4)
-    right, left = x + w + gap + r, x - gap - r
-    if right + r <= fw:
-        cx = right
-    elif left - r >= 0:
-        cx = left
-    else:  # no room either side: the side with more space, overlapping the box
-        cx = right if fw - (x + w) >= x else left
-    # Keep it on screen when it fits at all; otherwise OpenCV clips it.
-    cx = min(max(cx, r), max(fw - r, r))
-    cy = min(max(y + h // 2, r), max(fh - r, r))  # centred on the box, clear of a caption inside its top
-    return (cx, cy), r
+def layout_faces(
+    image: np.ndarray, faces: list[FaceAnnotation], labels: tuple[str, ...], emoji: bool = False
+) -> tuple[list[Placed], dict[int, PanelStyle]]:
+    """Where every caption, emoji and score panel of this frame goes, and each panel's size."""
+    styles = panel_styles(image, labels)
+    sizes = {style.size(len(labels)): style for style in styles}
+    wants = [
+        Wants(
+            caption=caption_size(image, face),
+            emoji=emoji_diameters(face.box) if emoji and face.label in EMOJI_FEATURES else (),
+            panel=tuple(sizes) if face.scores else (),
+        )
+        for face in faces
+    ]
+    placed = plan((image.shape[1], image.shape[0]), [face.box for face in faces], wants, gap=max(4, MARGIN // 2))
+    return placed, {item.face: sizes[item.rect[2:]] for item in placed if item.kind == "panel"}
 
 
 def draw_faces(
     image: np.ndarray, faces: list[FaceAnnotation], labels: tuple[str, ...], emoji: bool = False
 ) -> np.ndarray:
-    """Boxes and captions for every face, score bars for the largest, optional emoji; grey input gets a BGR copy."""
+    """Boxes, captions and score panels for every face, optional emoji, each placed clear of the others;
+    grey input gets a BGR copy."""
     image = to_bgr(image)
+    for face in faces:
+        if face.scores and len(face.scores) != len(labels):
+            raise ValueError(f"face has {len(face.scores)} scores but there are {len(labels)} labels")
     if not faces:
         return image
-    largest = max(faces, key=lambda face: max(face.box[2], 0) * max(face.box[3], 0))
-    if largest.scores:
-        # Bars first, so the boxes of faces it could not avoid stay on top of it.
-        draw_bars(image, largest, labels, [f.box for f in faces])
+    placed, styles = layout_faces(image, faces, labels, emoji)
     for face in faces:
         draw_box(image, face)
-        if emoji and face.label in EMOJI_FEATURES:
-            center, radius = emoji_place((image.shape[1], image.shape[0]), face.box)
-            draw_emoji(image, face.label, center, radius)
+    for item in placed:
+        face, (x, y, w, h) = faces[item.face], item.rect
+        if item.kind == "panel":
+            draw_panel(image, (x, y), face, labels, styles[item.face])
+        elif item.kind == "emoji":
+            draw_emoji(image, face.label, (x + w // 2, y + h // 2), w // 2)
+    for item in placed:  # captions last: a forced one stays readable over what it could not avoid
+        if item.kind == "caption":
+            draw_caption(image, faces[item.face], item.rect[:2])
     return image

@@ -5,9 +5,11 @@ Nothing here runs unless asked (privacy default): the loop only calls it when `w
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 from edge.config import RunConfig
 from edge.outputs.annotate import FaceAnnotation, draw_faces, to_bgr
 from edge.paths import opencv_name
+from edge.quiet import notices_filtered
 from edge.vision.geometry import Box
 
 # One face to draw: its box in the analysed grey image, its scores, its track id (video) or None.
@@ -39,6 +42,43 @@ def check_outputs(config: RunConfig) -> None:
         check_display()
 
 
+# What OpenCV's FFmpeg says while it looks for an encoder (a hardware H.264 encoder that is not there, a tag
+# it maps to another): our own note says what matters, once.
+ENCODER_NOTICES = ("OpenCV: FFMPEG:", "h264_v4l2m2m", "cap_ffmpeg_impl", "VIDEOIO/FFMPEG")
+
+
+def open_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """A writer for the suffix: .webm VP8 (browsers play it), .mp4 H.264 where this OpenCV can encode it,
+    else MPEG-4 Part 2 (VLC and mpv play it, browsers do not: `playback_note` says so)."""
+    with notices_filtered(ENCODER_NOTICES):
+        return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc_for(path)), float(fps), size)
+
+
+def fourcc_for(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".webm":
+        return "VP80"
+    return "avc1" if suffix == ".mp4" and h264_available() else "mp4v"
+
+
+@functools.cache
+def h264_available() -> bool:
+    """Whether this OpenCV can write H.264 (pip's wheels cannot; a Pi 4's hardware encoder or apt's OpenCV may)."""
+    with tempfile.TemporaryDirectory() as folder, notices_filtered(ENCODER_NOTICES):
+        writer = cv2.VideoWriter(str(Path(folder) / "probe.mp4"), cv2.VideoWriter_fourcc(*"avc1"), 30.0, (64, 48))
+        opened = writer.isOpened()
+        writer.release()
+    return opened
+
+
+def playback_note(path: str | Path) -> str:
+    """One line on where the saved video plays, when a browser will not play it; "" when it will."""
+    if fourcc_for(path) != "mp4v":
+        return ""
+    return (f"{Path(path).name}: MPEG-4 Part 2 (this OpenCV has no H.264 encoder), for VLC or mpv; "
+            f"for a browser: --save-video {Path(path).with_suffix('.webm').name} (VP8, slower to write)")
+
+
 def check_video_path(path: Path) -> None:
     """Open a writer on a scratch file beside the target: proves the folder is writable and the codec known."""
     try:
@@ -47,12 +87,12 @@ def check_video_path(path: Path) -> None:
         raise ValueError(f"--save-video {path}: cannot create its folder ({error.strerror or error})") from None
     opencv_name(path, "--save-video")
     probe = path.with_name(f".{path.stem}.probe{path.suffix}")
-    writer = cv2.VideoWriter(opencv_name(probe, "--save-video"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    writer = open_writer(opencv_name(probe, "--save-video"), 30.0, (64, 48))
     opened = writer.isOpened()
     writer.release()
     probe.unlink(missing_ok=True)
     if not opened:
-        raise ValueError(f"--save-video {path}: cannot write a video there (folder not writable, or not .mp4/.avi)")
+        raise ValueError(f"--save-video {path}: cannot write a video there (folder not writable, or not .mp4, .webm or .avi)")
 
 
 def check_display() -> None:
@@ -103,7 +143,7 @@ class Outputs:
     def _open_video(self, width: int, height: int) -> cv2.VideoWriter:
         Path(self.config.save_video).parent.mkdir(parents=True, exist_ok=True)
         name = opencv_name(self.config.save_video, "--save-video")
-        video = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), float(self.fps), (width, height))
+        video = open_writer(name, float(self.fps), (width, height))
         if not video.isOpened():
             raise ValueError(f"--save-video {self.config.save_video}: cannot write a video there")
         return video

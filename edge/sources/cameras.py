@@ -9,6 +9,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from edge.quiet import OPENCV_CAMERA_NOTICES, notices_filtered
 from edge.sources.frame import Frame, SourceBase, SourceError, check_positive, quietly, split_colour
 
 PICAMERA2_HINT = (
@@ -38,7 +39,8 @@ class UsbCameraSource(SourceBase):
         if self._capture is not None:
             return
         backend = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-        capture = cv2.VideoCapture(self.index, backend)
+        with notices_filtered(OPENCV_CAMERA_NOTICES):
+            capture = cv2.VideoCapture(self.index, backend)
         if not capture.isOpened():
             capture.release()
             raise SourceError(

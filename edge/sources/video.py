@@ -91,9 +91,10 @@ MAX_SKIP_S = 60.0  # ... reading through at most this much of the file at once
 class PlaybackSource(SourceBase):
     """A video file played the way a camera delivers frames, for the live view and demos: `realtime` never
     hands a frame out before its time in the file (a pipeline a little slow falls behind; one more than
-    CATCH_UP_S behind, as after SIGSTOP/SIGCONT, skips to the frame due now, as a camera would),
-    `loop` starts the file again at its end. Each start again is marked `after_gap` (the scene jumps, so
-    tracks end), and indices and timestamps keep counting up across the starts."""
+    CATCH_UP_S behind, as after SIGSTOP/SIGCONT, skips to the frame due now, as a camera would;
+    `last_wait_ms` says how long the last frame was held back, so it is not counted as capture time),
+    `loop` starts the file again at its end. Indices and timestamps keep counting up across the starts, and
+    a start again is no gap: a face where the clip ends and begins keeps its track, as on a camera."""
 
     def __init__(self, inner: Source, realtime: bool, loop: bool, stop_event: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -103,6 +104,7 @@ class PlaybackSource(SourceBase):
         self._started: float | None = None
         self._offset = self._last = 0.0
         self._next_index = 0
+        self.last_wait_ms = 0.0
 
     fps = property(lambda self: self.inner.fps)
     description = property(lambda self: self.inner.description)
@@ -115,6 +117,7 @@ class PlaybackSource(SourceBase):
         self.inner.close()
 
     def read(self) -> Frame | None:
+        self.last_wait_ms = 0.0
         frame = self._next()
         if frame is None or not self.realtime:
             return frame
@@ -124,6 +127,7 @@ class PlaybackSource(SourceBase):
         wait = self._started + frame.timestamp - now
         if wait > 0:
             self.stop_event.wait(wait)
+            self.last_wait_ms = (self._clock() - now) * 1000.0
         elif -wait > CATCH_UP_S:  # stopped (SIGSTOP, a suspended laptop) or far behind: skip to now, as a camera would
             frame = self._skip_to(now - self._started, frame)
             self._started = self._clock() - frame.timestamp  # paced from here on
@@ -142,16 +146,15 @@ class PlaybackSource(SourceBase):
         return dataclasses.replace(frame, after_gap=True)
 
     def _next(self) -> Frame | None:
-        frame, again = self.inner.read(), False
+        frame = self.inner.read()
         if frame is None and self.loop and self._next_index and not self.stop_event.is_set():
             self.inner.close()
             self.inner.open()
             self._offset = self._last + 1.0 / (self.inner.fps or 30.0)
-            frame, again = self.inner.read(), True
+            frame = self.inner.read()
         if frame is None:
             return None
-        frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset,
-                                    after_gap=frame.after_gap or again)
+        frame = dataclasses.replace(frame, index=self._next_index, timestamp=frame.timestamp + self._offset)
         self._next_index += 1
         self._last = frame.timestamp
         return frame

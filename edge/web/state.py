@@ -40,6 +40,21 @@ def model_summary(model) -> dict:
     }
 
 
+def source_kind(source: str) -> str:
+    """'camera' (picamera2, usb:N) or 'video' (a file or the bundled clip): the banner says which is playing."""
+    return "camera" if source == "picamera2" or source.startswith("usb:") else "video"
+
+
+def source_title(record: dict) -> str:
+    """What the page calls the source: a camera by its description, a video file by its name alone (no
+    folders of the machine it runs on)."""
+    config = record.get("config") or {}
+    if source_kind(str(config.get("source", ""))) == "camera":
+        return str(record.get("source", ""))
+    name = str(config.get("source") or record.get("source", "")).replace("\\", "/").rsplit("/", 1)[-1]
+    return "video file " + ("sample.mp4 (the bundled clip)" if name == "sample" else name) + (", looping" if config.get("loop") else "")
+
+
 class LiveState:
     """What the page shows, rebuilt from the records as they are written: faces in view, tracks started per
     label, faces per label per minute over the last 30 minutes, recent events and the latest stats."""
@@ -56,6 +71,8 @@ class LiveState:
         self.stats: dict = {}
         self.dropped_total = 0
         self.source = ""
+        self.source_kind = "camera"  # until the start record says otherwise: never understate a camera
+        self.stats_interval: float | None = None
         self.seq = 0
         self.lost: str | None = None
 
@@ -69,7 +86,10 @@ class LiveState:
                 self.stats = record
                 self.dropped_total += int(record.get("dropped") or 0)
             elif event == "start":
-                self.source, self.lost = str(record.get("source", "")), None
+                self.source, self.lost = source_title(record), None
+                config = record.get("config") or {}
+                self.source_kind = source_kind(str(config.get("source", "picamera2")))
+                self.stats_interval = config.get("stats_interval")
             elif event == "source_lost":
                 self.lost = str(record.get("error", "source lost"))
                 self.tracks.clear()
@@ -112,7 +132,8 @@ class LiveState:
             self._count_open_tracks()
             faces = sorted(self.tracks.values(), key=lambda face: face["track"])
             return {
-                "seq": self.seq, "source": self.source, "labels": list(self.labels), "model": self.model,
+                "seq": self.seq, "source": self.source, "source_kind": self.source_kind, "stats_interval": self.stats_interval,
+                "labels": list(self.labels), "model": self.model,
                 "uptime_s": round(self._monotonic() - self.started, 1),
                 "faces": faces,
                 "faces_by_label": dict(Counter(str(face["label"]) for face in faces)),

@@ -61,3 +61,9 @@ def test_float16_export_loads_in_the_runtime(tmp_path):
     write_sidecar(path, model.count_params(), "x.keras", {"quantization": "float16"})
     faces = np.zeros((3, 48, 48), np.uint8)
     np.testing.assert_allclose(EmotionModel(path).classify(faces), predict_probabilities(model, faces), atol=1e-2)
+
+
+def test_conversion_prints_no_export_listing(capfd):
+    to_float_tflite(make_mini_xception())
+    out = capfd.readouterr().out
+    assert "TensorSpec" not in out and "Saved artifact" not in out

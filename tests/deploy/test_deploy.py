@@ -454,3 +454,48 @@ def test_edge_toml_has_the_live_view_off_and_no_token():
     assert run_table["web"] == "" and run_table["web_token_file"] == ""
     settings = [line for line in (DEPLOY / "edge.toml").read_text().splitlines() if not line.startswith("#")]
     assert not [line for line in settings if "FER_WEB_TOKEN" in line or "token =" in line]
+
+
+def uninstall_world(tmp_path: Path) -> tuple[dict, Path, Path, Path]:
+    """A home with an installed app and logs, a systemd folder with the unit and drop-ins, and a
+    systemctl that records its calls."""
+    home, units, bin_dir = tmp_path / "home", tmp_path / "systemd", tmp_path / "bin"
+    app = home / "fer-edge"
+    (app / "logs").mkdir(parents=True)
+    (app / "logs" / "events.jsonl").write_text('{"event":"start"}\n')
+    (app / "venv" / "bin").mkdir(parents=True)
+    (app / "edge.toml").write_text("[run]\n")
+    (units / "fer-edge.service.d").mkdir(parents=True)
+    (units / "fer-edge.service").write_text("[Unit]\n")
+    (units / "fer-edge.service.d" / "network.conf").write_text("[Service]\n")
+    bin_dir.mkdir()
+    calls = tmp_path / "systemctl.calls"
+    for name in ("systemctl", "sudo"):
+        fake = bin_dir / name
+        body = f'echo "$*" >> "{calls}"' if name == "systemctl" else 'exec "$@"'
+        fake.write_text(f"#!/bin/sh\n{body}\n")
+        fake.chmod(0o755)
+    env = {"HOME": str(home), "FER_SYSTEMD_DIR": str(units), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    return env, app, units, calls
+
+
+def test_uninstall_removes_the_service_and_the_app_and_keeps_the_logs_unless_asked(tmp_path):
+    env, app, units, calls = uninstall_world(tmp_path)
+    result = subprocess.run(["bash", "deploy/install.sh", "--uninstall"], cwd=ROOT, env={**os.environ, **env},
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert not (units / "fer-edge.service").exists() and not (units / "fer-edge.service.d").exists()
+    assert calls.read_text().splitlines() == ["disable --now fer-edge.service", "daemon-reload"]
+    assert sorted(p.name for p in app.iterdir()) == ["logs"] and (app / "logs" / "events.jsonl").exists()
+    assert "the event logs stay" in result.stdout
+    again = subprocess.run(["bash", "deploy/install.sh", "--uninstall", "--delete-logs"], cwd=ROOT, env={**os.environ, **env},
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and not app.exists() and "no service to remove" in again.stdout
+
+
+def test_install_enables_the_service_only_when_its_camera_can_open(tmp_path):
+    result = run(["bash", "deploy/install.sh", "--user", "nobody"], DRY_RUN="1", HOME=str(tmp_path))
+    lines = result.stdout.splitlines()
+    enable = next(i for i, line in enumerate(lines) if "systemctl enable --now fer-edge.service" in line)
+    assert "camera source can open" in lines[enable - 1]
+    assert "picamera2" in (DEPLOY / "install.sh").read_text().split("systemctl enable --now", 1)[0].rsplit("daemon-reload", 1)[1]

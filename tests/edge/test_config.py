@@ -70,7 +70,7 @@ def test_every_setting_is_a_flag_a_toml_key_and_documented():
     fields = RunConfig.__dataclass_fields__
     assert {f"--{name.replace('_', '-')}" for name in fields} <= flags
     assert (ROOT / "deploy" / "edge.toml").read_text() == config.pi_toml(), "regenerate: python -m edge settings --toml > deploy/edge.toml"
-    assert (ROOT / "docs" / "configuration.md").read_text() == config.settings_markdown(), "regenerate: python -m edge settings > docs/configuration.md"
+    assert (ROOT / "docs" / "configuration.md").read_text() == config.settings_markdown(), "regenerate: python -m edge settings --markdown > docs/configuration.md"
     pi = tomllib.loads(config.pi_toml())["run"]
     assert set(pi) == {name for name, f in fields.items() if f.default is not None}  # None (unset) is a comment
     assert {key for key, value in pi.items() if value != fields[key].default} == set(config.PI_VALUES)
@@ -123,3 +123,44 @@ def test_model_resolves_a_bundled_name_or_a_path(tmp_path, monkeypatch):
         RunConfig(model="fer2014").model_path()
     with pytest.raises(ValueError, match="unknown bundled model 'x'"):
         config.bundled_model("x")
+
+
+def test_every_setting_sits_in_a_known_panel_and_help_shows_the_panels():
+    from typer.testing import CliRunner
+
+    from edge import cli
+    from edge.settings import described
+
+    assert {meta.panel for _, meta in described(RunConfig)} == set(RunConfig.PANELS)
+    result = CliRunner().invoke(cli.app, ["run", "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    titles = [line.split("─ ", 1)[1].split(" ─")[0] for line in result.output.splitlines() if line.startswith("╭─ ")]
+    assert titles == ["Options", *RunConfig.PANELS]
+    flip = next(line for line in result.output.splitlines() if "--flip-tta" in line)
+    assert "<bool>" not in flip and "--camera-id" not in result.output
+
+
+def test_settings_prints_tables_and_markdown_only_when_asked():
+    from typer.testing import CliRunner
+
+    from edge import cli, config
+
+    plain = CliRunner().invoke(cli.app, ["settings"], env={"COLUMNS": "160"})
+    assert plain.exit_code == 0 and "--num-threads" in plain.output
+    assert "| key |" not in plain.output and "Generated from" not in plain.output
+    markdown = CliRunner().invoke(cli.app, ["settings", "--markdown"])
+    assert markdown.output == config.settings_markdown()
+
+
+def test_camera_id_is_a_deprecated_alias_of_source_usb(monkeypatch):
+    from typer.testing import CliRunner
+
+    from edge import cli
+
+    seen = {}
+    monkeypatch.setattr("edge.pipeline.run", lambda run_config: seen.setdefault("source", run_config.source) and {})
+    result = CliRunner().invoke(cli.app, ["run", "--camera-id", "2"])
+    assert seen["source"] == "usb:2"
+    assert "--camera-id is deprecated; use --source usb:2" in result.output
+    both = CliRunner().invoke(cli.app, ["run", "--camera-id", "2", "--source", "usb:1"])
+    assert both.exit_code == 2 and "not both" in both.output

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,21 @@ def test_image_and_folder_sources_write_annotated_images_and_json(tmp_path):
         assert cv2.imread(str(out / f"shot{i}_annotated.png")) is not None
     single = pipeline.run(RunConfig(source=str(folder / "shot0.png"), log=str(tmp_path / "s.jsonl")))
     assert single["images"] == 1 and single["faces"] == 2
+
+
+def test_photos_print_one_readable_line_each_when_events_go_to_a_file(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, frame in enumerate(first_frames(2)):
+        cv2.imwrite(str(folder / f"shot{i}.png"), frame)
+    (folder / "zz_broken.png").write_bytes(b"not a picture")
+    pipeline.run(RunConfig(source=str(folder), log=str(tmp_path / "e.jsonl")))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and not any(line.startswith("{") for line in lines)
+    assert re.fullmatch(r"image 1/3 shot0\.png: 2 faces [a-z]+ \d\.\d\d, [a-z]+ \d\.\d\d, \d+ ms", lines[0])
+    assert lines[2].startswith("image 3/3 zz_broken.png: not read (")
+    pipeline.run(RunConfig(source=str(folder), log="-"))  # --log -: the records are the output, nothing else
+    assert all(json.loads(line) for line in capsys.readouterr().out.splitlines())
 
 
 class FlakyCamera:
@@ -322,3 +338,55 @@ def test_video_csv_has_a_row_per_face_per_frame_with_its_track(tmp_path):
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == summary["faces"] and {r["track"] for r in rows} == {"1", "2"}
     assert rows[0]["image"] == "" and rows[0]["frame"] == "0" and float(rows[-1]["t"]) > 0
+
+
+def test_loop_keeps_a_face_s_track_across_the_seam(tmp_path):
+    log = tmp_path / "e.jsonl"
+    pipeline.run(RunConfig(source="sample", loop=True, max_frames=170, log=str(log)))
+    tracks = [json.loads(line) for line in log.read_text().splitlines() if '"track"' in line]
+    first = next(r["track"] for r in tracks if r["event"] == "new")
+    ended = [r["frame"] for r in tracks if r["event"] == "end" and r["track"] == first]
+    assert ended == [169]  # ended only by the run's end, not at frame 150 where the clip starts again
+    assert not [r for r in tracks if r["event"] == "new" and r["frame"] == 150]
+
+
+def test_the_pacing_wait_is_its_own_stage_not_capture():
+    import threading
+
+    from edge.timing import StageTimer
+
+    now = [0.0]
+
+    class Paced:
+        live, fps, last_wait_ms = False, 30.0, 0.0
+
+        def __init__(self):
+            self.left = 3
+
+        def read(self):
+            self.last_wait_ms = 0.0
+            if not self.left:
+                return None
+            self.left -= 1
+            now[0] += 0.025  # a read of 25 ms on the timer's (fake) clock, 20 of them held back as --realtime does
+            self.last_wait_ms = 20.0
+            return Frame(3 - self.left, 0.0, np.zeros((4, 4), np.uint8), None)
+
+    timer = StageTimer(clock=lambda: now[0])
+    frames = list(pipeline.FrameFeed(Paced(), 0, 0, threading.Event(), timer))
+    assert len(frames) == 3
+    assert timer.total_ms["pace"] == pytest.approx(60.0) and timer.total_ms["capture"] == pytest.approx(15.0)
+
+
+def test_a_video_s_progress_line_only_on_a_terminal_and_only_when_events_go_to_a_file(tmp_path, monkeypatch):
+    class Clip:
+        expected_frames = 150
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    to_file = RunConfig(log=str(tmp_path / "e.jsonl"))
+    assert pipeline.video_progress(to_file, Clip()).total == 150
+    assert pipeline.video_progress(replace(to_file, max_frames=40), Clip()).total == 40
+    assert pipeline.video_progress(replace(to_file, loop=True), Clip()).total == 0  # a loop has no end to count to
+    assert pipeline.video_progress(RunConfig(log="-"), Clip()) is None  # the JSON is the output
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert pipeline.video_progress(to_file, Clip()) is None  # a service's journal gets no progress line

@@ -60,5 +60,8 @@ def test_demo_summary_says_where_the_events_and_the_video_went(tmp_path):
     assert result.stdout == ""  # the events went to the file, not the terminal
     lines = result.stderr.splitlines()
     assert lines[0].startswith("10 frames in ")
-    assert lines[-2:] == [f"events {events}", f"video  {video}"]
+    from edge.outputs.preview import playback_note
+
+    note = [f"       {playback_note(video)}"] if playback_note(video) else []  # where an .mp4 plays, in one line
+    assert lines[len(lines) - 2 - len(note):] == [f"events {events}", f"video  {video}", *note]
     assert events.read_text().count("\n") >= 2 and video.stat().st_size > 0

@@ -84,14 +84,31 @@ function balanced(model) {
   return (entries.length ? entries.join(", ") + " (mean per-class recall); " : "not recorded; ") + tau;
 }
 
+// --realtime holds each frame of a file until its time: that wait is pacing, not work.
+const STAGE_NAMES = { pace: "waiting for the file's frame rate" };
+
+function measuring(state) {
+  const every = state.stats_interval ? " (every " + state.stats_interval + " s)" : "";
+  return "measuring: the first figures come with the first stats record" + every;
+}
+
+function renderBanner(state) {
+  const banner = $("live-banner");
+  banner.dataset.kind = state.source_kind;
+  $("banner-text").textContent = state.source_kind === "camera"
+    ? "A camera is live: this page shows what it sees now. Nothing is recorded by the live view."
+    : "Playing a video file, not a camera: " + state.source + ". Nothing is recorded by the live view.";
+}
+
 function renderHealth(state) {
   const stats = state.stats || {};
-  const stages = Object.entries(stats.stage_ms || {}).map(([name, ms]) => name + " " + ms.toFixed(1)).join(", ");
+  const stages = Object.entries(stats.stage_ms || {}).map(([name, ms]) => (STAGE_NAMES[name] || name) + " " + ms.toFixed(1)).join(", ");
+  const source = state.source_kind === "camera" ? "camera" : "video file";
   const rows = [
     ["status", state.health],
     ["processing", fixed(state.processing_fps, 1) + " FPS now" + (stats.processing_fps !== undefined ? ", " + fixed(stats.processing_fps, 1) + " FPS last interval" : "")],
-    ["camera", stats.camera_fps !== undefined ? fixed(stats.camera_fps, 1) + " FPS" : "first stats after stats_interval"],
-    ["per stage (ms)", stages || "–"],
+    [source, stats.camera_fps !== undefined ? fixed(stats.camera_fps, 1) + " FPS delivered" : measuring(state)],
+    ["per stage (ms)", stages || measuring(state)],
     ["dropped frames", (stats.dropped || 0) + " last interval, " + state.dropped_total + " in all"],
     ["CPU temperature", stats.cpu_temp_c === null || stats.cpu_temp_c === undefined ? "not available here" : stats.cpu_temp_c.toFixed(1) + " °C"],
     ["throttling", stats.event ? throttling(stats.throttled) : "–"],
@@ -111,20 +128,40 @@ function renderHealth(state) {
   $("source").textContent = state.source;
 }
 
+// A round step for about three y-ticks: 1, 2, 5, 10, 20, 50 ... (never 37/19/0).
+function tickStep(peak) {
+  const rough = Math.max(1, peak / 3);
+  const power = Math.pow(10, Math.floor(Math.log10(rough)));
+  return [1, 2, 5, 10].map((f) => f * power).find((step) => step >= rough);
+}
+
+let lastTimeline = null;
+
 function renderTimeline(state) {
+  lastTimeline = state;
   const canvas = $("timeline");
+  // Drawn at the element's own size times the screen's pixel ratio: sharp, and text stays 12 CSS px.
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+  }
   const ctx = canvas.getContext("2d");
-  const width = canvas.width, height = canvas.height;
-  const left = 34, bottom = 22, top = 8;
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
+  const left = 30, bottom = 20, top = 10;
   const minutes = state.timeline;
   const totals = minutes.map((m) => Object.values(m.counts).reduce((a, b) => a + b, 0));
-  const peak = Math.max(1, ...totals);
+  const tick = tickStep(Math.max(1, ...totals));
+  const peak = Math.ceil(Math.max(1, ...totals) / tick) * tick;
   const step = (width - left) / minutes.length;
-  ctx.font = "11px system-ui, sans-serif";
+  ctx.font = "12px system-ui, sans-serif";
   ctx.fillStyle = "#8f99a8";
   ctx.strokeStyle = "#2c333d";
-  for (const value of [0, Math.ceil(peak / 2), peak]) {
+  const ticks = [];
+  for (let value = 0; value <= peak; value += tick) ticks.push(value);
+  for (const value of ticks) {
     const y = height - bottom - (value / peak) * (height - bottom - top);
     ctx.fillText(String(value), 4, y + 4);
     ctx.beginPath();
@@ -132,6 +169,7 @@ function renderTimeline(state) {
     ctx.lineTo(width, y);
     ctx.stroke();
   }
+  canvas.dataset.ticks = ticks.join(",");
   minutes.forEach((minute, i) => {
     let y = height - bottom;
     for (const label of labels) {
@@ -142,11 +180,18 @@ function renderTimeline(state) {
       ctx.fillRect(left + i * step + 1, y - h, Math.max(1, step - 2), h);
       y -= h;
     }
-    if (i % 5 === 4 || i === minutes.length - 1) {
-      ctx.fillStyle = "#8f99a8";
-      ctx.fillText(minute.minute.slice(11, 16), left + i * step - 6, height - 6);
-    }
   });
+  // Time labels from the newest minute back, every fifth bar or more, never closer than 56 px.
+  ctx.fillStyle = "#8f99a8";
+  ctx.textAlign = "center";
+  let previous = Infinity;
+  for (let i = minutes.length - 1; i >= 0; i -= 5) {
+    const x = Math.min(Math.max(left + (i + 0.5) * step, left + 18), width - 18);
+    if (previous - x < 56) continue;
+    ctx.fillText(minutes[i].minute.slice(11, 16), x, height - 5);
+    previous = x;
+  }
+  ctx.textAlign = "start";
   canvas.dataset.faces = totals.reduce((a, b) => a + b, 0);
   const legend = $("legend");
   if (!legend.children.length) for (const label of labels) { const item = el("li"); item.append(labelled(label)); legend.append(item); }
@@ -159,7 +204,7 @@ function describe(record) {
   }
   if (record.event === "source_lost") return time + "  source lost: " + record.error;
   if (record.event === "source_gap") return time + "  source back after " + fixed(record.seconds, 1) + " s";
-  if (record.event === "start") return time + "  start: " + record.source;
+  if (record.event === "start") return time + "  start: " + String(record.source).replace(/^video .*[\\/]/, "video ");
   if (record.event === "stop") return time + "  stop: " + record.reason;
   return time + "  " + record.event;
 }
@@ -181,6 +226,7 @@ async function refresh() {
     const state = await response.json();
     labels = state.labels;
     colours = state.colours;
+    renderBanner(state);
     renderFaces(state);
     renderHealth(state);
     renderTimeline(state);
@@ -205,6 +251,7 @@ function listen() {
 
 document.addEventListener("DOMContentLoaded", () => {
   refresh().then(listen);
+  window.addEventListener("resize", () => { if (lastTimeline) renderTimeline(lastTimeline); });
   setInterval(refresh, 2000);
   const stream = $("stream");
   stream.addEventListener("error", () => setTimeout(() => { stream.src = "/stream.mjpg?t=" + Date.now(); }, 2000));

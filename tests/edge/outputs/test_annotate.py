@@ -4,16 +4,9 @@ import numpy as np
 import pytest
 
 from edge.contract import LABELS
-from edge.outputs.annotate import (
-    EMOJI_FEATURES,
-    FaceAnnotation,
-    caption,
-    draw_emoji,
-    draw_faces,
-    emoji_place,
-    panel_origin,
-    to_bgr,
-)
+from edge.outputs.annotate import FaceAnnotation, caption, draw_faces, layout_faces, to_bgr
+from edge.outputs.emoji import EMOJI_FEATURES, draw_emoji
+from edge.outputs.layout import shared_area
 
 H, W = 480, 640
 
@@ -68,43 +61,33 @@ def test_box_and_caption_drawn_in_place_far_pixels_untouched():
 
 
 def test_bars_drawn_only_when_the_face_has_scores():
-    tiny = (300, 220, 20, 20)  # centre of the frame: the panel goes top-left
-    with_bars = changed(grey_frame(), draw_faces(grey_frame(), [face(tiny)], LABELS))
-    without = changed(grey_frame(), draw_faces(grey_frame(), [face(tiny, scores=())], LABELS))
-    assert with_bars[10:100, 10:100].mean() > 0.5
-    assert not without[:150, :250].any()
+    box = (300, 220, 40, 40)
+    with_bars = changed(grey_frame(), draw_faces(grey_frame(), [face(box)], LABELS))
+    without = changed(grey_frame(), draw_faces(grey_frame(), [face(box, scores=())], LABELS))
+    assert with_bars[220:320, 345:450].mean() > 0.5  # the panel, right of the face
+    assert not without[220:320, 345:450].any()
 
 
-def test_bars_follow_the_largest_face_only():
-    def render(big_scores, small_scores):
-        small = FaceAnnotation((400, 250, 30, 30), 2, "sad", 0.9, small_scores)
-        big = FaceAnnotation((100, 150, 150, 150), 1, "happy", 0.9, big_scores)
-        return draw_faces(grey_frame(), [small, big], LABELS)
-
-    happy, sad = one_hot("happy"), one_hot("sad")
-    assert np.array_equal(render(happy, sad), render(happy, happy))  # the small face's scores: no effect
-    big_changed = changed(render(happy, sad), render(sad, sad))
-    assert big_changed.any()
-    # The large face's scores show in the panel, which stays off the large face.
-    assert not big_changed[150:300, 100:250].any()
-
-
-def test_panel_origin_picks_a_corner_clear_of_the_face():
-    frame, panel = (640, 480), (200, 150)
-    assert panel_origin(frame, panel, (300, 200, 40, 40)) == (8, 8)  # top-left first when all are clear
-    assert panel_origin(frame, panel, (0, 0, 100, 100)) == (432, 8)
-    assert panel_origin(frame, panel, (0, 0, 640, 100)) == (432, 322)  # then bottom-right
-    # Among clear corners, the one that also clears the other faces.
-    assert panel_origin(frame, panel, (0, 0, 100, 100), [(500, 50, 50, 50)]) == (432, 322)
+def test_every_face_gets_its_own_panel_beside_it_and_off_every_face():
+    faces = [face((100, 150, 150, 150), "happy", 1), face((400, 250, 30, 30), "sad", 2)]
+    placed, _ = layout_faces(grey_frame(), faces, LABELS)
+    panels = {item.face: item.rect for item in placed if item.kind == "panel"}
+    assert set(panels) == {0, 1}
+    for i, rect in panels.items():
+        assert not any(shared_area(rect, f.box) for f in faces)
+        x, y, w, h = faces[i].box
+        gap_x = max(rect[0] - (x + w), x - (rect[0] + rect[2]), 0)
+        gap_y = max(rect[1] - (y + h), y - (rect[1] + rect[3]), 0)
+        assert gap_x <= 8 and gap_y <= 8, f"panel {rect} is not next to face {faces[i].box}"
 
 
-def test_panel_stays_off_a_face_in_each_corner():
-    for box in [(0, 0, 200, 200), (440, 0, 200, 200), (0, 280, 200, 200), (440, 280, 200, 200)]:
-        with_bars = draw_faces(grey_frame(), [face(box)], LABELS)
-        without = draw_faces(grey_frame(), [face(box, scores=())], LABELS)
-        bars = changed(with_bars, without)
-        x, y, w, h = box
-        assert bars.any() and not bars[y : y + h, x : x + w].any()
+def test_a_panel_names_its_face_in_its_colour():
+    box = (60, 100, 120, 120)
+    frame = draw_faces(grey_frame(), [face(box, "sad", 4)], LABELS)
+    placed, _ = layout_faces(grey_frame(), [face(box, "sad", 4)], LABELS)
+    (x, y, w, _), = [item.rect for item in placed if item.kind == "panel"]
+    header = frame[y + 1 : y + 4, x + w - 6 : x + w - 2].reshape(-1, 3)
+    assert (header == (210, 130, 40)).all()  # the sad colour, as the box
 
 
 def test_no_panel_on_a_frame_too_small_for_it():
@@ -135,15 +118,6 @@ def test_every_label_has_an_emoji_and_unknown_ones_raise():
     assert set(EMOJI_FEATURES) == set(LABELS)
     with pytest.raises(ValueError, match="no emoji for 'bored'"):
         draw_emoji(grey_frame(), "bored", (50, 50), 20)
-
-
-def test_emoji_goes_right_of_the_box_or_left_when_no_room():
-    (cx, cy), r = emoji_place((W, H), (100, 100, 90, 90))
-    assert cx - r > 190 and r == 30 and cy == 145
-    (cx, _), r = emoji_place((W, H), (560, 100, 80, 80))
-    assert cx + r < 560
-    (cx, cy), r = emoji_place((W, H), (0, 0, W, H))  # no room anywhere: kept on screen
-    assert r <= cx <= W - r and r <= cy <= H - r
 
 
 EDGE_BOXES = [

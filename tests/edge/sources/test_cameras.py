@@ -1,8 +1,10 @@
+import subprocess
 import sys
 import types
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from picamera2_standin import FakePicamera2
 
 from edge.sources.cameras import Picamera2Source
@@ -79,3 +81,17 @@ def test_picamera2_validates_sizes():
         Picamera2Source(640, 480, 320, 320)
     with pytest.raises(ValueError, match="--fps"):
         Picamera2Source(fps=0)
+
+
+def test_a_usb_camera_that_does_not_open_says_so_in_one_line_without_opencv_warnings(tmp_path):
+    # /dev/video63 exists on no test machine; OpenCV would print its own [ WARN ] lines first.
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--source", "usb:63", "--max-frames", "1", "--log", str(tmp_path / "e.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "[ WARN" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot open USB camera 63 (/dev/video63): is it plugged in, and is the user in the `video` group? "
+        "(`v4l2-ctl --list-devices` lists cameras)"
+    ]

@@ -25,6 +25,26 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", 
 ARTIFACT = ROOT / "out" / "test-artifacts" / "live-view.png"
 
 
+ARTIFACTS = {"laptop": (1280, 900), "phone": (390, 844)}
+
+
+def check_layout(page, width: int) -> None:
+    """The timeline is drawn at its own size times the pixel ratio, with round ticks, and fits the screen."""
+    box = page.evaluate(
+        """() => { const c = document.getElementById('timeline'); const r = c.getBoundingClientRect();
+                   return {w: c.width, h: c.height, cw: c.clientWidth, ch: c.clientHeight, top: r.top, right: r.right,
+                           ratio: window.devicePixelRatio, ticks: c.dataset.ticks, scroll: document.documentElement.scrollWidth}; }"""
+    )
+    assert box["w"] == round(box["cw"] * box["ratio"]) and box["h"] == round(box["ch"] * box["ratio"])
+    assert box["right"] <= width and box["scroll"] <= width  # nothing wider than the screen
+    ticks = [int(t) for t in box["ticks"].split(",")]
+    step = ticks[1] - ticks[0]
+    assert ticks[0] == 0 and all(b - a == step for a, b in zip(ticks, ticks[1:], strict=False))
+    assert str(step).strip("0") in ("1", "2", "5")  # 1, 2, 5, 10, 20, 50 ...
+    if width >= 1280:
+        assert box["top"] < 900 - 120, "the timeline is below the fold at 1280x900"
+
+
 def test_the_page_shows_stream_faces_timeline_and_events_in_chromium(tmp_path):
     live = LiveRuntime(tmp_path / "e.jsonl", ["--source", "sample", "--loop", "--realtime", "--emoji", "--stats-interval", "2",
                                               "--duration", "300"], env={TOKEN_ENV: ""})
@@ -32,11 +52,13 @@ def test_the_page_shows_stream_faces_timeline_and_events_in_chromium(tmp_path):
     try:
         with playwright_api.sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 960})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(live.url)
-            assert "A camera is live" in page.inner_text("#live-banner")
+            page.wait_for_function("() => document.getElementById('live-banner').dataset.kind === 'video'", timeout=30_000)
+            banner = page.inner_text("#live-banner")
+            assert "video file sample.mp4" in banner and "camera is live" not in banner
             page.wait_for_function("() => document.getElementById('stream').naturalWidth > 0", timeout=30_000)
             width, height = page.evaluate("() => [document.getElementById('stream').naturalWidth, document.getElementById('stream').naturalHeight]")
             assert (width, height) == (640, 480)
@@ -55,9 +77,15 @@ def test_the_page_shows_stream_faces_timeline_and_events_in_chromium(tmp_path):
             page.wait_for_function("() => document.getElementById('health-badge').textContent === 'ok'", timeout=30_000)
             assert "ferplus" in page.inner_text("#health") and "verified" in page.inner_text("#health")
             assert "2 inferences a face" in page.inner_text("#health")
-            wait_until(lambda: "camera" in page.inner_text("#health") and "FPS" in page.inner_text("#health"), 10, "health figures")
+            wait_until(lambda: "FPS delivered" in page.inner_text("#health"), 10, "health figures")
             page.wait_for_timeout(2500)  # the stats record lands and the next refresh shows it
-            ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+            for name, (width, height) in ARTIFACTS.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(2500)  # redrawn at the new size
+                check_layout(page, width)
+                ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACT.with_name(f"live-view-{name}.png")), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
             page.screenshot(path=str(ARTIFACT), full_page=True)
             browser.close()
     finally:
@@ -65,3 +93,21 @@ def test_the_page_shows_stream_faces_timeline_and_events_in_chromium(tmp_path):
     assert errors == []  # no script error, nothing the CSP blocked
     assert ARTIFACT.stat().st_size > 10_000
     assert Path(ARTIFACT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_saved_webm_plays_in_chromium(tmp_path):
+    """--save-video NAME.webm is the browser's choice (OpenCV's pip wheel writes no H.264 .mp4)."""
+    import subprocess
+    import sys
+
+    video = tmp_path / "demo.webm"
+    subprocess.run([sys.executable, "-m", "edge", "run", "--source", "sample", "--max-frames", "10", "--save-video", str(video),
+                    "--log", str(tmp_path / "e.jsonl")], cwd=ROOT, check=True, timeout=300)
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        page = browser.new_page()
+        page.goto(video.as_uri())
+        page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }", timeout=30_000)
+        assert page.evaluate("() => [document.querySelector('video').videoWidth, document.querySelector('video').videoHeight]") == [640, 480]
+        browser.close()
