@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from convert.evaluate import balance_section, microsoft_section
-from convert.labelsets import TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table
+from convert.labelsets import TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table, side_by_side_table
 
 CARD_FILE = "MODEL_CARD.md"
 CONFUSION_PNG = "confusion_int8.png"
@@ -173,6 +173,12 @@ def ferplus_training(report: dict, train_report: dict | None) -> list[str]:
     ]
 
 
+def side_by_side(report: dict) -> list[str]:
+    """The int8 model as the runtime runs it on both label sets, accuracy and balanced accuracy side by side."""
+    rows = side_by_side_table(report)
+    return ["Accuracy and balanced accuracy on both label sets side by side, int8 as the runtime runs it:", "", *rows, ""] if rows else []
+
+
 def evaluation(report: dict) -> list[str]:
     results = report["results"]
     judged_by = TITLES[report.get("judged_by", "fer2013")]
@@ -187,6 +193,7 @@ def evaluation(report: dict) -> list[str]:
             "",
             ferplus_note(report),
             "",
+            *side_by_side(report),
         ]
     lines += [f"### Overall (against the {judged_by}, as the gate judges it)", ""]
     rows = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convert.config import ConvertConfig
-from convert.labelsets import SPLITS, TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table
+from convert.labelsets import SPLITS, TITLES, TRAINED_ON_TITLES, ferplus_note, label_set_table, side_by_side_table
 from edge import contract
 from edge.metrics import classification_metrics  # noqa: F401  (convert reports with the runtime's metrics)
 from edge.vision.model import EmotionModel
@@ -149,6 +149,9 @@ def markdown_summary(report: dict) -> str:
     ]
     if "accuracy_by_label_set" in report:
         lines += ["", "## Both label sets", "", *label_set_table(report), "", ferplus_note(report)]
+        side_by_side = side_by_side_table(report)
+        if side_by_side:
+            lines += ["", "Accuracy and balanced accuracy on both label sets side by side, int8 as the runtime runs it:", "", *side_by_side]
     lines += [
         "",
         f"## Against the {judged_by} (what the model was trained on and is gated by)",

@@ -103,6 +103,27 @@ def label_set_table(report: dict) -> list[str]:
     return lines
 
 
+def side_by_side_table(report: dict) -> list[str]:
+    """Markdown rows: the int8 model as the runtime runs it (the sidecar's flip setting), accuracy and balanced
+    accuracy against each label set side by side, and the mean of the two balanced accuracies, per test split
+    (report.md, model card, and the figures `edge info` prints); [] when the report lacks FER+ or balanced figures."""
+    accuracy = report.get("accuracy_by_label_set", {}).get("int8", {})
+    balanced = ((report.get("balanced_by_label_set") or {}).get("int8") or {}).get("balanced_accuracy") or {}
+    if not all(key in accuracy and key in balanced for key in TITLES):
+        return []
+    suffix = "_flip_tta" if report.get("flip_tta") else ""
+    lines = [
+        "| int8, as the runtime runs it | FER2013 labels: accuracy | balanced accuracy | FER+ majority: accuracy | balanced accuracy "
+        "| mean of the two balanced |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split in SPLITS:
+        key = split + suffix
+        cells = [accuracy["fer2013"][key], balanced["fer2013"][key], accuracy["ferplus_majority"][key], balanced["ferplus_majority"][key]]
+        lines.append(f"| {split} | " + " | ".join(f"{value * 100:.2f}%" for value in cells) + f" | {(cells[1] + cells[3]) / 2 * 100:.2f}% |")
+    return lines
+
+
 def ferplus_note(report: dict) -> str:
     """One sentence on what the FER+ figures count, or why there are none."""
     ferplus = report["ferplus"]

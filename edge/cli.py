@@ -150,17 +150,26 @@ def settings(
 
 
 @app.command()
-def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
+def info(model: str | None = typer.Argument(None, help=MODEL_HELP + "; several, comma-separated, for their average")) -> None:
     """What a model is: labels, label set trained on, accuracy on both label sets, contract, sha256, interpreter."""
-    from edge.config import resolve_model
+    from edge.config import resolve_models
+    from edge.vision.ensemble import ModelEnsemble
     from edge.vision.model import EmotionModel
 
     try:
-        path = resolve_model(model)
-        loaded = EmotionModel(path)
+        loaded = [EmotionModel(path) for path in resolve_models(model)]
+        ensemble = ModelEnsemble(loaded) if len(loaded) > 1 else None
     except (ValueError, ImportError) as error:
         fail(str(error))
-    sidecar = loaded.sidecar
+    blocks = [model_lines(member) for member in loaded] + ([ensemble_lines(ensemble)] if ensemble else [])
+    typer.echo("\n\n".join("\n".join(block) for block in blocks))
+
+
+def model_lines(loaded) -> list[str]:
+    """`edge info`'s lines on one model."""
+    from edge.vision.ensemble import views_per_face
+
+    path, sidecar = loaded.path, loaded.sidecar
     lines = [
         f"model        {path}",
         f"sha256       {sidecar['sha256']} (verified)",
@@ -169,18 +178,35 @@ def info(model: str | None = typer.Argument(None, help=MODEL_HELP)) -> None:
         f"labels       {', '.join(loaded.labels)}",
         f"trained on   {LABEL_SET_NAMES.get(sidecar.get('trained_on'), 'not recorded')}",
         "contract     " + json.dumps(sidecar["contract"]),
+        f"inferences   {views_per_face(loaded)} a face (its views: flip TTA {'on' if loaded.flip_tta else 'off'}, shift TTA {loaded.shift_tta})",
         *accuracy_lines(sidecar),
+        *label_set_lines(loaded),
         "sidecar      " + loaded.sidecar_status,
         f"interpreter  {loaded.interpreter_name}",
     ]
     card = path.parent / "MODEL_CARD.md"
     if card.exists():
         lines.append(f"model card   {card}")
-    typer.echo("\n".join(lines))
+    return lines
+
+
+def ensemble_lines(ensemble) -> list[str]:
+    """`edge info`'s lines on several models averaged."""
+    from edge.vision.ensemble import views_per_face
+
+    views = " + ".join(str(views_per_face(member)) for member in ensemble.members)
+    return [
+        f"ensemble     {ensemble.name}: class probabilities averaged, each model with its own sidecar's views and correction",
+        f"inferences   {ensemble.inferences_per_face} a face ({views})",
+        f"labels       {', '.join(ensemble.labels)}",
+        *ensemble_label_set_lines(ensemble),
+        "sidecar      " + ensemble.sidecar_status,
+    ]
 
 
 LABEL_SET_NAMES = {"fer2013": "FER2013 labels (fer2013)", "ferplus": "FER+ votes (ferplus)"}  # trained on
 ACCURACY_TITLES = {"fer2013": "FER2013 labels", "ferplus_majority": "the FER+ majority"}  # measured against
+LABEL_SET_COLUMNS = {"fer2013": "FER2013 labels", "ferplus_majority": "FER+ majority"}
 
 
 def accuracy_lines(sidecar: dict) -> list[str]:
@@ -228,9 +254,92 @@ def balance_lines(sidecar: dict) -> list[str]:
     return lines
 
 
+ENSEMBLE_FIGURES = "ensembles.json"  # in edge/assets: ensembles measured by scripts/measure_ensemble.py
+CONVERT_REPORT = "report.json"  # what `python -m convert` writes beside the int8 model, bundled with it
+
+
+def convert_report(loaded) -> dict | None:
+    """convert's report.json beside the model when it describes this conversion: its int8 accuracy on both label
+    sets is the (digest-bound) sidecar's. The report carries what the sidecar lacks: balanced accuracy on both."""
+    path = loaded.path.parent / CONVERT_REPORT
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(report, dict) or not loaded.sidecar.get("accuracy_by_label_set"):
+        return None
+    same = (report.get("accuracy_by_label_set") or {}).get("int8") == loaded.sidecar["accuracy_by_label_set"]
+    return report if same else None
+
+
+def label_set_figures(loaded) -> dict[str, dict[str, tuple[float, float]]]:
+    """{split: {label set: (accuracy, balanced accuracy)}} of the int8 model run as its sidecar says, from the
+    convert report beside it; {} when there is none for this model or it lacks a figure."""
+    report = convert_report(loaded)
+    if report is None:
+        return {}
+    accuracy = report["accuracy_by_label_set"]["int8"]
+    balanced = ((report.get("balanced_by_label_set") or {}).get("int8") or {}).get("balanced_accuracy") or {}
+    suffix = "_flip_tta" if loaded.sidecar.get("flip_tta_in_accuracy") else ""
+    figures = {}
+    for split in ("PublicTest", "PrivateTest"):
+        key = split + suffix
+        pairs = {label_set: (accuracy[label_set].get(key), balanced.get(label_set, {}).get(key)) for label_set in ACCURACY_TITLES}
+        if any(None in pair for pair in pairs.values()):
+            return {}
+        figures[split] = pairs
+    return figures
+
+
+def label_set_lines(loaded) -> list[str]:
+    """Both label sets side by side from the convert report, then CK+48 where the report has it."""
+    figures = label_set_figures(loaded)
+    if not figures:
+        return [f"{'label sets':13}balanced accuracy on both: not recorded (no convert report.json of this model beside it)"]
+    return label_set_table(figures, convert_report(loaded).get("ckplus48"))
+
+
+def ensemble_figures(ensemble) -> dict | None:
+    """The entry of edge/assets/ensembles.json (scripts/measure_ensemble.py) measured with these very files, in this
+    order, each run with the views and tau it runs with here."""
+    from edge.paths import ASSETS
+
+    try:
+        entries = json.loads((ASSETS / ENSEMBLE_FIGURES).read_text()).get("ensembles", [])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    measured = {"sha256": ensemble.sha256, "flip_tta": ensemble.flip_tta, "shift_tta": ensemble.shift_tta, "balance": ensemble.balance}
+    return next((e for e in entries if isinstance(e, dict) and all(e.get(key) == value for key, value in measured.items())), None)
+
+
+def ensemble_label_set_lines(ensemble) -> list[str]:
+    entry = ensemble_figures(ensemble)
+    if entry is None:
+        return ["accuracy     not measured for these files (scripts/measure_ensemble.py measures an ensemble on both label sets)"]
+    figures = {split: {key: (entry[split][key]["accuracy"], entry[split][key]["balanced_accuracy"]) for key in ACCURACY_TITLES}
+               for split in ("PublicTest", "PrivateTest")}
+    return label_set_table(figures, entry.get("ckplus48")) + [f"{'':13}measured by {entry.get('measured_by', '?')}"]
+
+
+def label_set_table(figures: dict, ckplus: dict | None) -> list[str]:
+    """Both label sets side by side, accuracy and balanced accuracy, and the mean of the two balanced accuracies;
+    then CK+48 (posed faces from another lab, evaluation only)."""
+    titles = "".join(f"{LABEL_SET_COLUMNS[key]:20}" for key in ACCURACY_TITLES)
+    lines = [f"{'label sets':13}{'':12}{titles}mean of the",
+             f"{'':13}{'split':12}" + f"{'acc':>7} {'balanced':>9}    " * len(ACCURACY_TITLES) + "two balanced"]
+    for split, pairs in figures.items():
+        cells = "".join(f"{acc * 100:6.2f}% {bal * 100:8.2f}%    " for acc, bal in pairs.values())
+        mean = sum(bal for _, bal in pairs.values()) / len(pairs)
+        lines.append(f"{'':13}{split:12}{cells}{mean * 100:6.2f}%")
+    if isinstance(ckplus, dict) and "accuracy" in ckplus:
+        lines.append(f"{'CK+48':13}{ckplus['accuracy'] * 100:.2f}% accuracy, {ckplus.get('balanced_accuracy', 0) * 100:.2f}% balanced "
+                     f"({ckplus.get('images', '?')} posed faces from another lab, `edge eval --crops`; evaluation only)")
+    return lines
+
+
 @bench_app.command("model")
 def bench_model(
-    model: str | None = typer.Option(None, help=MODEL_HELP),
+    model: str | None = typer.Option(None, help=MODEL_HELP + "; several, comma-separated: their ensemble, timed as one"),
     compare: list[Path] = typer.Option([], help="other .tflite models to run side by side (e.g. the float32 export)"),
     threads: str = typer.Option("1", help="comma-separated thread counts, e.g. 1,2,4"),
     count: int = typer.Option(1000, min=1, help="timed runs per setting"),
@@ -239,7 +348,7 @@ def bench_model(
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go"),
 ) -> None:
     """Per-invoke latency: init, first inference, warm-up, then count/min/max/avg/std/p50/p90/p99."""
-    from edge.config import resolve_model
+    from edge.config import resolve_models
     from edge.measure.bench import bench_models, print_table, save_results
 
     try:
@@ -248,7 +357,7 @@ def bench_model(
         fail(f"--threads must be comma-separated integers, got {threads!r}")
     try:
         with bench_progress() as progress:
-            rows = bench_models([resolve_model(model), *compare], thread_counts, count, warmup, batch, progress)
+            rows = bench_models([resolve_models(model), *compare], thread_counts, count, warmup, batch, progress)
     except (ValueError, ImportError) as error:
         fail(str(error))
     print_table(rows, sys.stdout)

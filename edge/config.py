@@ -12,6 +12,7 @@ from edge.settings import check, flag, setting
 # Bundled models, selected by name (`--model ferplus`): edge/assets/<name>/<name>_int8.tflite with its sidecar,
 # report and model card, installed there by `make ship RUN=... NAME=<name>` when the accuracy gate passes.
 BUNDLED_MODELS = {"fer2013": "trained on FER2013's labels", "ferplus": "trained on FER+ annotator votes"}
+MODEL_SEPARATOR = ","  # --model ferplus,fer2013: several models, their scores averaged
 DEFAULT_MODEL = "ferplus"  # what runs when no --model is given: FER+ votes are the cleaner labels (README)
 SAMPLE_CLIP = paths.ASSETS / "sample.mp4"
 SAMPLE_TRUTH = paths.ASSETS / "sample_truth.json"
@@ -36,9 +37,25 @@ def resolve_model(model: str | Path | None) -> Path:
                 f"train and install one with `make train LABELS={value}` and `make ship RUN=runs/{value} NAME={value}`"
             )
         return path
+    if MODEL_SEPARATOR in value:
+        raise ValueError(f"--model {value!r} names several models; this command takes one")
     if "/" not in value and "." not in value:
         raise ValueError(f"--model {value!r}: not a bundled model ({', '.join(BUNDLED_MODELS)}) nor a .tflite path")
     return Path(value)
+
+
+def resolve_models(model: str | Path | None) -> list[Path]:
+    """The .tflite files a --model value names: one, or several separated by commas (`ferplus,fer2013`), whose
+    class probabilities are averaged (edge.vision.ensemble). Each part is what resolve_model takes."""
+    value = str(model or DEFAULT_MODEL)
+    parts = [part.strip() for part in value.split(MODEL_SEPARATOR)]
+    if not all(parts):
+        raise ValueError(f"--model {value!r}: an empty name between commas; give models as name,name or path,path")
+    paths = [resolve_model(part) for part in parts]
+    repeated = sorted({str(path) for path in paths if paths.count(path) > 1})
+    if repeated:
+        raise ValueError(f"--model {value!r} names {repeated[0]} twice; an ensemble averages different models")
+    return paths
 
 
 BUNDLED_MODEL = bundled_model(DEFAULT_MODEL)
@@ -50,7 +67,7 @@ class RunConfig:
     docs/configuration.md are all made from these fields."""
 
     source: str = setting("sample", "where frames come from: picamera2, usb:N, a video file, an image, a folder of images, or sample (the bundled clip)", panel="Source")
-    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; "" = the default bundled model', panel="Model")
+    model: str = setting("", 'a bundled model by name (fer2013, ferplus) or a .tflite path with its sidecar JSON; several, comma-separated (ferplus,fer2013), average their scores, each with its own sidecar\'s views and correction; "" = the default bundled model', panel="Model")
     num_threads: int = setting(1, "TFLite interpreter threads", low=1, high=64, panel="Model")
     frame_width: int = setting(640, "camera frame width, pixels", low=16, high=8192, panel="Source")
     frame_height: int = setting(480, "camera frame height, pixels", low=16, high=8192, panel="Source")
@@ -90,14 +107,14 @@ class RunConfig:
     save_images: str = setting("", 'images: write each annotated image and its JSON to this folder; "" = none', panel="Output")
     csv: str = setting("", 'write one row per face (images and video) to this CSV file; "" = none', panel="Output")
     emoji: bool = setting(False, "draw each face's expression as an emoji in annotated output", panel="Output")
-    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured)", panel="Model")
+    flip_tta: bool | None = setting(None, "average each face with its mirror image (default: as the model's sidecar says, which is how its accuracy was measured; with several models, given for each)", panel="Model")
     balance: float | None = setting(
         None, "class-prior correction tau: 0 = the scores as trained (right for scenes with the training mix, mostly "
         "neutral people), 1 = every expression on an equal footing (default: as the model's sidecar says, "
-        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1],
+        "which is how its accuracy was measured; another tau drops the per-class offsets fitted at the sidecar's; with several models, given for each)", low=contract.BALANCE_RANGE[0], high=contract.BALANCE_RANGE[1],
         panel="Model",
     )
-    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off)", low=0, high=contract.SHIFT_TTA_MAX, panel="Model")
+    shift_tta: int | None = setting(None, "also average each face shifted this many pixels left, right, up and down: 5x the classifier's cost (default: as the model's sidecar says; 0 = off; with several models, given for each)", low=0, high=contract.SHIFT_TTA_MAX, panel="Model")
     max_frames: int = setting(0, "stop after this many frames (or images)", low=1, zero_means="no limit", panel="Source")
     duration: float = setting(0.0, "stop after this many seconds", above=0.0, high=31_536_000, zero_means="no limit", panel="Source")
     # Fleet: event ids and MQTT (edge/fleet/topics.py, edge/fleet/forwarder.py). A broker login never lives here: it comes from
@@ -148,6 +165,9 @@ class RunConfig:
 
     def model_path(self) -> Path:
         return resolve_model(self.model)
+
+    def model_paths(self) -> list[Path]:
+        return resolve_models(self.model)
 
     def source_spec(self) -> str:
         return str(SAMPLE_CLIP) if self.source == "sample" else self.source

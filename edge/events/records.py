@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 from edge.host import pi_health
 from edge.timing import StageTimer, utc_now
+from edge.vision.ensemble import inferences_per_face, members_of
 from edge.vision.track import TrackEvent
 
 LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth")  # YuNet's order: the subject's right first
@@ -119,10 +120,15 @@ class StatsWindow:
 
 
 def start_record(source: str, model, config: dict, detector: str = "") -> dict:
+    """The run's first record. An ensemble (--model a,b) gives `model` as the --model value that loads it again,
+    and `sha256` and `flip_tta` as lists, one entry per model in that order."""
+    members = members_of(model)
     record = {
         "event": "start", "time": utc_now(), "source": source, **({"detector": detector} if detector else {}),
-        "model": str(model.path), "sha256": model.sidecar["sha256"],
+        "model": str(model.path),
+        "sha256": members[0].sidecar["sha256"] if len(members) == 1 else [member.sidecar["sha256"] for member in members],
         "interpreter": model.interpreter_name, "labels": list(model.labels), "flip_tta": model.flip_tta,
+        "inferences_per_face": inferences_per_face(model),
         "sidecar_verified": model.sidecar_verified, "sidecar": model.sidecar_status, "config": config,
     }
     if getattr(model, "output_note", ""):  # outputs that are not probabilities (the model still loads)

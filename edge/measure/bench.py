@@ -82,38 +82,51 @@ def latency_stats(microseconds: np.ndarray) -> dict:
     }
 
 
-def bench_model(path: Path, threads: int, xnnpack: bool, flip_tta: bool, count: int, warmup: int, faces: int) -> dict:
+def bench_model(path: Path | list[Path], threads: int, xnnpack: bool, flip_tta: bool, count: int, warmup: int, faces: int) -> dict:
+    """One model's invoke latency, or, given several paths, the ensemble's (`--model a,b`): each timed run invokes
+    every model on its own views of the faces, one after the other, as ModelEnsemble.classify does."""
+    paths = [Path(p) for p in path] if isinstance(path, list | tuple) else [Path(path)]
     started = time.perf_counter()
-    model = EmotionModel(path, num_threads=threads, use_xnnpack=xnnpack, flip_tta=flip_tta)
+    models = [EmotionModel(p, num_threads=threads, use_xnnpack=xnnpack, flip_tta=flip_tta) for p in paths]
     init_ms = (time.perf_counter() - started) * 1000
     rng = np.random.default_rng(0)
-    tensor = model.prepare(rng.integers(0, 256, size=(faces, 48, 48), dtype=np.uint8))
+    batch = rng.integers(0, 256, size=(faces, 48, 48), dtype=np.uint8)
+    tensors = [model.prepare(batch) for model in models]
+
+    def invoke_all() -> None:
+        for model, tensor in zip(models, tensors, strict=True):
+            model.invoke(tensor)
+
     started = time.perf_counter()
-    model.invoke(tensor)
+    invoke_all()
     first_us = (time.perf_counter() - started) * 1e6
     for _ in range(warmup):
-        model.invoke(tensor)
+        invoke_all()
     timings = np.empty(count)
     for i in range(count):
         started = time.perf_counter()
-        model.invoke(tensor)
+        invoke_all()
         timings[i] = (time.perf_counter() - started) * 1e6
+    tensor_batch = sum(len(tensor) for tensor in tensors)
     return {
-        "model": path.name, "quantization": model.sidecar.get("quantization", model.input_dtype.name),
-        "size_bytes": path.stat().st_size, "threads": threads, "xnnpack": xnnpack, "flip_tta": flip_tta,
-        "faces": faces, "tensor_batch": len(tensor), "init_ms": round(init_ms, 2), "first_us": round(first_us, 1),
-        "warmup": warmup, **latency_stats(timings), "peak_rss_mb": peak_rss_mb(), "interpreter": model.interpreter_name,
+        "model": "+".join(p.name for p in paths), "quantization": "+".join(sorted({m.sidecar.get("quantization", m.input_dtype.name) for m in models})),
+        "size_bytes": sum(p.stat().st_size for p in paths), "threads": threads, "xnnpack": xnnpack, "flip_tta": flip_tta,
+        "faces": faces, "tensor_batch": tensor_batch, "inferences_per_face": tensor_batch // faces, "init_ms": round(init_ms, 2),
+        "first_us": round(first_us, 1), "warmup": warmup, **latency_stats(timings), "peak_rss_mb": peak_rss_mb(),
+        "interpreter": models[0].interpreter_name,
     }
 
 
-def bench_models(paths: list[Path], thread_counts: list[int], count: int, warmup: int, faces: int,
+def bench_models(paths: list[Path | list[Path]], thread_counts: list[int], count: int, warmup: int, faces: int,
                  progress: Callable[[str, int, int], None] = lambda what, done, total: None) -> list[dict]:
-    """Every model at every setting; `progress(what, done, total)` hears of each before it runs."""
+    """Every model (a list of paths: an ensemble, timed as one) at every setting; `progress(what, done, total)`
+    hears of each before it runs."""
     settings = [(t, x, f, p) for t in thread_counts for x in (True, False) for f in (False, True) for p in paths]
     rows = []
     for done, (threads, xnnpack, flip_tta, path) in enumerate(settings):  # models side by side within each setting
-        progress(f"{Path(path).name}, {threads} thread(s){', XNNPACK' if xnnpack else ''}{', flip TTA' if flip_tta else ''}", done, len(settings))
-        rows.append(bench_model(Path(path), threads, xnnpack, flip_tta, count, warmup, faces))
+        name = "+".join(Path(p).name for p in path) if isinstance(path, list | tuple) else Path(path).name
+        progress(f"{name}, {threads} thread(s){', XNNPACK' if xnnpack else ''}{', flip TTA' if flip_tta else ''}", done, len(settings))
+        rows.append(bench_model(path, threads, xnnpack, flip_tta, count, warmup, faces))
     return rows
 
 
@@ -332,11 +345,11 @@ def print_table(rows: list[dict], out: TextIO) -> None:
     for warning in environment_warnings():
         print(f"WARNING: {warning}", file=out)
     print(f"board: {board_name()}", file=out)
-    header = f"{'model':32} {'thr':>3} {'xnn':>3} {'tta':>3} {'init ms':>8} {'first us':>9} {'count':>6} {'min':>7} {'avg':>7} {'std':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>8}"
-    print(header + "   (microseconds per invoke)", file=out)
+    header = f"{'model':32} {'thr':>3} {'xnn':>3} {'tta':>3} {'inf':>3} {'init ms':>8} {'first us':>9} {'count':>6} {'min':>7} {'avg':>7} {'std':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>8}"
+    print(header + "   (microseconds per invoke of every model; inf: inferences a face)", file=out)
     for r in rows:
         print(
-            f"{r['model']:32} {r['threads']:>3} {'on' if r['xnnpack'] else 'off':>3} {'on' if r['flip_tta'] else 'off':>3} "
+            f"{r['model']:32} {r['threads']:>3} {'on' if r['xnnpack'] else 'off':>3} {'on' if r['flip_tta'] else 'off':>3} {r['inferences_per_face']:>3} "
             f"{r['init_ms']:>8.1f} {r['first_us']:>9.1f} {r['count']:>6} {r['min_us']:>7.1f} {r['avg_us']:>7.1f} "
             f"{r['std_us']:>6.1f} {r['p50_us']:>7.1f} {r['p90_us']:>7.1f} {r['p99_us']:>7.1f} {r['max_us']:>8.1f}",
             file=out,

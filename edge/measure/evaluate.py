@@ -18,6 +18,7 @@ from edge import contract
 from edge.metrics import NO_FACE, classification_metrics, draw_confusion
 from edge.paths import printable
 from edge.sources.images import DEFAULT_MAX_IMAGE_PIXELS, STILL_SUFFIXES, read_still, still_name
+from edge.vision.ensemble import inferences_per_face
 from edge.vision.stills import StillAnalyzer, largest
 
 # Folder names people use for the seven classes (FER2013, FER+, CK+, JAFFE/KDEF codes, RAF-DB words).
@@ -89,6 +90,8 @@ def evaluate(folder: LabelledFolder, analyzer: StillAnalyzer, crops: bool, progr
         "shift_tta": analyzer.model.shift_tta,
         "balance": analyzer.model.balance,
         "class_offsets": analyzer.model.class_offsets,  # the sidecar's, at its tau; None otherwise
+        # an ensemble (--model a,b) gives the four above as lists, one entry per model; this is their sum of views
+        "inferences_per_face": inferences_per_face(analyzer.model),
         "images": len(truth),
         "images_with_face": int(with_face.sum()),
         "detection_rate": round(float(with_face.mean()), 4) if truth else 0.0,
@@ -121,6 +124,15 @@ def averaged_over(report: dict) -> str:
     return listed + (f" ({', '.join(absent)}: no images, left out)" if absent else "")
 
 
+def correction_line(report: dict) -> str:
+    """The class-prior correction the scores had: one model's tau, or each model's in an ensemble."""
+    if isinstance(report["balance"], list):
+        parts = [f"tau {tau:g}" + (" with offsets" if offsets else "") for tau, offsets in zip(report["balance"], report["class_offsets"], strict=True)]
+        return f"class-prior correction per model ({', '.join(parts)}), then the models' probabilities averaged"
+    return (f"class-prior correction tau {report['balance']:g}" + (" (scores as trained)" if not report["balance"] else "")
+            + (" and the sidecar's per-class offsets" if report.get("class_offsets") else ""))
+
+
 def format_report(report: dict) -> str:
     lines = [
         f"{report['images']} images in {report['folder']} ({report['mode']}), model {report['model']}",
@@ -130,8 +142,8 @@ def format_report(report: dict) -> str:
         f"balanced accuracy  {report['balanced_accuracy'] * 100:.2f}% (mean per-class recall)",
         f"macro-F1           {report['macro_f1']:.3f}",
         f"averaged over      {averaged_over(report)}",
-        f"class-prior correction tau {report['balance']:g}" + (" (scores as trained)" if not report["balance"] else "")
-        + (" and the sidecar's per-class offsets" if report.get("class_offsets") else ""),
+        correction_line(report),
+        f"inferences a face  {report.get('inferences_per_face', '?')}",
         "",
         f"{'class':10} {'precision':>9} {'recall':>7} {'F1':>6} {'images':>7}",
     ]

@@ -13,6 +13,7 @@ from edge.sources.frame import Frame
 from edge.timing import StageTimer
 from edge.vision.blazeface import BlazeFaceDetector
 from edge.vision.detect import FaceDetector
+from edge.vision.ensemble import ModelEnsemble
 from edge.vision.geometry import Box
 from edge.vision.model import EmotionModel
 from edge.vision.motion import MotionGate
@@ -108,9 +109,14 @@ class FacePipeline:
         return FrameResult(frame, faces, scores, tuple(events), full)
 
 
-def load_model(config: RunConfig) -> EmotionModel:
-    return EmotionModel(config.model_path(), num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta,
-                        balance=config.balance)
+def load_model(config: RunConfig) -> EmotionModel | ModelEnsemble:
+    """The model --model names, or the ensemble of the models it lists; --flip-tta, --shift-tta and --balance,
+    when given, apply to each model, and the ones not given stay as each model's sidecar says."""
+    models = [
+        EmotionModel(path, num_threads=config.num_threads, flip_tta=config.flip_tta, shift_tta=config.shift_tta, balance=config.balance)
+        for path in config.model_paths()
+    ]
+    return models[0] if len(models) == 1 else ModelEnsemble(models)
 
 
 def make_detector(config: RunConfig, stills: bool = False) -> FaceDetector | BlazeFaceDetector | YuNetDetector:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from edge.outputs.annotate import PALETTE
+from edge.vision.ensemble import inferences_per_face, members_of
 
 TIMELINE_MINUTES = 30
 RECENT_EVENTS = 50
@@ -19,14 +20,23 @@ COLOURS = {label: "#{2:02x}{1:02x}{0:02x}".format(*bgr) for label, bgr in PALETT
 
 # -- what the page shows -------------------------------------------------------------------------------
 def model_summary(model) -> dict:
-    """Name, label set and the accuracy convert measured, and whether the sidecar's digest verified it."""
+    """Name, label set and the accuracy convert measured, and whether the sidecar's digest verified it. An
+    ensemble (--model a,b) names its models; no sidecar records the average's accuracy (docs/models.md does)."""
+    members = members_of(model)
+    if len(members) > 1:
+        return {
+            "name": " + ".join(member.path.stem for member in members), "sha256": [m.sidecar.get("sha256") for m in members],
+            "interpreter": model.interpreter_name, "trained_on": " + ".join(str(m.sidecar.get("trained_on")) for m in members),
+            "accuracy": {}, "accuracy_judged_by": None, "balanced_accuracy": {}, "balance": model.balance,
+            "verified": bool(model.sidecar_verified), "inferences_per_face": inferences_per_face(model),
+        }
     sidecar = model.sidecar
     return {
         "name": model.path.stem, "sha256": sidecar.get("sha256"), "interpreter": model.interpreter_name,
         "trained_on": sidecar.get("trained_on"), "accuracy": sidecar.get("accuracy") or {},
         "accuracy_judged_by": sidecar.get("accuracy_judged_by") or sidecar.get("trained_on"),
         "balanced_accuracy": sidecar.get("balanced_accuracy") or {}, "balance": model.balance,
-        "verified": bool(model.sidecar_verified),
+        "verified": bool(model.sidecar_verified), "inferences_per_face": inferences_per_face(model),
     }
 
 

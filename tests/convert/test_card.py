@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convert.card import CARD_FILE, render_model_card, write_model_card
-from convert.evaluate import classification_metrics, gate
+from convert.evaluate import classification_metrics, gate, markdown_summary
 from edge.contract import LABELS, describe
 
 # FER2013's real class counts on its two test splits, in canonical label order.
@@ -327,3 +327,21 @@ def test_a_ferplus_model_says_so_and_data_without_votes_is_explained(tmp_path, a
         label_sets.pop("ferplus_majority")
     card = write_artifacts(tmp_path, report, sidecar, train_report)
     assert "No FER+ figures: x.zip is the image-folder release." in card and "| FER+ majority |" not in card
+
+
+def test_both_label_sets_side_by_side_with_balanced_accuracy_and_their_mean(tmp_path, artifacts):
+    report, sidecar, train_report = copy.deepcopy(artifacts)
+    assert "| int8, as the runtime runs it |" not in write_artifacts(tmp_path, report, sidecar, train_report)  # no balanced figures: no table
+    balanced = {"fer2013": {}, "ferplus_majority": {}}
+    for offset, values in enumerate(balanced.values()):
+        for split in SUPPORT:
+            values[split], values[f"{split}_flip_tta"] = 0.5 + offset / 10, 0.55 + offset / 10 + (split == "PrivateTest") / 100
+    report["balanced_by_label_set"] = {"int8": {"balanced_accuracy": balanced}}
+    card = write_artifacts(tmp_path, report, sidecar, train_report)
+    accuracy = report["accuracy_by_label_set"]["int8"]
+    for split in SUPPORT:  # flip averaging on, as the fake sidecar says: the flip figures
+        key = f"{split}_flip_tta"
+        cells = [accuracy["fer2013"][key], balanced["fer2013"][key], accuracy["ferplus_majority"][key], balanced["ferplus_majority"][key]]
+        mean = (balanced["fer2013"][key] + balanced["ferplus_majority"][key]) / 2
+        assert f"| {split} | " + " | ".join(f"{v * 100:.2f}%" for v in cells) + f" | {mean * 100:.2f}% |" in rows(card)
+    assert "| PrivateTest | " in markdown_summary(report) and "mean of the two balanced" in markdown_summary(report)

@@ -58,6 +58,17 @@ def test_model_benchmark_statistics_are_ordered():
     assert with_tta["tensor_batch"] == 6 and with_tta["xnnpack"] is False
 
 
+def test_model_benchmark_times_an_ensemble_as_every_models_views():
+    from edge.config import bundled_model
+
+    pair = [bundled_model("ferplus"), bundled_model("fer2013")]
+    row = bench.bench_model(pair, threads=1, xnnpack=True, flip_tta=True, count=5, warmup=0, faces=2)
+    assert row["model"] == "ferplus_int8.tflite+fer2013_int8.tflite" and row["inferences_per_face"] == 2 + 10
+    assert row["tensor_batch"] == 24 and row["size_bytes"] == sum(path.stat().st_size for path in pair)
+    single = bench.bench_model(pair[:1], threads=1, xnnpack=True, flip_tta=False, count=5, warmup=0, faces=1)
+    assert single["model"] == "ferplus_int8.tflite" and single["inferences_per_face"] == 1
+
+
 def test_latency_stats():
     stats = bench.latency_stats(np.arange(1, 101, dtype=float))
     assert stats["min_us"] == 1 and stats["max_us"] == 100 and stats["p50_us"] == 50.5 and stats["p99_us"] == 99.0
@@ -87,8 +98,9 @@ def test_pipeline_benchmark_measures_recall_on_the_sample(tmp_path):
 
 
 def test_bench_cli_writes_table_json_and_csv(tmp_path):
-    result = run_cli("bench", "model", "--count", "20", "--warmup", "2", "--out-dir", str(tmp_path))
+    result = run_cli("bench", "model", "--model", "ferplus,fer2013", "--count", "20", "--warmup", "2", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
+    assert "ferplus_int8.tflite+fer2013_int8.tflite" in result.stdout and " 12 " in result.stdout  # the pair's 2 + 10 views
     assert "p50" in result.stdout and "peak resident memory" in result.stdout
     assert len(list(tmp_path.glob("*_model_*.json"))) == 1 and len(list(tmp_path.glob("*_model_*.csv"))) == 1
 
@@ -173,6 +185,77 @@ def test_a_folder_with_a_corrupt_file_exits_0_and_reports_it(tmp_path):
     assert [(r["event"], r.get("image")) for r in records[1:-1]] == [("image", "a.png"), ("error", "c.jpg"), ("image", "sub/b.TIFF")]
     assert records[-1]["images"] == 2 and records[-1]["errors"] == 1
     assert "2 images" in result.stderr and "1 unreadable" in result.stderr
+
+
+def test_info_gives_both_label_sets_side_by_side_from_the_convert_report():
+    for name in BUNDLED_MODELS:
+        result = run_cli("info", name)
+        assert result.returncode == 0, result.stderr
+        report = json.loads((BUNDLED_MODEL.parent.parent / name / "report.json").read_text())
+        accuracy, balanced = report["accuracy_by_label_set"]["int8"], report["balanced_by_label_set"]["int8"]["balanced_accuracy"]
+        for split in ("PublicTest", "PrivateTest"):
+            key = split + "_flip_tta"  # both bundled models run with flip averaging, as their figures were measured
+            values = [accuracy["fer2013"][key], balanced["fer2013"][key], accuracy["ferplus_majority"][key], balanced["ferplus_majority"][key]]
+            line = next(line for line in result.stdout.splitlines() if line.strip().startswith(split + " "))
+            assert [float(cell.rstrip("%")) for cell in line.split()[1:]] == pytest.approx(
+                [round(v * 100, 2) for v in values] + [round((values[1] + values[3]) / 2 * 100, 2)], abs=0.006)
+        assert f"CK+48        {report['ckplus48']['accuracy'] * 100:.2f}% accuracy" in result.stdout
+
+
+def test_info_shows_no_label_set_table_from_a_report_of_another_conversion(tmp_path):
+    import shutil
+
+    from edge.vision.model import sidecar_path
+
+    mine = tmp_path / "mine.tflite"
+    shutil.copy(BUNDLED_MODEL, mine)
+    shutil.copy(sidecar_path(BUNDLED_MODEL), sidecar_path(mine))
+    assert "balanced accuracy on both: not recorded (no convert report.json" in run_cli("info", str(mine)).stdout
+    report = json.loads((BUNDLED_MODEL.parent / "report.json").read_text())
+    report["accuracy_by_label_set"]["int8"]["fer2013"]["PrivateTest_flip_tta"] = 0.99  # another conversion's report
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert "balanced accuracy on both: not recorded" in run_cli("info", str(mine)).stdout
+    report["accuracy_by_label_set"]["int8"]["fer2013"]["PrivateTest_flip_tta"] = json.loads(sidecar_path(mine).read_text())[
+        "accuracy_by_label_set"]["fer2013"]["PrivateTest_flip_tta"]
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert "mean of the" in run_cli("info", str(mine)).stdout
+
+
+def test_info_on_several_models_describes_each_and_their_average():
+    result = run_cli("info", "ferplus,fer2013")
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.split("\n\n")
+    assert len(blocks) == 3 and blocks[0] == run_cli("info", "ferplus").stdout.rstrip("\n")
+    assert blocks[1] == run_cli("info", "fer2013").stdout.rstrip("\n")
+    assert "inferences   2 a face" in blocks[0] and "inferences   10 a face" in blocks[1]
+    assert blocks[2].startswith("ensemble     ferplus_int8 + fer2013_int8: class probabilities averaged")
+    assert "inferences   12 a face (2 + 10)" in blocks[2]
+    measured = json.loads((BUNDLED_MODEL.parent.parent / "ensembles.json").read_text())["ensembles"][0]
+    private = measured["PrivateTest"]
+    row = next(line for line in blocks[2].splitlines() if line.strip().startswith("PrivateTest "))
+    assert [float(cell.rstrip("%")) for cell in row.split()[1:]] == pytest.approx([
+        private["fer2013"]["accuracy"] * 100, private["fer2013"]["balanced_accuracy"] * 100, private["ferplus_majority"]["accuracy"] * 100,
+        private["ferplus_majority"]["balanced_accuracy"] * 100, private["mean_balanced_accuracy"] * 100], abs=0.006)
+    assert f"CK+48        {measured['ckplus48']['accuracy'] * 100:.2f}% accuracy" in blocks[2]
+    refused = run_cli("info", "ferplus,ferplus")
+    assert refused.returncode == 2 and "twice" in refused.stderr
+
+
+def test_info_on_an_ensemble_of_other_files_says_it_was_not_measured(tmp_path, monkeypatch):
+    from edge import paths
+    from edge.config import bundled_model
+    from edge.vision.ensemble import ModelEnsemble
+    from edge.vision.model import EmotionModel
+
+    pair = ModelEnsemble([EmotionModel(bundled_model("ferplus")), EmotionModel(bundled_model("fer2013"))])
+    assert "mean of the" in "\n".join(cli.ensemble_lines(pair))
+    unshifted = ModelEnsemble([EmotionModel(bundled_model("ferplus")), EmotionModel(bundled_model("fer2013"), shift_tta=0)])
+    assert "accuracy     not measured for these files" in "\n".join(cli.ensemble_lines(unshifted))  # other views, other figures
+    entries = json.loads((paths.ASSETS / cli.ENSEMBLE_FIGURES).read_text())
+    entries["ensembles"][0]["sha256"] = entries["ensembles"][0]["sha256"][::-1]  # measured in the other order
+    (tmp_path / cli.ENSEMBLE_FIGURES).write_text(json.dumps(entries))
+    monkeypatch.setattr(paths, "ASSETS", tmp_path)
+    assert "accuracy     not measured for these files" in "\n".join(cli.ensemble_lines(pair))
 
 
 def test_pipeline_benchmark_states_agreement_with_classifying_every_frame():

@@ -113,7 +113,8 @@ function renderHealth(state) {
     ["CPU temperature", stats.cpu_temp_c === null || stats.cpu_temp_c === undefined ? "not available here" : stats.cpu_temp_c.toFixed(1) + " °C"],
     ["throttling", stats.event ? throttling(stats.throttled) : "–"],
     ["uptime", duration(state.uptime_s)],
-    ["model", state.model.name + " (trained on " + (state.model.trained_on || "?") + ", " + state.model.interpreter + ")"],
+    ["model", state.model.name + " (trained on " + (state.model.trained_on || "?") + ", " + state.model.interpreter
+      + (state.model.inferences_per_face ? ", " + state.model.inferences_per_face + " inferences a face" : "") + ")"],
     ["accuracy", accuracy(state.model)],
     ["balanced accuracy", balanced(state.model)],
     ["stream", "at most " + state.stream.max_fps + " FPS, " + (state.stream.max_width || "full") + " px wide; " + state.viewers + " watching"],

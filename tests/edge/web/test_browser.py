@@ -76,6 +76,7 @@ def test_the_page_shows_stream_faces_timeline_and_events_in_chromium(tmp_path):
             page.wait_for_function(f"() => document.querySelectorAll('#events li.fresh').length > {before}", timeout=30_000)
             page.wait_for_function("() => document.getElementById('health-badge').textContent === 'ok'", timeout=30_000)
             assert "ferplus" in page.inner_text("#health") and "verified" in page.inner_text("#health")
+            assert "2 inferences a face" in page.inner_text("#health")
             wait_until(lambda: "FPS delivered" in page.inner_text("#health"), 10, "health figures")
             page.wait_for_timeout(2500)  # the stats record lands and the next refresh shows it
             for name, (width, height) in ARTIFACTS.items():

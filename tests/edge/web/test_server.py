@@ -128,7 +128,7 @@ def test_state_agrees_with_the_log(runtime):
     assert state["faces_by_label"] == dict(Counter(faces.values()))
     last_stats = [record for record in records if record["event"] == "stats"][-1]
     assert state["stats"] == last_stats and state["processing_fps"] > 0
-    assert state["model"]["verified"] and state["model"]["accuracy"]["PrivateTest"] > 0.5
+    assert state["model"]["verified"] and state["model"]["accuracy"]["PrivateTest"] > 0.5 and state["model"]["inferences_per_face"] == 2
     sidecar = json.loads(sidecar_path(bundled_model(DEFAULT_MODEL)).read_text())  # the default model's own figures
     assert state["model"]["balanced_accuracy"] == sidecar["balanced_accuracy"] and state["model"]["balance"] == sidecar["contract"]["balance"] > 0
     assert sum(sum(minute["counts"].values()) for minute in state["timeline"]) > 0 and len(state["timeline"]) == 30
