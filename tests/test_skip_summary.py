@@ -23,6 +23,7 @@ def test_that_runs(): pass
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parallel", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_last_lines_name_each_skip_reason_with_its_count(tmp_path, parallel):
     (tmp_path / "test_skips.py").write_text(SKIPPING_TESTS)

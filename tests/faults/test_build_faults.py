@@ -70,6 +70,7 @@ def test_the_gate_defaults_live_in_the_convert_settings_and_the_makefile_passes_
         (["--name", "fer2013", "--min-accuracy", "0"], "--bundle installs only a gated model: give --min-accuracy"),
     ],
 )
+@pytest.mark.tf
 def test_bundle_refuses_a_sample_or_a_missing_floor_before_converting(tmp_path, flags, message):
     before = fingerprints()
     result = run_module(["convert", "--data", str(tmp_path / "none.csv"), "--keras-model", str(tmp_path / "none.keras"),
@@ -80,6 +81,7 @@ def test_bundle_refuses_a_sample_or_a_missing_floor_before_converting(tmp_path, 
     assert fingerprints() == before
 
 
+@pytest.mark.tf
 def test_a_one_epoch_model_is_not_installed_as_the_default(small_data, tmp_path, monkeypatch):
     """The reported case: a barely trained model, `convert --name ferplus --bundle` with the gate's defaults."""
     from convert import cli
@@ -121,6 +123,7 @@ def test_train_refuses_a_shipped_out_dir_in_every_spelling(tmp_path, monkeypatch
     assert TrainConfig(data="fer2013.csv").run_dir() == Path("runs/fer2013")
 
 
+@pytest.mark.tf
 def test_train_fit_cli_refuses_a_shipped_out_dir_before_reading_data(tmp_path):
     before = fingerprints()
     result = run_module(["train", "fit", "--data", str(tmp_path / "none.csv"), "--out-dir", "models", "--epochs", "1"])
@@ -203,6 +206,7 @@ def stopped_run(small_data, tmp_path_factory):
         (lambda f: {"epochs": 3}, "epochs 2 -> 3"),
     ],
 )
+@pytest.mark.tf
 def test_resume_refuses_other_data_votes_init_or_patience(small_data, stopped_run, change, message):
     state_before = (stopped_run / "run" / ".train" / "state.json").read_text()
     overrides = {"labels": "ferplus", "resume": True, **change(stopped_run)}
@@ -211,6 +215,7 @@ def test_resume_refuses_other_data_votes_init_or_patience(small_data, stopped_ru
     assert (stopped_run / "run" / ".train" / "state.json").read_text() == state_before
 
 
+@pytest.mark.tf
 def test_resume_takes_the_same_data_from_another_path_then_a_finished_run_says_so_once(small_data, stopped_run, tmp_path):
     moved = tmp_path / "fer2013.csv"
     shutil.copy(small_data, moved)
@@ -317,6 +322,7 @@ def test_a_shipped_sidecar_start_record_says_verified(tmp_path):
     assert start["sidecar_verified"] is True and "digest verified" in start["sidecar"]
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04" + bytes(200), None, "a zip of something else"])
 def test_convert_on_a_corrupt_keras_file_names_it_as_not_a_keras_model(small_data, tmp_path, content):
     bad = tmp_path / "broken.keras"

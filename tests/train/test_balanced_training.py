@@ -56,6 +56,7 @@ def test_class_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
     assert {tuple(x.shape) for x, _ in dataset.take(3)} == {(32, 48, 48, 1)}  # every batch full-sized
 
 
+@pytest.mark.tf
 def test_a_run_chosen_on_balanced_accuracy_records_it_and_reloads_with_its_loss(small_csv, tmp_path):
     config = TrainConfig(data=str(small_csv), out_dir=str(tmp_path), epochs=3, batch_size=16, patience=5, verbose=0,
                          cache_dir=str(tmp_path / "cache"), logit_adjust=1.0, balanced_sampling=0.5, select_on="balanced_accuracy")
@@ -82,6 +83,7 @@ def test_a_run_chosen_on_balanced_accuracy_records_it_and_reloads_with_its_loss(
     assert contract.NUM_CLASSES == len(report["class_prior"])
 
 
+@pytest.mark.tf
 def test_a_run_chosen_on_the_mean_balanced_accuracy_of_both_label_sets(tmp_path):
     """--select-on mean_balanced_accuracy (issue 31's rule): each epoch logs the balanced accuracy on FER2013 labels and
     on the FER+ majority and their mean, which chooses the checkpoint; without FER+ votes it is refused."""

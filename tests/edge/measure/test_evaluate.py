@@ -89,6 +89,7 @@ def test_crops_mode_agrees_with_the_models_direct_output(tmp_path, bundled_model
     assert f"class-prior correction tau {bundled_model.balance:g} and the sidecar's per-class offsets" in format_report(report)
 
 
+@pytest.mark.slow
 def test_eval_crops_on_fer2013_privatetest_gives_the_convert_reports_accuracy(real_data, tmp_path):
     """What a user runs on the extracted zip: the figure must be the one the convert report states."""
     with zipfile.ZipFile(real_data) as archive:

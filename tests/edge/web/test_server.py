@@ -163,6 +163,7 @@ def test_head_on_the_stream_and_the_feed_answers_headers_only(runtime, path, kin
         connection.close()
 
 
+@pytest.mark.slow
 def test_event_feeds_that_never_read_are_dropped_so_viewers_get_in_again(runtime):
     """Issue 28: 32 /events clients that never read locked every viewer out (503) for as long as they stayed,
     since a feed sends too little to ever fill a socket buffer. Padded keep-alive pings fill it, and a write
@@ -230,6 +231,7 @@ def test_the_bearer_scheme_is_case_insensitive_and_state_is_json(token_server, s
         connection.close()
 
 
+@pytest.mark.slow
 def test_a_viewer_that_never_reads_does_not_slow_the_run_or_grow_memory(tmp_path):
     """Unpaced, so the run goes as fast as it can: stats per second before and after five viewers connect
     and never read (one more reads): the loop keeps its pace, memory stays put. Generous margins."""
