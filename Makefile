@@ -30,7 +30,7 @@ QUICK ?= not slow and not tf and not service
 help:
 	@echo "make demo            run the runtime on the bundled clip with the shipped model (no camera)"
 	@echo "make demo WEB=1      the same with the live view in the browser: http://127.0.0.1:8080/"
-	@echo "make check           lint and the quick tests (no TensorFlow, no services), under a minute"
+	@echo "make check           lint and the quick tests (no TensorFlow, no services), about a minute"
 	@echo "make test            lint and the whole test suite, in parallel"
 	@echo "make train [LABELS=ferplus] [DATA=...] [EPOCHS=...]   train mini-Xception into runs/<labels>/ (never the shipped model)"
 	@echo "make train GPU=1 [ARCH=vgg13] [TRAIN_FLAGS=--mixed-precision]   on a GPU; docs/training-at-scale.md"
