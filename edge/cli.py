@@ -416,6 +416,7 @@ def bench_pipeline(
     blazeface_score: str | None = typer.Option(None, help="comma-separated BlazeFace score thresholds to compare", rich_help_panel="Compare settings"),
     yunet_score: str | None = typer.Option(None, help="comma-separated YuNet score thresholds to compare", rich_help_panel="Compare settings"),
     classify_every: str | None = typer.Option(None, help="comma-separated per-track classification intervals to compare (1 = every frame)", rich_help_panel="Compare settings"),
+    confirm_every: str | None = typer.Option(None, help="comma-separated detector intervals for tracked faces to compare (1 = the detector every frame)", rich_help_panel="Compare settings"),
     peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios", rich_help_panel="Against the fer package"),
     max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)", rich_help_panel="Clips and runs"),
     model: str | None = typer.Option(None, help=MODEL_HELP, rich_help_panel="Clips and runs"),
@@ -440,7 +441,7 @@ def bench_pipeline(
         "detect_every": (detect_every, int), "motion_threshold": (motion_threshold, int),
         "still_detect_every": (still_detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
         "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
-        "yunet_score": (yunet_score, float), "classify_every": (classify_every, int),
+        "yunet_score": (yunet_score, float), "classify_every": (classify_every, int), "confirm_every": (confirm_every, int),
     }
     chosen = parse_lists(lists)
     if not chosen and grid not in GRIDS:

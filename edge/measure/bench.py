@@ -245,7 +245,8 @@ def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict],
                      "detect_every": config.detect_every, "motion_threshold": config.motion_threshold,
                      "still_detect_every": config.still_detect_every, "blazeface_score": config.blazeface_score,
                      "blazeface_tiles": config.blazeface_tiles, "yunet_score": config.yunet_score,
-                     "classify_every": config.classify_every, "classify_change": config.classify_change, **row})
+                     "classify_every": config.classify_every, "classify_change": config.classify_change,
+                     "confirm_every": config.confirm_every, **row})
     return rows
 
 

@@ -14,6 +14,7 @@ from edge.timing import StageTimer
 from edge.vision.blazeface import BlazeFaceDetector
 from edge.vision.detect import FaceDetector
 from edge.vision.ensemble import ModelEnsemble
+from edge.vision.follow import FaceFollower
 from edge.vision.geometry import Box
 from edge.vision.model import EmotionModel
 from edge.vision.motion import MotionGate
@@ -60,27 +61,40 @@ class FacePipeline:
     less than a full detection, plus a search for new faces where and when `SearchSchedule` says."""
 
     def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer,
-                 classify: ClassifySchedule | None = None):
+                 classify: ClassifySchedule | None = None, follower: FaceFollower | None = None):
         self.model, self.detector, self.tracker = model, detector, tracker
         self.schedule, self.timer = schedule, timer
         self.classify = classify or ClassifySchedule()
+        self.follower = follower or FaceFollower(1)
+        self._followed: set[Box] = set()  # this frame's boxes the follower found (not the detector)
         self.classified = 0  # faces the classifier saw (a face and its mirror count once)
 
     def restart(self, frame_index: int, timestamp: float) -> list[TrackEvent]:
         """End every track and search the next frame whole (after an outage the scene may differ)."""
         self.schedule.restart()
         self.classify.restart()
+        self.follower.forget()
         return self.tracker.finish(frame_index, timestamp)
 
     def detect(self, gray: np.ndarray) -> tuple[list[Box], bool]:
         """This frame's faces, and whether the whole frame was searched."""
-        tracked = self.tracker.predicted_boxes()
-        area = self.schedule.search_area(gray, tracked)
+        predicted = self.tracker.predicted()
+        self._followed = set()
+        area = self.schedule.search_area(gray, list(predicted.values()))
         if area is not None and area.area == gray.size:  # the whole frame
             return self.detector.detect(gray), True
-        windows = [self.detector.detect_in(gray, region.expand(self.detector.window_growth), face_size=region.w) for region in tracked]
-        self.schedule.lost([region for region, boxes in zip(tracked, windows, strict=True) if not boxes])
-        found = [box for boxes in windows for box in boxes]
+        found, lost = [], []
+        for track, region in predicted.items():
+            followed = self.follower.follow(gray, track, region)
+            if followed is not None:
+                self._followed.add(followed)
+                found.append(followed)
+                continue
+            boxes = self.detector.detect_in(gray, region.expand(self.detector.window_growth), face_size=region.w)
+            if not boxes:
+                lost.append(region)
+            found += boxes
+        self.schedule.lost(lost)
         if area is not None:
             found += self.detector.detect_in(gray, area)
         return merge_duplicates(found), False
@@ -101,6 +115,10 @@ class FacePipeline:
         with self.timer.stage("track"):
             events = self.tracker.update(frame.index, frame.timestamp, boxes, scores, fresh=due)
             latest = self.tracker.latest()
+            self.follower.forget(self.tracker.live_ids())
+            for box, (track, _) in zip(boxes, latest, strict=True):
+                if box not in self._followed:  # the detector's box: what the face looks like now
+                    self.follower.found(frame.gray, track, box)
             scores = self.classify.classified(frame.index, latest, crops, due, scores, self.tracker.live_ids())
         faces = tuple(
             TrackedFace(box, track, tuple(float(s) for s in smoothed), landmarks.get(box))
@@ -155,4 +173,4 @@ def build_pipeline(config: RunConfig, timer: StageTimer) -> FacePipeline:
     motion = MotionGate(config.motion_threshold) if config.motion_threshold else None
     schedule = SearchSchedule(config.detect_every, config.still_detect_every, motion)
     classify = ClassifySchedule(config.classify_every, config.classify_change)
-    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer, classify)
+    return FacePipeline(load_model(config), make_detector(config), tracker, schedule, timer, classify, FaceFollower(config.confirm_every))

@@ -87,7 +87,11 @@ class Tracker:
     def predicted_boxes(self) -> list[Box]:
         """Where each live track's face should be next frame (where to re-detect): its last box moved
         by its last step, so a window around it can stay small while the face moves."""
-        return [Box(t.box.x + t.step[0], t.box.y + t.step[1], t.box.w, t.box.h) for t in self._tracks.values()]
+        return list(self.predicted().values())
+
+    def predicted(self) -> dict[int, Box]:
+        """predicted_boxes by track id, oldest track first."""
+        return {t.track_id: Box(t.box.x + t.step[0], t.box.y + t.step[1], t.box.w, t.box.h) for t in self._tracks.values()}
 
     def latest(self) -> list[tuple[int, np.ndarray]]:
         """(track id, smoothed scores) of each box of the latest `update`, in the boxes' order."""

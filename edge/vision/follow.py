@@ -1,0 +1,80 @@
+"""Following a tracked face between detector windows by template matching, as correlation trackers do.
+
+The detector confirms each tracked face at least every `every` frames; in between, the face as the detector
+last saw it is looked for around its predicted box with `cv2.matchTemplate` on a small copy, which costs a
+fraction of a detector window. A weak match (the face turned, was covered or left) hands the face back to the
+detector at once, so a follower never keeps a box the detector would not have found for long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.vision.geometry import Box
+
+TEMPLATE_SIDE = 24  # the face is matched at this size: a 24 px face keeps eyes, nose and mouth apart
+SEARCH_GROWTH = 1.6  # the region searched around the predicted box: a face moving a third of its width a frame is still inside
+MIN_MATCH = 0.8  # normalised correlation a followed face must reach; below, the detector looks
+
+
+@dataclass
+class _Template:
+    pixels: np.ndarray  # the grey face as the detector found it, TEMPLATE_SIDE wide
+    box: Box  # the detector's box then: a followed box keeps its size
+    age: int  # frames since the detector found it
+
+
+def shrink(gray: np.ndarray, region: Box, ratio: float) -> np.ndarray | None:
+    """`region` of the frame (clipped) scaled by `ratio`; None when nothing of it is inside."""
+    height, width = gray.shape
+    area = region.clip(width, height)
+    if area.w < 2 or area.h < 2:
+        return None
+    crop = gray[area.y : area.y + area.h, area.x : area.x + area.w]
+    size = (max(1, round(area.w * ratio)), max(1, round(area.h * ratio)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+
+
+class FaceFollower:
+    """Per track: the template of its latest detection and how many frames ago that was. `every` = 1 turns
+    following off (the detector looks at every tracked face on every frame)."""
+
+    def __init__(self, every: int, min_match: float = MIN_MATCH):
+        self.every, self.min_match = int(every), float(min_match)
+        self._templates: dict[int, _Template] = {}
+
+    def follow(self, gray: np.ndarray, track: int, predicted: Box) -> Box | None:
+        """Where the face of `track` is in this frame, or None when the detector must look: following is
+        off, the track has no template, its detection is `every` frames old, or the best match is weak."""
+        template = self._templates.get(track)
+        if self.every <= 1 or template is None or template.age + 1 >= self.every:
+            return None
+        ratio = TEMPLATE_SIDE / max(template.box.w, 1)
+        search = predicted.expand(SEARCH_GROWTH).clip(*gray.shape[::-1])
+        window = shrink(gray, search, ratio)
+        if window is None or window.shape[0] < template.pixels.shape[0] or window.shape[1] < template.pixels.shape[1]:
+            return None
+        scores = cv2.matchTemplate(window, template.pixels, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (x, y) = cv2.minMaxLoc(scores)
+        if not best >= self.min_match:  # also refuses NaN (a flat window)
+            return None
+        template.age += 1
+        return Box(search.x + round(x / ratio), search.y + round(y / ratio), template.box.w, template.box.h)
+
+    def found(self, gray: np.ndarray, track: int, box: Box) -> None:
+        """The detector found `track`'s face at `box` this frame: it becomes the template (none for a face the
+        frame's edge cuts: the detector keeps looking for it)."""
+        if self.every <= 1:
+            return
+        height, width = gray.shape
+        if box.clip(width, height) != box or min(box.w, box.h) < 2:
+            self._templates.pop(track, None)
+            return
+        self._templates[track] = _Template(shrink(gray, box, TEMPLATE_SIDE / box.w), box, 0)
+
+    def forget(self, live: set[int] | None = None) -> None:
+        """Drop the templates of tracks that ended (all of them without `live`)."""
+        for track in [t for t in self._templates if live is None or t not in live]:
+            del self._templates[track]

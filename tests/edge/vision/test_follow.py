@@ -1,0 +1,132 @@
+"""Following a tracked face between detector windows (template matching): where the face went, when the detector
+must look instead, and that the pipeline calls the detector around a tracked face only every N frames."""
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
+from edge.measure.bench import load_truth
+from edge.sources.frame import Frame
+from edge.timing import StageTimer
+from edge.vision.faces import FacePipeline
+from edge.vision.follow import FaceFollower
+from edge.vision.geometry import Box
+from edge.vision.reclassify import ClassifySchedule
+from edge.vision.search import SearchSchedule
+from edge.vision.track import Tracker
+
+
+def sample_frames(count):
+    """The first `count` grey frames of the bundled clip (two portraits moving a few pixels a frame)."""
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
+    frames = []
+    while len(frames) < count:
+        ok, image = capture.read()
+        assert ok, f"{SAMPLE_CLIP} has fewer than {count} frames"
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    capture.release()
+    return frames
+
+
+TRUTH = load_truth(SAMPLE_TRUTH)
+
+
+def test_a_moving_face_is_followed_to_where_it_went_until_the_detector_is_due():
+    frames = sample_frames(5)
+    follower = FaceFollower(every=4)
+    for face, start in enumerate(TRUTH[0]):
+        follower.found(frames[0], face, start)
+        predicted = start
+        for index in (1, 2, 3):
+            followed = follower.follow(frames[index], face, predicted)
+            assert followed is not None, f"face {face} lost on frame {index}"
+            assert followed.iou(TRUTH[index][face]) > 0.85, (index, followed, TRUTH[index][face])
+            predicted = followed
+        assert follower.follow(frames[4], face, predicted) is None  # 4 frames since the detector: it looks again
+
+
+def test_a_face_that_is_gone_is_handed_back_to_the_detector():
+    frames = sample_frames(2)
+    face = TRUTH[0][0]
+    follower = FaceFollower(every=10)
+    follower.found(frames[0], 0, face)
+    gone = frames[1].copy()
+    gone[face.y - 20 : face.y + face.h + 20, face.x - 20 : face.x + face.w + 20] = np.random.default_rng(0).integers(0, 255, (face.h + 40, face.w + 40))
+    assert follower.follow(gone, 0, face) is None
+    flat = np.full_like(frames[1], 90)  # a covered camera: no correlation at all (NaN scores are refused too)
+    assert follower.follow(flat, 0, face) is None
+
+
+def test_following_off_and_faces_the_edge_cuts_leave_the_detector_in_charge():
+    frame = sample_frames(1)[0]
+    face = TRUTH[0][0]
+    off = FaceFollower(every=1)
+    off.found(frame, 0, face)
+    assert off.follow(frame, 0, face) is None
+    follower = FaceFollower(every=5)
+    follower.found(frame, 0, Box(-10, face.y, face.w, face.h))  # partly outside the frame: no template
+    assert follower.follow(frame, 0, face) is None
+    assert follower.follow(frame, 7, face) is None  # a track never found
+
+
+def test_ended_tracks_are_forgotten():
+    frame = sample_frames(1)[0]
+    follower = FaceFollower(every=5)
+    for face, box in enumerate(TRUTH[0]):
+        follower.found(frame, face, box)
+    follower.forget({1})
+    assert follower.follow(frame, 0, TRUTH[0][0]) is None
+    assert follower.follow(frame, 1, TRUTH[0][1]) is not None
+    follower.forget()
+    assert follower.follow(frame, 1, TRUTH[0][1]) is None
+
+
+class CountingDetector:
+    """Haar's interface, finding the clip's true boxes; counts the windows it is asked to search."""
+
+    window_growth = 1.3
+
+    def __init__(self):
+        self.frame, self.windows = 0, []
+
+    def detect(self, gray):
+        return list(TRUTH[self.frame])
+
+    def detect_in(self, gray, region, face_size=None):
+        self.windows.append(self.frame)
+        return [box for box in TRUTH[self.frame] if region.iou(box) > 0.3]
+
+
+class FixedModel:
+    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+    def classify(self, crops):
+        return np.tile(np.eye(7, dtype=np.float32)[6], (len(crops), 1))
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_the_pipeline_asks_the_detector_about_a_tracked_face_every_n_frames_and_keeps_its_box(every):
+    frames = sample_frames(12)
+    detector = CountingDetector()
+    faces = FacePipeline(FixedModel(), detector, Tracker(), SearchSchedule(100, 100, None), StageTimer(), ClassifySchedule(),
+                         FaceFollower(every))
+    for index, gray in enumerate(frames):
+        detector.frame = index
+        result = faces.process(Frame(index, index / 30, gray, None))
+        assert len(result.boxes) == len(TRUTH[index])
+        for box, truth in zip(sorted(result.boxes, key=lambda b: b.x), sorted(TRUTH[index], key=lambda b: b.x), strict=True):
+            assert box.iou(truth) > 0.8, (index, box, truth)
+    windows_per_frame = {index: detector.windows.count(index) for index in range(1, 12)}
+    faces_tracked = len(TRUTH[0])
+    if every == 1:
+        assert set(windows_per_frame.values()) == {faces_tracked}
+    else:  # found whole on frame 0, then the detector on frames 3, 6, 9 only
+        assert [index for index, count in windows_per_frame.items() if count] == [3, 6, 9]
+        assert all(count == faces_tracked for count in windows_per_frame.values() if count)
+
+
+def test_the_setting_is_bounded_and_named():
+    assert RunConfig().confirm_every >= 1
+    with pytest.raises(ValueError, match="--confirm-every"):
+        RunConfig(confirm_every=0)
