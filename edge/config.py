@@ -87,7 +87,7 @@ class RunConfig:
     yunet_score: float = setting(0.7, "YuNet: smallest face score kept (bigger means fewer false faces, may miss some)", above=0.0, below=1.0, panel="Detection")
     landmarks: bool = setting(False, "YuNet: add each face's five landmarks (eyes, nose tip, mouth corners) to its records", panel="Detection")
     detect_every: int = setting(5, "video: search for new faces at most every N frames while faces are tracked (with the motion gate, only where something moved or a face was lost); in between only around tracked faces", low=1, high=300, panel="Detection")
-    confirm_every: int = setting(3, "video: the detector looks for each tracked face at least every N frames; in between the face is followed by template matching, at a fraction of the cost (1 = the detector every frame)", low=1, high=300, panel="Detection")
+    confirm_every: int = setting(5, "video: the detector looks for each tracked face at least every N frames; in between the face is followed by template matching, at a fraction of the cost (1 = the detector every frame)", low=1, high=300, panel="Detection")
     motion_threshold: int = setting(12, "video: grey-level change between frames (on a 1/8-size thumbnail) outside the tracked people that makes a search for new faces there due", low=1, high=255, zero_means="no motion gate: the whole frame every detect_every frames", panel="Detection")
     still_detect_every: int = setting(60, "video: with the motion gate, search the whole frame at least every N frames even when nothing moves", low=1, high=10_000, panel="Detection")
     # Per-track classification (issue 30): a tracked face is classified again when its track needs it.

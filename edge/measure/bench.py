@@ -49,7 +49,10 @@ DETECTOR_GRID: dict[str, dict] = {
     "YuNet half-res, windows + motion gate": dict(detector="yunet"),
     "YuNet full-res, windows + motion gate": dict(detector="yunet", detect_width=0),
     "YuNet full-res score 0.6, windows + motion gate": dict(detector="yunet", detect_width=0, yunet_score=0.6),
+    "YuNet full-res score 0.7, whole every 30, windows + motion gate (hard scenes)": dict(detector="yunet", detect_width=0, yunet_score=0.7,
+                                                                                     still_detect_every=30),
     "Haar default, classify every face every frame": dict(detector="haar", classify_every=1),
+    "Haar default, detector around every face every frame": dict(detector="haar", confirm_every=1),
 }
 GRIDS = {"detectors": DETECTOR_GRID, "haar-levers": HAAR_LEVERS}
 CLIPS = {"sample": (SAMPLE_CLIP, SAMPLE_TRUTH), "hard": (HARD_CLIP, HARD_TRUTH)}
