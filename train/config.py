@@ -67,6 +67,11 @@ class TrainConfig:
     brightness: float = setting(0.15, "largest random brightness change, fraction of the grey range", low=0.0, high=1.0, panel="Augmentation")
     contrast: float = setting(0.2, "largest random contrast change, fraction around the image mean", low=0.0, high=1.0, panel="Augmentation")
     flip: bool = setting(True, "random horizontal flips", panel="Augmentation")
+    # Faces from other cameras and labs (issue 31): off by default, so earlier recipes train as they did.
+    gamma: float = setting(0.0, "largest random gamma change: each face's grey levels raised to a power between 1/(1+G) and 1+G", low=0.0, high=3.0, panel="Augmentation")
+    blur: float = setting(0.0, "largest random blur: this share at most of a 5x5 Gaussian-blurred copy blended into each face", low=0.0, high=1.0, panel="Augmentation")
+    noise: float = setting(0.0, "largest random Gaussian noise, standard deviation as a fraction of the grey range", low=0.0, high=0.5, panel="Augmentation")
+    jpeg_quality: int = setting(0, "lowest random JPEG quality each face is re-encoded at (between it and 100)", low=5, high=100, zero_means="no JPEG re-encoding", panel="Augmentation")
     l2: float = setting(0.01, "L2 weight decay of the base convolutions", low=0.0, high=1.0, panel="Network")
     patience: int = setting(40, "early stopping: epochs without a better PublicTest accuracy", low=1, high=10_000, panel="Schedule")
     seed: int = setting(1337, "random seed (initialisation, shuffling, augmentation)", low=0, high=2**31 - 1, panel="Network")

@@ -47,7 +47,39 @@ def augment_batch(images: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf
     contrast = tf.reshape(uniform(5, 1 - config.contrast, 1 + config.contrast), [-1, 1, 1, 1])
     brightness = tf.reshape(uniform(6, -config.brightness, config.brightness) * 255.0, [-1, 1, 1, 1])
     pixels = tf.clip_by_value((pixels - mean) * contrast + mean + brightness, 0.0, 255.0)
+    pixels = other_cameras(pixels, config, tf.random.experimental.stateless_split(seeds[0], 4))  # own seeds: the draws above stay as they were
     return pixels * PIXEL_SCALE + PIXEL_OFFSET
+
+
+GAUSSIAN_5 = np.outer(*[np.array([1, 4, 6, 4, 1], np.float32) / 16] * 2)  # binomial approximation of a Gaussian, sigma about 1
+
+
+def other_cameras(pixels: tf.Tensor, config: TrainConfig, seeds: tf.Tensor) -> tf.Tensor:
+    """Blur, gamma, JPEG re-encoding and sensor noise, each only when its setting is above 0: what makes a face
+    from another camera or lab look unlike FER2013's. float32 grey levels (B, 48, 48, 1) in [0, 255], and out."""
+    batch = tf.shape(pixels)[0]
+
+    def per_face(index, low, high):
+        return tf.reshape(tf.random.stateless_uniform([batch], seeds[index], low, high), [-1, 1, 1, 1])
+
+    if config.blur:
+        blurred = tf.nn.conv2d(pixels, GAUSSIAN_5[:, :, None, None], strides=1, padding="SAME")
+        edge = tf.nn.conv2d(tf.ones_like(pixels), GAUSSIAN_5[:, :, None, None], strides=1, padding="SAME")  # renormalise the border
+        share = per_face(0, 0.0, config.blur)
+        pixels = (1 - share) * pixels + share * blurred / edge
+    if config.gamma:
+        exponent = tf.exp(per_face(1, -1.0, 1.0) * math.log1p(config.gamma))  # log-uniform in [1/(1+G), 1+G]
+        pixels = 255.0 * tf.pow(tf.clip_by_value(pixels / 255.0, 0.0, 1.0), exponent)
+    if config.jpeg_quality:
+        qualities = tf.random.stateless_uniform([batch], seeds[2], config.jpeg_quality, 101, dtype=tf.int32)
+        pixels = tf.map_fn(
+            lambda face: tf.cast(tf.image.adjust_jpeg_quality(tf.cast(tf.round(face[0]), tf.uint8), face[1]), tf.float32),
+            (pixels, qualities), fn_output_signature=tf.float32,
+        )
+    if config.noise:
+        sigma = per_face(3, 0.0, config.noise * 255.0)
+        pixels = pixels + sigma * tf.random.stateless_normal(tf.shape(pixels), seeds[3])
+    return tf.clip_by_value(pixels, 0.0, 255.0)
 
 
 def make_train_dataset(images: np.ndarray, targets: np.ndarray, config: TrainConfig) -> tf.data.Dataset:

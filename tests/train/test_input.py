@@ -41,3 +41,48 @@ def test_augmentation_flip_mirrors_the_face(small_dataset):
     flipped = [np.allclose(a, m, atol=1e-4) for a, m in zip(augmented, mirrored, strict=True)]
     assert all(s or f for s, f in zip(same, flipped, strict=True))
     assert 10 < sum(flipped) < 54
+
+
+PLAIN = dict(data="", flip=False, rotation_degrees=0, shift_fraction=0, zoom_fraction=0, brightness=0, contrast=0)
+
+
+def grey_levels(images, seed, **other_cameras):
+    """augment_batch with only the other-camera augmentations asked for, back in grey levels (0..255)."""
+    inputs = augment_batch(tf.constant(images[..., None]), TrainConfig(**PLAIN, **other_cameras), tf.constant(seed, tf.int64)).numpy()
+    return ((inputs - contract.PIXEL_OFFSET) / contract.PIXEL_SCALE)[..., 0]
+
+
+@pytest.mark.parametrize("setting", [dict(blur=1.0), dict(gamma=1.0), dict(jpeg_quality=10), dict(noise=0.1)])
+def test_each_other_camera_augmentation_changes_faces_within_the_grey_range_and_repeats_with_its_seed(small_dataset, setting):
+    images = small_dataset[0][:16]
+    first, again, other = (grey_levels(images, seed, **setting) for seed in ([5, 6], [5, 6], [7, 8]))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+    assert first.min() >= -1e-3 and first.max() <= 255 + 1e-3
+    changed = np.abs(first - images).mean(axis=(1, 2))
+    assert (changed > 0.5).sum() >= 8, changed  # most faces moved (each draws its own strength, some near 0)
+
+
+def test_blur_removes_fine_detail_and_gamma_keeps_each_faces_order_of_grey_levels(small_dataset):
+    images = small_dataset[0][:16]
+    detail = lambda faces: np.abs(np.diff(faces.astype(np.float64), axis=2)).mean()  # noqa: E731
+    assert detail(grey_levels(images, [1, 1], blur=1.0)) < 0.9 * detail(images)
+    gamma = grey_levels(images, [2, 2], gamma=1.0)
+    for before, after in zip(images, gamma, strict=True):
+        order = np.argsort(before.ravel(), kind="stable")
+        assert np.all(np.diff(after.ravel()[order]) >= -1e-3)  # a power of the grey level: monotonic
+    assert np.abs(gamma - images).mean() > 2
+
+
+def test_noise_and_jpeg_strength_follow_their_settings(small_dataset):
+    images = small_dataset[0][:32]
+    weak, strong = (np.abs(grey_levels(images, [3, 3], noise=level) - images).mean() for level in (0.01, 0.2))
+    assert weak < 2 < strong
+    mild, harsh = (np.abs(grey_levels(images, [4, 4], jpeg_quality=quality) - images).mean() for quality in (95, 5))
+    assert mild < harsh
+
+
+def test_other_camera_settings_are_bounded():
+    for name, bad in (("gamma", -0.1), ("blur", 1.5), ("noise", 0.9), ("jpeg_quality", 3)):
+        with pytest.raises(ValueError, match=name.replace("_", "[-_]")):
+            TrainConfig(data="", **{name: bad})
