@@ -122,9 +122,26 @@ def main(
               + (f"  CK+48 {row['ckplus48']['accuracy'] * 100:.2f}/{row['ckplus48']['balanced_accuracy'] * 100:.2f}" if ckplus else ""))
     if out:
         measured_by = "scripts/measure_ensemble.py on " + ", ".join(Path(x).name for x in (data, ckplus) if x)
-        ensembles = [{**row, "measured_by": measured_by} for row in rows if len(row["files"]) > 1]
+        ensembles = merged(out, [{**row, "measured_by": measured_by} for row in rows if len(row["files"]) > 1])
         out.write_text(json.dumps({"ensembles": ensembles}, indent=2) + "\n")
         print(f"wrote {out}", file=sys.stderr)
+
+
+SAME_RUN = ("sha256", "flip_tta", "shift_tta", "balance")  # what `edge info` matches an entry by
+
+
+def merged(out: Path, new_rows: list[dict]) -> list[dict]:
+    """The rows already in `out` that these do not measure again (other files or other settings), then these."""
+    try:
+        kept = json.loads(out.read_text()).get("ensembles", []) if out.is_file() else []
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"{out}: cannot read the ensembles measured before ({error}); move it away to start afresh") from error
+    replaced = {run_key(row) for row in new_rows}
+    return [row for row in kept if run_key(row) not in replaced] + new_rows
+
+
+def run_key(row: dict) -> tuple[str, ...]:
+    return tuple(json.dumps(row.get(name)) for name in SAME_RUN)
 
 
 if __name__ == "__main__":
