@@ -58,7 +58,8 @@ def merge_duplicates(boxes: list[Box]) -> list[Box]:
 
 class FacePipeline:
     """One video frame at a time: detection in a window around each tracked face, which costs far
-    less than a full detection, plus a search for new faces where and when `SearchSchedule` says."""
+    less than a full detection (and, between windows, following the face by template matching, which
+    costs less again), plus a search for new faces where and when `SearchSchedule` says."""
 
     def __init__(self, model: EmotionModel, detector: FaceDetector, tracker: Tracker, schedule: SearchSchedule, timer: StageTimer,
                  classify: ClassifySchedule | None = None, follower: FaceFollower | None = None):
