@@ -135,7 +135,7 @@ def start_model(config: TrainConfig, run: distribute.Run, state: dict | None, la
         initial_epoch, best_so_far = state["next_epoch"], state["best_val_accuracy"]
         with run.building():
             model = load_keras_model(last, "--resume")
-        print(f"resuming at epoch {initial_epoch + 1} (best PublicTest accuracy so far {best_so_far:.4f})")
+        print(f"resuming at epoch {initial_epoch + 1} (best PublicTest {config.select_on.replace('_', ' ')} so far {best_so_far:.4f})")
         return model, initial_epoch, best_so_far
     with run.building():
         model = build_model(config, prior, synchronized=run.synchronized_batch_norm)

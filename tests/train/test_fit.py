@@ -62,10 +62,10 @@ def test_smoke_training_writes_every_artifact(small_csv, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
+def test_resume_continues_where_the_run_stopped(small_csv, tmp_path, capsys):
     import keras
 
-    run_fit(small_csv, tmp_path, epochs=3)
+    run_fit(small_csv, tmp_path, epochs=3, select_on="balanced_accuracy")  # the checkpoint chosen by another figure
     # simulate a run stopped after its first epoch
     first = keras.models.load_model(tmp_path / ".train" / "last.keras")
     steps_per_epoch = int(first.optimizer.iterations.numpy()) // 3
@@ -77,14 +77,16 @@ def test_resume_continues_where_the_run_stopped(small_csv, tmp_path):
     (tmp_path / ".train" / "state.json").write_text(json_module.dumps(state))
     history = (tmp_path / "history.csv").read_text().splitlines()
     (tmp_path / "history.csv").write_text("\n".join(history[:2]) + "\n")
-    report = run_fit(small_csv, tmp_path, epochs=3, resume=True)
+    capsys.readouterr()
+    report = run_fit(small_csv, tmp_path, epochs=3, resume=True, select_on="balanced_accuracy")
+    assert f"resuming at epoch 2 (best PublicTest balanced accuracy so far {state['best_val_accuracy']:.4f})" in capsys.readouterr().out
     resumed = keras.models.load_model(tmp_path / ".train" / "last.keras")
     assert int(resumed.optimizer.iterations.numpy()) == 5 * steps_per_epoch  # 3 + 2 more: the optimizer state went on
     epochs = [line.split(",")[0] for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2"] and report["epochs_run"] == 3
     for epochs in (3, 4):  # finished: one answer, whatever --epochs says (issue 22: it used to advise more epochs, then refuse them)
         with pytest.raises(ValueError, match="finished \\(all 3 epochs.*nothing to resume"):
-            run_fit(small_csv, tmp_path, epochs=epochs, resume=True)
+            run_fit(small_csv, tmp_path, epochs=epochs, resume=True, select_on="balanced_accuracy")
 
 
 def test_resume_without_a_run_is_a_clear_error(small_csv, tmp_path):
