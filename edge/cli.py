@@ -436,14 +436,11 @@ def bench_pipeline(
         save_results,
     )
 
-    lists = {
-        "detector": (detector, str), "detect_width": (detect_width, int), "scale_factor": (scale_factor, float),
-        "detect_every": (detect_every, int), "motion_threshold": (motion_threshold, int),
-        "still_detect_every": (still_detect_every, int), "min_neighbors": (min_neighbors, int), "min_face": (min_face, int),
-        "blazeface_tiles": (blazeface_tiles, int), "blazeface_score": (blazeface_score, float),
-        "yunet_score": (yunet_score, float), "classify_every": (classify_every, int), "confirm_every": (confirm_every, int),
-    }
-    chosen = parse_lists(lists)
+    given = dict(detector=detector, detect_width=detect_width, scale_factor=scale_factor, detect_every=detect_every,
+                 motion_threshold=motion_threshold, still_detect_every=still_detect_every, min_neighbors=min_neighbors,
+                 min_face=min_face, blazeface_tiles=blazeface_tiles, blazeface_score=blazeface_score, yunet_score=yunet_score,
+                 classify_every=classify_every, confirm_every=confirm_every)
+    chosen = parse_lists({name: (text, type(RunConfig.__dataclass_fields__[name].default)) for name, text in given.items()})  # typed as each setting
     if not chosen and grid not in GRIDS:
         fail(f"--grid must be one of {', '.join(GRIDS)}, got {grid!r}")
     if one_core:
