@@ -14,27 +14,35 @@ import numpy as np
 
 from edge.vision.geometry import Box
 
-TEMPLATE_SIDE = 24  # the face is matched at this size: a 24 px face keeps eyes, nose and mouth apart
+TEMPLATE_SIDE = 24  # the face is matched at about this size: a 24 px face keeps eyes, nose and mouth apart
 SEARCH_GROWTH = 1.6  # the region searched around the predicted box: a face moving a third of its width a frame is still inside
 MIN_MATCH = 0.8  # normalised correlation a followed face must reach; below, the detector looks
 
 
 @dataclass
 class _Template:
-    pixels: np.ndarray  # the grey face as the detector found it, TEMPLATE_SIDE wide
+    pixels: np.ndarray  # the grey face as the detector found it, shrunk `divisor` times
     box: Box  # the detector's box then: a followed box keeps its size
+    divisor: int  # the template and each window searched for it are shrunk by this whole factor
     age: int  # frames since the detector found it
 
 
-def shrink(gray: np.ndarray, region: Box, ratio: float) -> np.ndarray | None:
-    """`region` of the frame (clipped) scaled by `ratio`; None when nothing of it is inside."""
+def divisor_for(face_width: int) -> int:
+    """The whole factor that shrinks a face of this width to about TEMPLATE_SIDE (1 for small faces)."""
+    return max(1, round(face_width / TEMPLATE_SIDE))
+
+
+def shrink(gray: np.ndarray, region: Box, divisor: int) -> np.ndarray | None:
+    """`region` of the frame (clipped, and trimmed to a multiple of `divisor`) shrunk `divisor` times by block
+    averages; None when less than a block of it is inside. A whole factor takes OpenCV's fast INTER_AREA path:
+    a quarter of the cost of an arbitrary ratio."""
     height, width = gray.shape
     area = region.clip(width, height)
-    if area.w < 2 or area.h < 2:
+    columns, rows = area.w // divisor, area.h // divisor
+    if columns < 2 or rows < 2:
         return None
-    crop = gray[area.y : area.y + area.h, area.x : area.x + area.w]
-    size = (max(1, round(area.w * ratio)), max(1, round(area.h * ratio)))
-    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    crop = gray[area.y : area.y + rows * divisor, area.x : area.x + columns * divisor]
+    return crop if divisor == 1 else cv2.resize(crop, (columns, rows), interpolation=cv2.INTER_AREA)
 
 
 class FaceFollower:
@@ -51,9 +59,8 @@ class FaceFollower:
         template = self._templates.get(track)
         if self.every <= 1 or template is None or template.age + 1 >= self.every:
             return None
-        ratio = TEMPLATE_SIDE / max(template.box.w, 1)
         search = predicted.expand(SEARCH_GROWTH).clip(*gray.shape[::-1])
-        window = shrink(gray, search, ratio)
+        window = shrink(gray, search, template.divisor)
         if window is None or window.shape[0] < template.pixels.shape[0] or window.shape[1] < template.pixels.shape[1]:
             return None
         scores = cv2.matchTemplate(window, template.pixels, cv2.TM_CCOEFF_NORMED)
@@ -61,7 +68,7 @@ class FaceFollower:
         if not best >= self.min_match:  # also refuses NaN (a flat window)
             return None
         template.age += 1
-        return Box(search.x + round(x / ratio), search.y + round(y / ratio), template.box.w, template.box.h)
+        return Box(search.x + x * template.divisor, search.y + y * template.divisor, template.box.w, template.box.h)
 
     def found(self, gray: np.ndarray, track: int, box: Box) -> None:
         """The detector found `track`'s face at `box` this frame: it becomes the template (none for a face the
@@ -72,7 +79,12 @@ class FaceFollower:
         if box.clip(width, height) != box or min(box.w, box.h) < 2:
             self._templates.pop(track, None)
             return
-        self._templates[track] = _Template(shrink(gray, box, TEMPLATE_SIDE / box.w), box, 0)
+        divisor = divisor_for(box.w)
+        pixels = shrink(gray, box, divisor)
+        if pixels is None:
+            self._templates.pop(track, None)
+            return
+        self._templates[track] = _Template(pixels, box, divisor, 0)
 
     def forget(self, live: set[int] | None = None) -> None:
         """Drop the templates of tracks that ended (all of them without `live`)."""

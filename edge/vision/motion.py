@@ -12,7 +12,18 @@ import numpy as np
 
 from edge.vision.geometry import Box
 
-THUMBNAIL_SHRINK = 8  # frames are compared at 1/8 size: block averages damp sensor noise, a 30 px face is still 4 px
+HALVINGS = 3  # frames are compared at 1/8 size: block averages damp sensor noise, a 30 px face is still 4 px
+THUMBNAIL_SHRINK = 2**HALVINGS
+
+
+def thumbnail(gray: np.ndarray) -> np.ndarray:
+    """The frame's 8 x 8 block averages (its last rows and columns short of a block left out), as three halvings:
+    OpenCV's 2x INTER_AREA path is vectorised, one 8x resize is not (0.03 against 0.18 ms for 640 x 480)."""
+    height, width = gray.shape
+    small = gray[: height - height % THUMBNAIL_SHRINK, : width - width % THUMBNAIL_SHRINK]
+    for _ in range(HALVINGS):
+        small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return small
 
 
 class MotionGate:
@@ -31,12 +42,15 @@ class MotionGate:
         the previous frame outside the tracked faces' people; None when nothing did. The first frame
         (or a new frame size) counts as changed everywhere."""
         height, width = gray.shape
-        size = (max(1, width // THUMBNAIL_SHRINK), max(1, height // THUMBNAIL_SHRINK))
-        thumbnail = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        previous, self._previous = self._previous, thumbnail
-        if previous is None or previous.shape != thumbnail.shape:
+        if height < THUMBNAIL_SHRINK or width < THUMBNAIL_SHRINK:  # too small to gate: search it all
+            self._previous = None
             return Box(0, 0, width, height)
-        changed = cv2.absdiff(thumbnail, previous) > self.threshold
+        small = thumbnail(gray)
+        size = small.shape[::-1]
+        previous, self._previous = self._previous, small
+        if previous is None or previous.shape != small.shape:
+            return Box(0, 0, width, height)
+        changed = cv2.absdiff(small, previous) > self.threshold
         for face in tracked:
             x, y, w, h = person_region(face).scale(1.0 / THUMBNAIL_SHRINK).clip(*size)
             changed[y : y + h + 1, x : x + w + 1] = False

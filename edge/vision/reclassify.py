@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -18,7 +19,7 @@ class _Seen:
 
 def crop_change(first: np.ndarray, second: np.ndarray) -> float:
     """Mean absolute grey-level difference of two face crops of the same shape."""
-    return float(np.mean(np.abs(first.astype(np.int16) - second.astype(np.int16))))
+    return cv2.norm(first, second, cv2.NORM_L1) / first.size
 
 
 class ClassifySchedule:

@@ -130,3 +130,25 @@ def test_the_setting_is_bounded_and_named():
     assert RunConfig().confirm_every >= 1
     with pytest.raises(ValueError, match="--confirm-every"):
         RunConfig(confirm_every=0)
+
+
+@pytest.mark.parametrize("face_width, divisor", [(20, 1), (35, 1), (36, 2), (120, 5), (130, 5), (180, 8)])
+def test_faces_are_matched_about_24_px_wide_shrunk_by_a_whole_factor(face_width, divisor):
+    from edge.vision.follow import divisor_for, shrink
+
+    assert divisor_for(face_width) == divisor
+    frame = np.random.default_rng(1).integers(0, 256, (480, 640)).astype(np.uint8)
+    region = Box(10, 20, face_width + 3, face_width)  # not a multiple of the factor: the rest is trimmed
+    small = shrink(frame, region, divisor)
+    assert small.shape == (face_width // divisor, (face_width + 3) // divisor)
+    block = frame[20 : 20 + divisor, 10 : 10 + divisor]
+    assert abs(int(small[0, 0]) - block.mean()) <= 0.5  # block averages
+
+
+def test_a_region_smaller_than_two_blocks_gives_nothing_to_match():
+    from edge.vision.follow import shrink
+
+    frame = np.zeros((480, 640), np.uint8)
+    assert shrink(frame, Box(632, 10, 40, 40), 5) is None  # 8 px inside the frame: fewer than 2 blocks of 5
+    assert shrink(frame, Box(630, 10, 40, 40), 5).shape == (8, 2)
+    assert shrink(frame, Box(-100, -100, 50, 50), 1) is None

@@ -149,3 +149,23 @@ def test_after_a_gap_the_next_frame_is_searched_whole():
     assert plan(schedule, 1, tracked) == [None]
     schedule.restart()
     assert plan(schedule, 1, tracked) == [WHOLE]
+
+
+@pytest.mark.parametrize("height, width", [(480, 640), (487, 645), (8, 8)])
+def test_the_thumbnail_is_the_frames_8_by_8_block_means(height, width):
+    from edge.vision.motion import thumbnail
+
+    frame = np.random.default_rng(3).integers(0, 256, (height, width)).astype(np.uint8)
+    rows, columns = height // THUMBNAIL_SHRINK, width // THUMBNAIL_SHRINK
+    blocks = frame[: rows * THUMBNAIL_SHRINK, : columns * THUMBNAIL_SHRINK].reshape(rows, THUMBNAIL_SHRINK, columns, THUMBNAIL_SHRINK)
+    means = blocks.mean(axis=(1, 3))
+    small = thumbnail(frame)
+    assert small.shape == (rows, columns)
+    assert np.abs(small - means).max() <= 1.5  # each of three halvings rounds by half a grey level at most
+
+
+def test_a_frame_smaller_than_a_thumbnail_block_is_searched_whole_every_time():
+    gate = MotionGate(threshold=12)
+    tiny = np.zeros((6, 40), np.uint8)
+    assert gate.changed_area(tiny, []) == Box(0, 0, 40, 6)
+    assert gate.changed_area(tiny, []) == Box(0, 0, 40, 6)
