@@ -43,11 +43,16 @@ help:
 # pip, quietly: setuptools's "Editable installation" notice reaches the terminal as a warning even with -q.
 PIP = PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q
 
+# Freshly written libraries leave the page cache (edge.host.drop_cached_libraries: as after a reboot): mapped
+# straight after pip wrote them they count ~50 MB more resident memory in every run (docs/benchmarks.md).
+DROP_CACHE = $(PY) -c 'import sys; from edge.host import drop_cached_libraries as drop; drop(sys.argv[1])' $(VENV)
+
 # The runtime alone: numpy, OpenCV 4, typer and a TFLite interpreter (no TensorFlow).
 $(VENV)/.edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) -e ".[litert]"
+	$(DROP_CACHE)
 	touch $@
 
 # Training, conversion and development tools on top: tensorflow-cpu, or with GPU=1 the CUDA build. The two
@@ -55,11 +60,13 @@ $(VENV)/.edge: pyproject.toml
 $(VENV)/.all: $(VENV)/.edge
 	$(if $(wildcard $(VENV)/.all-gpu),$(PY) -m pip uninstall -q -y tensorflow && rm -f $(VENV)/.all-gpu)
 	$(PIP) -e ".[train,dev]"
+	$(DROP_CACHE)
 	touch $@
 
 $(VENV)/.all-gpu: $(VENV)/.edge
 	$(if $(wildcard $(VENV)/.all),$(PY) -m pip uninstall -q -y tensorflow-cpu && rm -f $(VENV)/.all)
 	$(PIP) -e ".[train-gpu,dev]"
+	$(DROP_CACHE)
 	touch $@
 
 venv: $(ALL)

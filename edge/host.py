@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import subprocess
@@ -67,6 +68,30 @@ def pi_health() -> dict:
     return {"cpu_temp_c": cpu_temp_c(), "throttled": read_throttled()}
 
 
+def drop_cached_libraries(folder: Path) -> tuple[int, int]:
+    """Ask the kernel to drop the page cache of the shared libraries under `folder` (a venv just installed), as a
+    reboot would; returns (files, bytes). Pages pip has just written stay cached, and a process mapping a library
+    gets the cached pages around each page it touches too (fault-around, over the large folios the write made):
+    `make demo` right after an install peaked at 159 MB resident against 111 MB once these were dropped (OpenCV's
+    library alone 41 against 14 MB), the same allocations either way. Each file is written back first (dirty
+    pages are not dropped); pages a running process maps stay; nothing is deleted, what is needed is read again."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder (the virtual environment to drop from the page cache)")
+    files = size = 0
+    if not hasattr(os, "posix_fadvise"):  # macOS: no such call, and no large folios to drop
+        return files, size
+    for path in folder.rglob("*.so*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(descriptor)  # pages not yet written back are not dropped
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
+        files, size = files + 1, size + path.stat().st_size
+    return files, size
 
 
 def peak_rss_mb() -> float:

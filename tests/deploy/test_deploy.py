@@ -125,6 +125,7 @@ def test_install_dry_run_prints_each_step_and_changes_nothing(tmp_path):
         " typer\n",
         " ai-edge-litert\n",
         " tflite-runtime\n",
+        "drop_cached_libraries\\ as\\ drop\\;\\ drop\\(sys.argv\\[1\\]\\) " + f"{app}/venv\n",  # printed shell-quoted, before the service starts
         f"install -m 644 {DEPLOY}/mini_xception_int8.tflite {DEPLOY}/mini_xception_int8.json {app}/",
         f"> {app}/edge.toml",
         "/etc/systemd/system/fer-edge.service",

@@ -1,4 +1,7 @@
 
+import os
+from pathlib import Path
+
 import pytest
 
 from edge import host
@@ -47,3 +50,27 @@ def test_resident_parts_split_what_the_run_allocated_from_mapped_files(tmp_path)
     assert resident_parts_mb(tmp_path / "absent") == {}
     here = resident_parts_mb()  # this process, on Linux
     assert here["rss_anon_mb"] > 1 and here["rss_file_mb"] > 1
+
+
+def test_dropping_a_venvs_libraries_from_the_page_cache_asks_for_each_shared_library_only(tmp_path, monkeypatch):
+    from edge.host import drop_cached_libraries
+
+    site = tmp_path / "lib" / "site-packages" / "cv2"
+    site.mkdir(parents=True)
+    for name, size in (("cv2.abi3.so", 3000), ("libavcodec.so.62.28", 2000), ("__init__.py", 100), ("data.json", 50)):
+        (site / name).write_bytes(b"x" * size)
+    (site / "libavcodec.so").symlink_to(site / "libavcodec.so.62.28")  # the same file: asked once
+    asked = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: asked.append((os.readlink(f"/proc/self/fd/{fd}"), offset, length, advice)) or real(fd, offset, length, advice))
+    assert drop_cached_libraries(tmp_path) == (2, 5000)
+    assert sorted(Path(path).name for path, *_ in asked) == ["cv2.abi3.so", "libavcodec.so.62.28"]
+    assert {(offset, length, advice) for _, offset, length, advice in asked} == {(0, 0, os.POSIX_FADV_DONTNEED)}  # whole files
+    assert all((site / name).exists() for name in ("cv2.abi3.so", "__init__.py"))  # nothing deleted
+
+
+def test_dropping_a_folder_that_is_not_there_names_it(tmp_path):
+    from edge.host import drop_cached_libraries
+
+    with pytest.raises(ValueError, match="nope: no such folder"):
+        drop_cached_libraries(tmp_path / "nope")
