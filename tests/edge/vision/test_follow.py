@@ -132,8 +132,8 @@ def test_the_setting_is_bounded_and_named():
         RunConfig(confirm_every=0)
 
 
-@pytest.mark.parametrize("face_width, divisor", [(20, 1), (35, 1), (36, 2), (120, 5), (130, 5), (180, 8)])
-def test_faces_are_matched_about_24_px_wide_shrunk_by_a_whole_factor(face_width, divisor):
+@pytest.mark.parametrize("face_width, divisor", [(20, 1), (36, 1), (47, 1), (48, 2), (120, 5), (130, 5), (180, 7)])
+def test_faces_are_matched_24_to_47_px_wide_shrunk_by_a_whole_factor(face_width, divisor):
     from edge.vision.follow import divisor_for, shrink
 
     assert divisor_for(face_width) == divisor
