@@ -82,7 +82,8 @@ class FacePipeline:
         predicted = self.tracker.predicted()
         self._followed = set()
         area = self.schedule.search_area(gray, list(predicted.values()))
-        if area is not None and area.area == gray.size:  # the whole frame
+        whole = area is not None and area.area == gray.size
+        if whole and not (predicted and getattr(self.detector, "skips_tracked", False)):
             return self.detector.detect(gray), True
         found, lost = [], []
         for track, region in predicted.items():
@@ -95,10 +96,13 @@ class FacePipeline:
             if not boxes:
                 lost.append(region)
             found += boxes
-        self.schedule.lost(lost)
-        if area is not None:
-            found += self.detector.detect_in(gray, area)
-        return merge_duplicates(found), False
+        if whole:  # for new faces and lost ones: the faces just found around their tracks are left out
+            found += self.detector.detect(gray, skip=[box.expand(self.detector.window_growth) for box in found])
+        else:
+            self.schedule.lost(lost)
+            if area is not None:
+                found += self.detector.detect_in(gray, area)
+        return merge_duplicates(found), whole
 
     def process(self, frame: Frame) -> FrameResult:
         with self.timer.stage("detect"):

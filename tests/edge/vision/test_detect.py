@@ -180,3 +180,26 @@ def test_downscaled_detection_uses_the_ratio(grace_hopper):
     assert FaceDetector(detect_width=320).ratio(grace_hopper.shape[1]) == pytest.approx(320 / 512)
     assert FaceDetector(detect_width=640).ratio(grace_hopper.shape[1]) == 1.0
     assert FaceDetector().ratio(4000) == 1.0
+
+
+def test_a_whole_frame_search_leaves_out_the_regions_it_is_told_to_skip():
+
+    from edge.config import SAMPLE_CLIP
+    from edge.vision.detect import painted_over
+
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
+    ok, image = capture.read()
+    capture.release()
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    detector = FaceDetector(detect_width=320)
+    faces = detector.detect(gray)
+    assert len(faces) == 2  # the clip's two portraits
+    skipped = faces[0].expand(detector.window_growth)
+    others = detector.detect(gray, skip=[skipped])
+    assert len(others) == 1 and others[0].iou(faces[1]) > 0.8  # the other face is still found, where it was
+    painted = painted_over(gray, [skipped, Box(600, 440, 100, 100)])  # a region past the frame's corner is clipped
+    x, y, w, h = skipped.clip(640, 480)
+    assert len(np.unique(painted[y : y + h, x : x + w])) == 1 and len(np.unique(painted[440:, 600:])) == 1
+    untouched = np.ones(gray.shape, bool)
+    untouched[y : y + h, x : x + w] = untouched[440:, 600:] = False
+    assert np.array_equal(painted[untouched], gray[untouched]) and painted is not gray

@@ -152,3 +152,35 @@ def test_a_region_smaller_than_two_blocks_gives_nothing_to_match():
     assert shrink(frame, Box(632, 10, 40, 40), 5) is None  # 8 px inside the frame: fewer than 2 blocks of 5
     assert shrink(frame, Box(630, 10, 40, 40), 5).shape == (8, 2)
     assert shrink(frame, Box(-100, -100, 50, 50), 1) is None
+
+
+class SkippingDetector(CountingDetector):
+    """Haar's interface with `skips_tracked`: records what each whole-frame search was told to leave out."""
+
+    skips_tracked = True
+
+    def __init__(self):
+        super().__init__()
+        self.skips = {}
+
+    def detect(self, gray, skip=()):
+        self.skips[self.frame] = list(skip)
+        return [box for box in TRUTH[self.frame] if not any(2 * box.intersection(region) > box.area for region in skip)]
+
+
+def test_a_whole_frame_search_with_faces_tracked_looks_only_for_new_ones():
+    frames = sample_frames(9)
+    detector = SkippingDetector()
+    faces = FacePipeline(FixedModel(), detector, Tracker(), SearchSchedule(4, 4, None), StageTimer(), ClassifySchedule(),
+                         FaceFollower(3))
+    for index, gray in enumerate(frames):
+        detector.frame = index
+        result = faces.process(Frame(index, index / 30, gray, None))
+        assert result.full_detection == (index in (0, 4, 8))
+        for box, truth in zip(sorted(result.boxes, key=lambda b: b.x), sorted(TRUTH[index], key=lambda b: b.x), strict=True):
+            assert box.iou(truth) > 0.8, (index, box, truth)
+    assert sorted(detector.skips) == [0, 4, 8] and detector.skips[0] == []  # nothing tracked yet: the whole frame
+    for index in (4, 8):  # each tracked face, as just found around its track, grown as a window is
+        assert len(detector.skips[index]) == len(TRUTH[index])
+        for truth in TRUTH[index]:
+            assert any(region.intersection(truth) == truth.area and region.w > truth.w for region in detector.skips[index])
