@@ -138,8 +138,10 @@ $(PEER)/.fer:
 	touch $@
 
 # Haar, BlazeFace and YuNet on both clips next to the fer package, one core each, ratios in one table.
+# Runs of each setting and of the fer package: the fastest counts on both sides (one run is +-15% on a shared VM).
+BENCH_REPEAT ?= 3
 bench-peer: $(ALL) $(PEER)/.fer
-	$(PY) -m edge bench pipeline --peer $(PEER)/bin/python
+	$(PY) -m edge bench pipeline --peer $(PEER)/bin/python --repeat $(BENCH_REPEAT)
 
 clean:
 	rm -rf $(OUT) build dist *.egg-info

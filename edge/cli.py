@@ -420,7 +420,7 @@ def bench_pipeline(
     peer: Path | None = typer.Option(None, help="python of the fer peer's venv (build/peer-venv/bin/python): run it on each clip too, report ratios", rich_help_panel="Against the fer package"),
     max_frames: int = typer.Option(0, min=0, help="frames per run (0 = whole clip)", rich_help_panel="Clips and runs"),
     model: str | None = typer.Option(None, help=MODEL_HELP, rich_help_panel="Clips and runs"),
-    repeat: int = typer.Option(1, min=1, help="runs per setting (the fastest counts)", rich_help_panel="Clips and runs"),
+    repeat: int = typer.Option(1, min=1, help="runs per setting, and of the peer (the fastest counts)", rich_help_panel="Clips and runs"),
     one_core: bool = typer.Option(True, "--one-core/--all-cores", metavar=" ", help="pin the benchmark to one CPU (as the peer is)", rich_help_panel="Clips and runs"),
     out_dir: Path = typer.Option(Path("bench"), help="where the JSON and CSV go", rich_help_panel="Clips and runs"),
 ) -> None:
@@ -451,7 +451,7 @@ def bench_pipeline(
             with bench_progress() as progress:
                 rows += bench_pipelines(clip, truth, custom_grid_of(chosen) if chosen else GRIDS[grid], model or "", repeat, max_frames, progress)
             if peer is not None:
-                peers[clip] = bench_peer(peer, clip, max_frames)
+                peers[clip] = bench_peer(peer, clip, max_frames, repeat)
     except (ValueError, RuntimeError, ImportError) as error:
         fail(str(error))
     rows = add_peer_ratio(rows, peers) + list(peers.values())

@@ -253,9 +253,9 @@ def bench_pipelines(source: str, truth_path: Path | None, grid: dict[str, dict],
     return rows
 
 
-def bench_peer(python: Path, clip: str, max_frames: int = 0) -> dict:
+def bench_peer(python: Path, clip: str, max_frames: int = 0, repeat: int = 1) -> dict:
     """The `fer` package on a bundled clip, run by scripts/bench_peer.py in its own interpreter (its venv has
-    TensorFlow; this one needs none)."""
+    TensorFlow; this one needs none), `repeat` times: the fastest run counts, as for our settings."""
     import subprocess
 
     if not Path(python).is_file():
@@ -267,10 +267,13 @@ def bench_peer(python: Path, clip: str, max_frames: int = 0) -> dict:
     command = [str(python), str(script), "--clip", str(video), "--max-frames", str(max_frames), "--label", clip]
     if truth is not None:
         command += ["--truth", str(truth)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"peer benchmark ({' '.join(command)}) failed: {result.stderr.strip()[-800:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    runs = []
+    for _ in range(repeat):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        if result.returncode != 0:
+            raise RuntimeError(f"peer benchmark ({' '.join(command)}) failed: {result.stderr.strip()[-800:]}")
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return max(runs, key=lambda row: row.get("cpu_fps") or 0.0)
 
 
 def add_peer_ratio(rows: list[dict], peers: dict[str, dict]) -> list[dict]:

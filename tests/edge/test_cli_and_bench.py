@@ -132,6 +132,15 @@ def test_peer_ratio_is_per_clip():
     assert [r.get("x_peer_fps") for r in out] == [10.0, 6.0, None]
 
 
+def test_the_peer_runs_as_often_as_our_settings_and_its_fastest_run_counts(tmp_path):
+    fake = tmp_path / "python"  # stands in for the fer venv's interpreter: each run reads the next CPU FPS
+    fake.write_text('#!/bin/sh\nn=$(cat "$0.runs" 2>/dev/null || echo 0); echo $((n + 1)) > "$0.runs"\n'
+                    'set -- 5 9 7; eval fps=\\${$((n + 1))}\necho "{\\"clip\\": \\"sample\\", \\"cpu_fps\\": $fps}"\n')
+    fake.chmod(0o755)
+    assert bench.bench_peer(fake, "sample", repeat=3) == {"clip": "sample", "cpu_fps": 9}
+    assert (tmp_path / "python.runs").read_text().strip() == "3"
+
+
 @pytest.mark.slow
 def test_peer_failure_is_reported_with_its_command():
     # this interpreter has no `fer` package, so the peer script fails; the error says what was run
