@@ -71,7 +71,7 @@ def pi_health() -> dict:
 def drop_cached_libraries(folder: Path) -> tuple[int, int]:
     """Ask the kernel to drop the page cache of the shared libraries under `folder` (a venv just installed), as a
     reboot would; returns (files, bytes). Pages pip has just written stay cached, and a process mapping a library
-    gets the cached pages around each page it touches too (fault-around, over the large folios the write made):
+    gets the cached pages around each page it touches too (the kernel's fault-around):
     `make demo` right after an install peaked at 159 MB resident against 111 MB once these were dropped (OpenCV's
     library alone 41 against 14 MB), the same allocations either way. Each file is written back first (dirty
     pages are not dropped); pages a running process maps stay; nothing is deleted, what is needed is read again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -84,7 +85,7 @@ class FaceDetector:
     # spends most of its time on face-like pixels, so a frame with them painted over costs about 40% less.
     skips_tracked = True
 
-    def detect(self, gray: np.ndarray, skip: list[Box] = ()) -> list[Box]:
+    def detect(self, gray: np.ndarray, skip: Sequence[Box] = ()) -> list[Box]:
         """Faces in a grey (H, W) uint8 frame, in that frame's coordinates, sorted by position. `skip`: regions
         not to search (painted flat before the search; nothing found mostly inside one is returned)."""
         check_gray(gray)
@@ -133,7 +134,7 @@ class FaceDetector:
         return [b.scale(1.0 / ratio) for b in boxes] if ratio < 1.0 else boxes
 
 
-def painted_over(gray: np.ndarray, regions: list[Box]) -> np.ndarray:
+def painted_over(gray: np.ndarray, regions: Sequence[Box]) -> np.ndarray:
     """A copy of the frame with each region (clipped) filled with its own mean grey: no face is found there."""
     image = gray.copy()
     height, width = gray.shape
