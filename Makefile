@@ -44,7 +44,7 @@ help:
 PIP = PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q
 
 # Freshly written libraries leave the page cache (edge.host.drop_cached_libraries: as after a reboot): mapped
-# straight after pip wrote them they count ~50 MB more resident memory in every run (docs/benchmarks.md).
+# straight after pip wrote them they count ~50 MB more resident memory in the runs that follow (docs/benchmarks.md).
 DROP_CACHE = $(PY) -c 'import sys; from edge.host import drop_cached_libraries as drop; drop(sys.argv[1])' $(VENV)
 
 # The runtime alone: numpy, OpenCV 4, typer and a TFLite interpreter (no TensorFlow).
