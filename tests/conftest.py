@@ -36,6 +36,18 @@ def folder_deleter(folder: Path, after_frames: int, seen: list | None = None):
     return observe
 
 
+def stats_due_at(frame_index: int, interval_s: float):
+    """A pipeline observer that holds frame `frame_index` for `interval_s`, so a stats record falls due there
+    however fast the CPU runs the clip (a fast one finished the sample in under half a second)."""
+    import time
+
+    def observe(result) -> None:
+        if result.frame.index == frame_index:
+            time.sleep(interval_s)
+
+    return observe
+
+
 def timeless(record: dict) -> dict:
     """A record without its wall-clock `time`, after checking that `time` is an ISO 8601 UTC stamp: what is
     left can be compared whole."""

@@ -11,7 +11,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, stats_due_at
 
 from edge import pipeline
 from edge.config import SAMPLE_CLIP, SAMPLE_TRUTH, RunConfig
@@ -31,10 +31,13 @@ def read_log(path):
 def test_sample_clip_end_to_end(tmp_path):
     log = tmp_path / "events.jsonl"
     found = {}
-    summary = pipeline.run(
-        RunConfig(source="sample", log=str(log), stats_interval=0.5),
-        observer=lambda result: found.__setitem__(result.frame.index, result.boxes),
-    )
+    hold = stats_due_at(75, 0.5)
+
+    def observe(result):
+        found[result.frame.index] = result.boxes
+        hold(result)
+
+    summary = pipeline.run(RunConfig(source="sample", log=str(log), stats_interval=0.5), observer=observe)
     records = read_log(log)
     kinds = [r["event"] for r in records]
     assert kinds[0] == "start" and kinds[-1] == "stop"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import small_fs
-from conftest import ROOT
+from conftest import ROOT, stats_due_at
 
 from edge import pipeline
 from edge.config import RunConfig
@@ -119,7 +119,7 @@ def test_the_stop_record_and_track_ends_are_attempted_after_a_failed_write(tmp_p
     monkeypatch.setattr(EventLog, "_append", full_once)
     path = tmp_path / "events.jsonl"
     with pytest.raises(EventLogError, match="events.jsonl"):
-        pipeline.run(RunConfig(source="sample", log=str(path), stats_interval=0.2))
+        pipeline.run(RunConfig(source="sample", log=str(path), stats_interval=0.2), observer=stats_due_at(50, 0.2))
     records = parsed_lines(path)
     assert records[-1]["event"] == "stop" and records[-1]["reason"].startswith("error: EventLogError")
     news = {r["track"] for r in records if r["event"] == "new"}
