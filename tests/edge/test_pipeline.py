@@ -195,9 +195,9 @@ def test_duration_ends_a_run_waiting_for_a_lost_camera(tmp_path, monkeypatch):
 
 def test_sigterm_leaves_a_complete_log(tmp_path):
     log = tmp_path / "e.jsonl"
-    # full-resolution detection on every frame is slow enough to be stopped midway
+    # looping, the clip ends only by the signal, however fast the CPU
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--source", "sample", "--log", str(log), "--detect-width", "0", "--detect-every", "1"],
+        [sys.executable, "-m", "edge", "run", "--source", "sample", "--loop", "--log", str(log), "--detect-width", "0", "--detect-every", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.time() + 60
@@ -208,7 +208,7 @@ def test_sigterm_leaves_a_complete_log(tmp_path):
     assert process.returncode == 0, stderr
     records = read_log(log)
     assert records[0]["event"] == "start" and records[-1]["event"] == "stop"
-    assert records[-1]["reason"] == "signal" and records[-1]["frames"] < 150
+    assert records[-1]["reason"] == "signal"
     news = {r["track"] for r in records if r["event"] == "new"}
     assert news == {r["track"] for r in records if r["event"] == "end"}  # every track closed
 

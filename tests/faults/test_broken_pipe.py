@@ -9,7 +9,7 @@ from conftest import ROOT
 
 def test_a_closed_stdout_pipe_ends_the_run_with_one_clear_error():
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--source", "sample", "--log", "-", "--stats-interval", "0.05"],
+        [sys.executable, "-m", "edge", "run", "--source", "sample", "--loop", "--log", "-", "--stats-interval", "0.05"],  # ends only by the closed pipe
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     first = process.stdout.readline()

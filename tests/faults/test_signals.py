@@ -107,7 +107,7 @@ def test_a_second_ctrl_c_during_rotation_loses_no_line(tmp_path, monkeypatch):
 def test_sigterm_while_the_log_rotates_leaves_whole_lines_in_every_file(tmp_path):
     log = tmp_path / "e.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--source", "sample", "--log", str(log), "--log-max-bytes", "2000",
+        [sys.executable, "-m", "edge", "run", "--source", "sample", "--loop", "--log", str(log), "--log-max-bytes", "2000",
          "--log-backups", "100", "--stats-interval", "0.01", "--detect-width", "0", "--detect-every", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
